@@ -1,0 +1,34 @@
+"""GraphQL's error shape: the message, plus `code` and `status` in the extensions.
+
+Errors the application raised on purpose (AppError) keep their message; anything
+else is logged with the request id and masked.
+"""
+
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension
+
+from app.core.errors import AppError
+
+UNEXPECTED = "An unexpected error occurred."
+
+
+class AppErrorExtensions(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in (result.errors if result else None) or []:
+            original = error.original_error
+            if isinstance(original, AppError):
+                error.extensions = {"code": original.code, "status": original.status}
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    # Errors without an original are GraphQL's own (syntax, unknown field): safe to show.
+    return error.original_error is not None and not isinstance(error.original_error, AppError)
+
+
+def mask_unexpected_errors() -> MaskErrors:
+    """A factory: Strawberry builds a fresh extension for each request."""
+    return MaskErrors(should_mask_error=_is_unexpected, error_message=UNEXPECTED)

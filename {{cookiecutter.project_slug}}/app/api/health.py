@@ -1,0 +1,52 @@
+"""Liveness and readiness, for orchestrators and load balancers."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.dependencies import ServicesDep
+from app.core.problems import PROBLEM_JSON, problem
+
+CHECK_TIMEOUT_SECONDS = 2.0
+router = APIRouter(prefix="/health", tags=["health"])
+log = structlog.get_logger(__name__)
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """The process is up; says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+async def _check(name: str, ping: Callable[[], Awaitable[bool]]) -> tuple[str, bool]:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return name, bool(await ping())
+    except Exception as exc:
+        log.warning("readiness_check_failed", dependency=name, error=type(exc).__name__)
+        return name, False
+
+
+NOT_READY = {"description": "A dependency is unreachable", "content": {PROBLEM_JSON: {}}}
+
+
+@router.get("/ready", responses={503: NOT_READY})
+async def ready(services: ServicesDep) -> Any:
+    """Every dependency answers; checked concurrently, each within a timeout."""
+    results = dict(
+        await asyncio.gather(
+            _check("database", services.database.ping),
+            _check("redis", services.cache.ping),
+            _check("broker", services.bus.ping),
+        )
+    )
+    checks = {name: "ok" if healthy else "unavailable" for name, healthy in results.items()}
+    failing = [name for name, healthy in results.items() if not healthy]
+    if failing:
+        detail = f"Not ready: {', '.join(failing)}."
+        return problem(503, "Service Unavailable", detail, checks=checks)
+    return JSONResponse({"status": "ok", "checks": checks})

@@ -1,0 +1,1 @@
+"""Compliance logging: an append-only, tamper-evident audit trail."""

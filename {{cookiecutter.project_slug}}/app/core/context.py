@@ -1,0 +1,22 @@
+"""What is known about the request being served, for logs, events and audit records."""
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request_id: str
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
+
+
+def current_request() -> RequestContext | None:
+    return _current.get()
+
+
+def set_current_request(context: RequestContext | None) -> None:
+    _current.set(context)

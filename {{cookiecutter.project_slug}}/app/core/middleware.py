@@ -1,0 +1,80 @@
+"""Request ids, access logs and metrics, as plain ASGI middleware (no per-request task)."""
+
+import re
+import time
+import uuid
+
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.context import RequestContext, set_current_request
+from app.core.problems import unexpected_error
+
+REQUEST_ID_HEADER = "x-request-id"
+# An incoming id is kept only if it is short and plain, so it is safe to log and echo.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests served.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to serve an HTTP request.", ["method", "route"]
+)
+log = structlog.get_logger("app.access")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        client = scope.get("client")
+        user_agent = headers.get(b"user-agent", b"").decode("latin-1")[:256] or None
+        set_current_request(
+            RequestContext(
+                request_id=request_id,
+                client_ip=client[0] if client else None,
+                user_agent=user_agent,
+            )
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        response_started = False
+        started = time.perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            # Logged here with the request id; the client learns nothing of the cause.
+            log.exception("unhandled_error")
+            if not response_started:
+                await unexpected_error()(scope, receive, send_with_request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route template, not the raw path, keeps the metric's label set bounded.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )

@@ -1,0 +1,62 @@
+"""RFC 9457 problem details: the single error shape of every HTTP response."""
+
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.core.context import current_request
+from app.core.errors import AppError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    context = current_request()
+    if context is not None:
+        body["request_id"] = context.request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    error = cast(AppError, exc)
+    return problem(error.status, error.title, error.detail, code=error.code)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    error = cast(HTTPException, exc)
+    response = problem(error.status_code, _title(error.status_code), str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    # Only where and why: echoing the rejected input back could leak what was sent.
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in cast(RequestValidationError, exc).errors()
+    ]
+    return problem(422, "Unprocessable Content", "The request is invalid.", errors=errors)
+
+
+def unexpected_error() -> JSONResponse:
+    return problem(500, "Internal Server Error", "An unexpected error occurred.")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,42 @@
+"""Domain events: what happened, as typed messages other services can rely on."""
+
+from datetime import UTC, datetime
+from typing import ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.context import current_request
+
+
+def _correlation_id() -> str | None:
+    context = current_request()
+    return context.request_id if context else None
+
+
+class DomainEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # Routing key (RabbitMQ) and topic suffix (Kafka); stable across versions.
+    event_type: ClassVar[str]
+
+    id: UUID = Field(default_factory=uuid4)
+    version: int = 1
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = Field(default_factory=_correlation_id)
+
+    @property
+    def aggregate_id(self) -> str:
+        """Events of one aggregate share a key, so Kafka keeps them in order."""
+        return str(self.id)
+
+
+class ItemCreated(DomainEvent):
+    event_type: ClassVar[str] = "item.created"
+
+    item_id: UUID
+    name: str
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(self.item_id)

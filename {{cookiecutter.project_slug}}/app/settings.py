@@ -1,0 +1,115 @@
+"""All configuration, read once from the environment (and `.env`).
+
+Each feature has its own section; the environment variable of a field is the
+section name and the field name joined by `_`, e.g. `DATABASE_URL` or
+`AUTH_SECRET_KEY`.
+"""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets must be replaced outside development; `.env.example` marks them with this.
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - a marker, refused outside development
+MIN_SECRET_LENGTH = 32
+
+
+class AppSettings(BaseModel):
+    name: str = "{{ cookiecutter.project_slug }}"
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+{% if cookiecutter.database == "postgres" %}
+
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+asyncpg://postgres:postgres@localhost:5432/{{ cookiecutter.project_slug.replace('-', '_') }}"
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    echo: bool = False
+{% else %}
+
+class MongodbSettings(BaseModel):
+    # The database name is the URL's path.
+    url: str = "mongodb://localhost:27017/{{ cookiecutter.project_slug.replace('-', '_') }}"
+    timeout_ms: int = Field(default=5000, ge=100)
+{% endif %}
+
+class RedisSettings(BaseModel):
+    url: str = "redis://localhost:6379/0"
+    # Every key this service writes starts with the prefix, so services can share a Redis.
+    key_prefix: str = "{{ cookiecutter.project_slug }}:"
+
+
+class BrokerSettings(BaseModel):
+{%- if cookiecutter.broker == "rabbitmq" %}
+    url: str = "amqp://guest:guest@localhost:5672/"
+{%- else %}
+    url: str = "localhost:9092"
+    # acks=all with an idempotent producer: a retried send is never written twice.
+    # Apache Kafka supports it; turn it off only for a Kafka-protocol broker that
+    # cannot (one without the InitProducerId request).
+    idempotent_producer: bool = True
+{%- endif %}
+    # Prefix of every exchange, queue, topic and consumer group this service declares.
+    prefix: str = "{{ cookiecutter.project_slug }}."
+
+
+class AuthSettings(BaseModel):
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+{% if cookiecutter.compliance_logging %}
+
+class AuditSettings(BaseModel):
+    # Key of the HMAC that chains audit records: without it an edited chain cannot be re-sealed.
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+{% endif %}
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    app: AppSettings = AppSettings()
+{%- if cookiecutter.database == "postgres" %}
+    database: DatabaseSettings = DatabaseSettings()
+{%- else %}
+    mongodb: MongodbSettings = MongodbSettings()
+{%- endif %}
+    redis: RedisSettings = RedisSettings()
+    broker: BrokerSettings = BrokerSettings()
+    auth: AuthSettings = AuthSettings()
+{%- if cookiecutter.compliance_logging %}
+    audit: AuditSettings = AuditSettings()
+{%- endif %}
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_outside_development(self) -> "Settings":
+        if self.app.environment == "development":
+            return self
+        secrets = {
+            "AUTH_SECRET_KEY": self.auth.secret_key,
+{%- if cookiecutter.compliance_logging %}
+            "AUDIT_SECRET_KEY": self.audit.secret_key,
+{%- endif %}
+        }
+        weak = [
+            name
+            for name, value in secrets.items()
+            if value.get_secret_value() in ("", PLACEHOLDER_SECRET)
+            or len(value.get_secret_value()) < MIN_SECRET_LENGTH
+        ]
+        if weak:
+            raise ValueError(
+                f"refusing to start in {self.app.environment!r} with default, empty or short "
+                f"secrets: {', '.join(weak)} (use at least {MIN_SECRET_LENGTH} random characters)"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

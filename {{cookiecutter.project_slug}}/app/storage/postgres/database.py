@@ -1,0 +1,61 @@
+"""PostgreSQL through SQLAlchemy 2 (async, asyncpg)."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from app.events.schemas import DomainEvent
+from app.settings import DatabaseSettings
+from app.storage.postgres.items import PostgresItemRepository
+from app.storage.unit_of_work import AfterCommit
+
+# Runs inside the transaction, just before it commits, with the events it emitted.
+BeforeCommit = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
+
+
+class PostgresUnitOfWork:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.items = PostgresItemRepository(session)
+        self.events: list[DomainEvent] = []
+
+    def emit(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+
+class PostgresDatabase:
+    def __init__(self, settings: DatabaseSettings, *, after_commit: AfterCommit) -> None:
+        self.engine = create_async_engine(
+            settings.url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_pre_ping=True,
+            echo=settings.echo,
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.before_commit: list[BeforeCommit] = []
+        self.after_commit = after_commit
+
+    async def connect(self) -> None:
+        # Fail at startup, not at the first request, if the database is unreachable.
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as connection:
+            return bool(await connection.scalar(text("SELECT 1")) == 1)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
+        async with self.sessions() as session, session.begin():
+            uow = PostgresUnitOfWork(session)
+            yield uow
+            for hook in self.before_commit:
+                await hook(session, uow.events)
+        if uow.events:
+            await self.after_commit(uow.events)

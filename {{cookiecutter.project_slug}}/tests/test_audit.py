@@ -1,0 +1,67 @@
+"""The audit trail records audited actions, sealed in a verifiable chain."""
+
+from uuid import uuid4
+
+from app.audit.records import GENESIS, AuditEntry, SealedEntry, seal, verify_chain
+from app.core.context import RequestContext, set_current_request
+from app.items import service
+from app.items.schemas import ItemCreate
+from app.services import Services
+from tests.conftest import unique
+
+
+async def test_creating_an_item_is_audited(services: Services) -> None:
+    request_id = uuid4().hex
+    set_current_request(
+        RequestContext(request_id=request_id, client_ip="203.0.113.7", user_agent="audit-test")
+    )
+    try:
+        item = await service.create_item(
+            database=services.database, data=ItemCreate(name=unique("audited"))
+        )
+    finally:
+        set_current_request(None)
+
+    records = await services.audit.recent(limit=50)
+    (record,) = [r for r in records if r.entry.request_id == request_id]
+    entry = record.entry
+    assert (entry.action, entry.resource_type, entry.resource_id) == (
+        "item.create",
+        "item",
+        str(item.id),
+    )
+    assert (entry.outcome, entry.actor) == ("success", "anonymous")
+    assert (entry.client_ip, entry.user_agent) == ("203.0.113.7", "audit-test")
+    assert entry.occurred_at.tzinfo is not None
+
+    report = await services.audit.verify()
+    assert report.intact
+    assert report.checked >= 1
+
+
+def _chain(key: bytes, count: int) -> list[SealedEntry]:
+    records, previous = [], GENESIS
+    for sequence in range(1, count + 1):
+        entry = AuditEntry(action="item.create", resource_type="item", resource_id=str(sequence))
+        current = seal(key, previous, entry)
+        records.append(SealedEntry(sequence, entry, previous, current))
+        previous = current
+    return records
+
+
+def test_verify_finds_the_first_edited_record() -> None:
+    key = b"k" * 32
+    records = _chain(key, 5)
+    assert verify_chain(key, records).intact
+
+    edited = records[2].entry.model_copy(update={"actor": "mallory"})
+    records[2] = SealedEntry(3, edited, records[2].previous, records[2].seal)
+    report = verify_chain(key, records)
+    assert (report.intact, report.first_broken, report.checked) == (False, 3, 2)
+
+
+def test_verify_finds_a_deleted_record_and_a_wrong_key() -> None:
+    key = b"k" * 32
+    records = _chain(key, 4)
+    assert verify_chain(key, [*records[:1], *records[2:]]).first_broken == 3
+    assert verify_chain(b"x" * 32, records).first_broken == 1

@@ -1,0 +1,65 @@
+import dataclasses
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from app.services import Services, build_services
+from app.settings import Settings
+from tests.conftest import unreachable
+
+# Which field of Services each dependency of the readiness check lives in.
+COMPONENT = {"database": "database", "redis": "cache", "broker": "bus"}
+
+
+async def test_live(client: AsyncClient) -> None:
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_checks_every_dependency(client: AsyncClient) -> None:
+    response = await client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok", "broker": "ok"},
+    }
+
+
+@pytest.mark.parametrize("dependency", sorted(COMPONENT))
+async def test_ready_names_the_failing_dependency(
+    app: FastAPI, client: AsyncClient, services: Services, settings: Settings, dependency: str
+) -> None:
+    broken = build_services(unreachable(settings, dependency))
+    field = COMPONENT[dependency]
+    app.state.services = dataclasses.replace(services, **{field: getattr(broken, field)})
+    try:
+        response = await client.get("/health/ready")
+    finally:
+        app.state.services = services
+        await broken.stop()
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["detail"] == f"Not ready: {dependency}."
+    assert body["checks"] == {
+        name: "unavailable" if name == dependency else "ok" for name in COMPONENT
+    }
+
+
+async def test_request_id_is_echoed_or_made(client: AsyncClient) -> None:
+    echoed = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    # An id that is not short and plain is replaced, so logs never carry raw input.
+    replaced = await client.get("/health/live", headers={"X-Request-ID": "a b\tc" * 20})
+    assert replaced.headers["x-request-id"] != "a b\tc" * 20
+    assert len(replaced.headers["x-request-id"]) == 32
+
+
+async def test_metrics_are_exposed(client: AsyncClient) -> None:
+    await client.get("/health/live")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert 'http_requests_total{method="GET",route="/health/live",status="200"}' in response.text

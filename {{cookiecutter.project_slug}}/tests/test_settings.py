@@ -1,0 +1,45 @@
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+STRONG = "s" * 40
+SECRETS = ["auth"{% if cookiecutter.compliance_logging %}, "audit"{% endif %}]
+
+
+def _with_secrets(environment: str, **overrides: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"app": {"environment": environment}}
+    for section in SECRETS:
+        data[section] = {"secret_key": overrides.get(section, STRONG)}
+    return data
+
+
+def test_environment_variables_fill_the_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6380/3")
+    monkeypatch.setenv("BROKER_PREFIX", "billing.")
+    monkeypatch.setenv("APP_LOG_LEVEL", "WARNING")
+    settings = Settings()
+    assert settings.redis.url == "redis://cache.internal:6380/3"
+    assert settings.broker.prefix == "billing."
+    assert settings.app.log_level == "WARNING"
+
+
+def test_development_accepts_the_placeholder_secrets() -> None:
+    settings = Settings.model_validate(_with_secrets("development", auth="change-me"))
+    assert settings.auth.secret_key.get_secret_value() == "change-me"
+
+
+@pytest.mark.parametrize("section", SECRETS)
+@pytest.mark.parametrize("secret", ["", "change-me", "too-short"])
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_weak_secrets_refused_outside_development(
+    environment: str, secret: str, section: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"{section.upper()}_SECRET_KEY"):
+        Settings.model_validate(_with_secrets(environment, **{section: secret}))
+
+
+def test_strong_secrets_accepted_in_production() -> None:
+    assert Settings.model_validate(_with_secrets("production")).app.environment == "production"
