@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,8 @@ SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 SLUG_MAX = 63
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 EMAIL_MAX = 254
+# The name is the API's title in the code; longer would not fit a line.
+NAME_MAX = 60
 CHOICES = {
     "database": ("postgres", "mongodb"),
     "api": ("rest", "graphql"),
@@ -41,8 +42,11 @@ def problems(answers: Mapping[str, Any]) -> list[str]:
     email = str(answers.get("author_email", ""))
     if len(email) > EMAIL_MAX or not EMAIL.fullmatch(email):
         found.append(f"author_email {email!r} is not an email address (name@example.com).")
-    if not str(answers.get("project_name", "")).strip():
+    name = str(answers.get("project_name", ""))
+    if not name.strip():
         found.append("project_name is empty: give the service a name.")
+    elif len(name) > NAME_MAX:
+        found.append(f"project_name is longer than {NAME_MAX} characters: shorten it.")
     for key, allowed in CHOICES.items():
         if answers.get(key) not in allowed:
             found.append(f"{key} {answers.get(key)!r} is not one of {', '.join(allowed)}.")

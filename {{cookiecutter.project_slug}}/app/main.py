@@ -42,7 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title={{ cookiecutter.project_name | tojson }},
-        description={{ cookiecutter.description | tojson }},
         version="0.1.0",
         lifespan=lifespan,
         docs_url="/docs" if development else None,

@@ -14,17 +14,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Secrets must be replaced outside development; `.env.example` marks them with this.
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - a marker, refused outside development
 MIN_SECRET_LENGTH = 32
+SERVICE = "{{ cookiecutter.project_slug }}"
+DATABASE_NAME = "{{ cookiecutter.project_slug.replace('-', '_') }}"
 
 
 class AppSettings(BaseModel):
-    name: str = "{{ cookiecutter.project_slug }}"
+    name: str = SERVICE
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 {% if cookiecutter.database == "postgres" %}
 
 class DatabaseSettings(BaseModel):
-    url: str = "postgresql+asyncpg://postgres:postgres@localhost:5432/{{ cookiecutter.project_slug.replace('-', '_') }}"
+    url: str = f"postgresql+asyncpg://postgres:postgres@localhost:5432/{DATABASE_NAME}"
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     echo: bool = False
@@ -32,14 +34,14 @@ class DatabaseSettings(BaseModel):
 
 class MongodbSettings(BaseModel):
     # The database name is the URL's path.
-    url: str = "mongodb://localhost:27017/{{ cookiecutter.project_slug.replace('-', '_') }}"
+    url: str = f"mongodb://localhost:27017/{DATABASE_NAME}"
     timeout_ms: int = Field(default=5000, ge=100)
 {% endif %}
 
 class RedisSettings(BaseModel):
     url: str = "redis://localhost:6379/0"
     # Every key this service writes starts with the prefix, so services can share a Redis.
-    key_prefix: str = "{{ cookiecutter.project_slug }}:"
+    key_prefix: str = f"{SERVICE}:"
 
 
 class BrokerSettings(BaseModel):
@@ -53,7 +55,7 @@ class BrokerSettings(BaseModel):
     idempotent_producer: bool = True
 {%- endif %}
     # Prefix of every exchange, queue, topic and consumer group this service declares.
-    prefix: str = "{{ cookiecutter.project_slug }}."
+    prefix: str = f"{SERVICE}."
 
 
 class AuthSettings(BaseModel):

@@ -1,4 +1,4 @@
-"""What is known about the request being served, for logs, events and audit records."""
+"""What is known about the request being served, for logs, events and records of who did what."""
 
 from contextvars import ContextVar
 from dataclasses import dataclass

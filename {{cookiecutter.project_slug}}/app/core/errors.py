@@ -1,7 +1,5 @@
-"""The errors features raise. Transports turn them into their one error shape.
-
-REST answers RFC 9457 problem details; GraphQL puts `code` and `status` in the
-error's extensions. Nothing else about an exception ever reaches a client.
+"""The errors features raise. The API turns each into its one error shape, with
+the `code` and `status` below; nothing else about an exception reaches a client.
 """
 
 from typing import ClassVar

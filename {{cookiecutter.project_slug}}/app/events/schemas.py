@@ -17,7 +17,7 @@ def _correlation_id() -> str | None:
 class DomainEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    # Routing key (RabbitMQ) and topic suffix (Kafka); stable across versions.
+    # Names the event on the broker (routing key or topic); stable across versions.
     event_type: ClassVar[str]
 
     id: UUID = Field(default_factory=uuid4)
@@ -27,7 +27,7 @@ class DomainEvent(BaseModel):
 
     @property
     def aggregate_id(self) -> str:
-        """Events of one aggregate share a key, so Kafka keeps them in order."""
+        """Events of one aggregate share a key, so the broker keeps them in order."""
         return str(self.id)
 
 

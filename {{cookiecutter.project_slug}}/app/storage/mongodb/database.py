@@ -2,7 +2,7 @@
 
 A unit of work here is not a multi-document transaction: those need a replica
 set. Each write is atomic on its own document, and the events are handed on
-after the work completes, as with PostgreSQL.
+after the work completes.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence

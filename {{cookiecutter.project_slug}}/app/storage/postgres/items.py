@@ -29,7 +29,5 @@ class PostgresItemRepository:
         return ItemPublic.model_validate(row) if row else None
 
     async def newest(self, *, limit: int) -> list[ItemPublic]:
-        rows = await self.session.scalars(
-            select(ItemRow).order_by(ItemRow.id.desc()).limit(limit)
-        )
+        rows = await self.session.scalars(select(ItemRow).order_by(ItemRow.id.desc()).limit(limit))
         return [ItemPublic.model_validate(row) for row in rows]

@@ -1,0 +1,75 @@
+"""Session plumbing: real services for the whole run, and a per-combination summary.
+
+The services start once, in the controlling process, before the xdist workers
+are spawned; their URLs reach the workers (and the rendered projects' suites)
+through the environment. URLs already set in the environment are used as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.services import running_services
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+_stack = contextlib.ExitStack()
+_started = time.monotonic()
+_per_combination: dict[str, dict[str, float | bool]] = defaultdict(
+    lambda: {"seconds": 0.0, "failed": False, "tests": 0}
+)
+_COMBINATION_ID = re.compile(r"\[((?:postgres|mongodb)-[a-z]+-[a-z]+-(?:audit|plain))\]")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return
+    kafka_given = "KAFKA_URL" in os.environ
+    workdir = Path(tempfile.mkdtemp(prefix="template-services-"))
+    urls = _stack.enter_context(running_services(workdir))
+    os.environ.update(
+        POSTGRES_URL=urls.postgres,
+        REDIS_URL=urls.redis,
+        RABBITMQ_URL=urls.rabbitmq,
+        KAFKA_URL=urls.kafka,
+        MONGODB_URL=urls.mongodb,
+    )
+    # The Kafka-protocol stand-in started here has no idempotent producer (InitProducerId);
+    # a real Kafka given by KAFKA_URL keeps the rendered project's default.
+    if not kafka_given:
+        os.environ.setdefault("KAFKA_IDEMPOTENT_PRODUCER", "false")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        _stack.close()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    match = _COMBINATION_ID.search(report.nodeid)
+    if match is None or "test_matrix.py" not in report.nodeid:
+        return
+    stats = _per_combination[match.group(1)]
+    stats["seconds"] = float(stats["seconds"]) + report.duration
+    if report.failed:
+        stats["failed"] = True
+    if report.when == "call":
+        stats["tests"] = int(stats["tests"]) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _per_combination:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("combinations")
+    for combination, stats in sorted(_per_combination.items()):
+        result = "FAILED" if stats["failed"] else "passed"
+        write(f"{combination:<32} {result:<7} {stats['tests']:>3} checks {stats['seconds']:7.1f} s")
+    write(f"total wall time: {time.monotonic() - _started:.1f} s")
