@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.combinations import Combination
+from tests.rendering import rendered_project
 from tests.services import running_services
 
-TEMPLATE = Path(__file__).resolve().parent.parent
 _stack = contextlib.ExitStack()
 _started = time.monotonic()
 _per_combination: dict[str, dict[str, float | bool]] = defaultdict(
@@ -54,7 +55,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     match = _COMBINATION_ID.search(report.nodeid)
-    if match is None or "test_matrix.py" not in report.nodeid:
+    if match is None or "test_hooks.py" in report.nodeid:
         return
     stats = _per_combination[match.group(1)]
     stats["seconds"] = float(stats["seconds"]) + report.duration
@@ -73,3 +74,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         result = "FAILED" if stats["failed"] else "passed"
         write(f"{combination:<32} {result:<7} {stats['tests']:>3} checks {stats['seconds']:7.1f} s")
     write(f"total wall time: {time.monotonic() - _started:.1f} s")
+
+
+@pytest.fixture
+def project(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return rendered_project(combination, tmp_path_factory)

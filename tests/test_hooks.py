@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.combinations import ALL, Combination
-from tests.conftest import TEMPLATE
+from tests.rendering import TEMPLATE
 
 
 def _load(name: str) -> ModuleType:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE
+from tests.rendering import TEMPLATE
 
 QUESTIONS = 9
 

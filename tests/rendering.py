@@ -1,0 +1,71 @@
+"""Rendering combinations and running commands in the rendered projects.
+
+Each combination is rendered and installed once per worker (the `project`
+fixture in conftest), and every check of a combination runs on that worker
+(xdist `loadgroup` with one group per combination).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+from tests.combinations import ALL, Combination
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+TEXT_SUFFIXES = {".py", ".toml", ".ini", ".md", ".json", ".yaml", ".yml", ".mako", ".example", ""}
+_projects: dict[str, Path] = {}
+
+
+def _params(combinations: list[Combination]) -> list[Any]:
+    return [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in combinations]
+
+
+EVERY = _params(ALL)
+POSTGRES = _params([c for c in ALL if c.database == "postgres"])
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    """Run a command; fail the test with the end of its output if it fails."""
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
+    return output
+
+
+def clean_env() -> dict[str, str]:
+    # The template's own virtualenv must not leak into the rendered project's.
+    return {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+
+
+def rendered_project(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The combination rendered and installed (`uv sync`), once per worker."""
+    if combination.id not in _projects:
+        out = tmp_path_factory.mktemp(combination.id)
+        path = Path(
+            cookiecutter(
+                str(TEMPLATE),
+                no_input=True,
+                output_dir=str(out),
+                extra_context=combination.answers(),
+            )
+        )
+        _projects[combination.id] = path
+        run(["uv", "sync", "--quiet"], cwd=path, env=clean_env())
+    return _projects[combination.id]
+
+
+def text_files(project: Path) -> Iterator[Path]:
+    for path in project.rglob("*"):
+        if ".venv" in path.parts or not path.is_file() or path.name == "uv.lock":
+            continue
+        if path.suffix in TEXT_SUFFIXES or path.name.startswith("."):
+            yield path
