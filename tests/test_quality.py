@@ -9,7 +9,10 @@ from tests.rendering import TEMPLATE, run
 
 def test_ruff() -> None:
     run([sys.executable, "-m", "ruff", "check", "--no-cache", "hooks", "tests"], cwd=TEMPLATE)
-    run([sys.executable, "-m", "ruff", "format", "--no-cache", "--check", "hooks", "tests"], cwd=TEMPLATE)
+    run(
+        [sys.executable, "-m", "ruff", "format", "--no-cache", "--check", "hooks", "tests"],
+        cwd=TEMPLATE,
+    )
 
 
 def test_mypy_strict() -> None:
