@@ -6,6 +6,7 @@ import json
 import os
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +20,7 @@ from tests.services import create_postgres_database, mongodb_database_url
 from tests.test_hooks import post_gen
 
 # Fewer tests than this means part of a rendered suite silently stopped running.
-MIN_RENDERED_TESTS = 30
+MIN_RENDERED_TESTS = 70
 SUITE_TIMEOUT = 600
 
 
@@ -126,7 +127,7 @@ def test_migrations_match_the_models(combination: Combination, project: Path) ->
 
 @pytest.mark.parametrize("combination", EVERY)
 def test_rendered_suite_passes_against_real_services(
-    combination: Combination, project: Path
+    combination: Combination, project: Path, record_property: Callable[[str, object], None]
 ) -> None:
     report = project / "pytest-report.xml"
     run(
@@ -147,6 +148,7 @@ def test_rendered_suite_passes_against_real_services(
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
     counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
+    record_property("rendered_tests", counts["tests"])
     assert counts["failures"] == counts["errors"] == 0, counts
     assert counts["skipped"] == 0, f"a rendered test was skipped: {counts}"
     assert counts["tests"] >= MIN_RENDERED_TESTS, counts

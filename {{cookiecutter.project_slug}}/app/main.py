@@ -15,7 +15,7 @@ from app.api.rest import router as rest_router
 from app.api.graphql import create_router as create_graphql_router
 {%- endif %}
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import install_problem_handlers
 from app.services import build_services
 from app.settings import Settings, get_settings
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if development else None,
         redoc_url=None,
     )
+    # The last added runs first: request ids wrap everything, the size limit included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(health.router)

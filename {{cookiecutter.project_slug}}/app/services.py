@@ -8,6 +8,9 @@ import structlog
 {% if cookiecutter.compliance_logging %}
 from app.audit.records import AuditLog
 {%- endif %}
+from app.auth.passwords import PasswordHasher
+from app.auth.tokens import Tokens
+from app.core.rate_limit import RateLimiter
 from app.events.bus import EventBus
 {%- if cookiecutter.broker == "kafka" %}
 from app.events.kafka import KafkaEventBus
@@ -41,6 +44,9 @@ class Services:
     cache: Cache
     bus: EventBus
     activity: ActivityFeed
+    passwords: PasswordHasher
+    tokens: Tokens
+    limiter: RateLimiter
 {%- if cookiecutter.compliance_logging %}
     audit: AuditLog
 {%- endif %}
@@ -91,6 +97,9 @@ def build_services(settings: Settings) -> Services:
         cache=cache,
         bus=bus,
         activity=activity,
+        passwords=PasswordHasher(settings.auth),
+        tokens=Tokens(settings.auth, cache),
+        limiter=RateLimiter(cache),
 {%- if cookiecutter.compliance_logging %}
         audit=audit,
 {%- endif %}

@@ -23,6 +23,8 @@ class AppSettings(BaseModel):
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
 {% if cookiecutter.database == "postgres" %}
 
 class DatabaseSettings(BaseModel):
@@ -60,6 +62,24 @@ class BrokerSettings(BaseModel):
 
 class AuthSettings(BaseModel):
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=7, ge=1)
+    # Argon2id cost. The defaults follow RFC 9106's second recommended option.
+    password_memory_kib: int = Field(default=65536, ge=1024)
+    password_time_cost: int = Field(default=3, ge=1)
+
+
+class RateLimitSettings(BaseModel):
+    """Sliding windows of one minute; requests over a limit get 429 and Retry-After."""
+
+    api_per_minute: int = Field(default=600, ge=1)
+    login_per_ip_per_minute: int = Field(default=20, ge=1)
+    login_per_account_per_minute: int = Field(default=5, ge=1)
+
+
+class CacheSettings(BaseModel):
+    item_seconds: int = Field(default=300, ge=1)
 {% if cookiecutter.compliance_logging %}
 
 class AuditSettings(BaseModel):
@@ -84,6 +104,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     broker: BrokerSettings = BrokerSettings()
     auth: AuthSettings = AuthSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    cache: CacheSettings = CacheSettings()
 {%- if cookiecutter.compliance_logging %}
     audit: AuditSettings = AuditSettings()
 {%- endif %}

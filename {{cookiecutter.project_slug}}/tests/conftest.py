@@ -5,9 +5,12 @@ Redis key prefix and broker prefix, so runs can share servers.
 """
 
 import asyncio
+import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,9 +18,12 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
+from app.auth.tokens import Principal, TokenPair
 from app.main import create_app
-from app.services import Services
+from app.services import Services, build_services
 from app.settings import MIN_SECRET_LENGTH, Settings
+from app.users import service as user_service
+from app.users.schemas import UserCreate, UserPublic
 
 RUN_ID = uuid.uuid4().hex[:8]
 # Used where the configured secret is too weak to pass the checks of a non-development
@@ -67,7 +73,22 @@ def settings() -> Settings:
     settings = override(settings, "app", environment="test")
     settings = override(settings, "redis", key_prefix=f"test-{RUN_ID}:")
     settings = override(settings, "broker", prefix=f"test-{RUN_ID}.")
-    settings = override(settings, "auth", secret_key=strong(settings.auth.secret_key))
+    # A cheap hash keeps the suite fast; production keeps the settings' defaults.
+    settings = override(
+        settings,
+        "auth",
+        secret_key=strong(settings.auth.secret_key),
+        password_memory_kib=8192,
+        password_time_cost=1,
+    )
+    # High limits: the rate-limit tests lower them where they need to.
+    settings = override(
+        settings,
+        "rate_limit",
+        api_per_minute=100_000,
+        login_per_ip_per_minute=100_000,
+        login_per_account_per_minute=100,
+    )
 {%- if cookiecutter.compliance_logging %}
     settings = override(settings, "audit", secret_key=strong(settings.audit.secret_key))
 {%- endif %}
@@ -123,3 +144,80 @@ async def eventually(check: Any, *, within: float = 30.0) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.1)
+
+
+PASSWORD = "Corr3ct-horse-battery!"
+
+
+@dataclass(frozen=True)
+class Account:
+    user: UserPublic
+    password: str
+    tokens: TokenPair
+    principal: Principal
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.access_token}"}
+
+
+async def new_account(services: Services, *, admin: bool = False) -> Account:
+    """A registered user with a live session (opened directly, not through login)."""
+    data = UserCreate(email=f"{unique('user')}@example.com", password=PASSWORD)
+    user = await user_service.register(
+        database=services.database, passwords=services.passwords, data=data
+    )
+    if admin:
+        await user_service.set_role(database=services.database, user_id=user.id, role="admin")
+        user = user.model_copy(update={"role": "admin"})
+    tokens = await services.tokens.open_session(user)
+    principal = await services.tokens.authenticate(tokens.access_token)
+    return Account(user=user, password=PASSWORD, tokens=tokens, principal=principal)
+
+
+@pytest.fixture
+async def account(services: Services) -> Account:
+    return await new_account(services)
+
+
+@pytest.fixture
+async def other_account(services: Services) -> Account:
+    return await new_account(services)
+
+
+@pytest.fixture
+async def admin_account(services: Services) -> Account:
+    return await new_account(services, admin=True)
+
+
+# Which field of Services each dependency of the readiness check lives in.
+COMPONENT = {"database": "database", "redis": "cache", "broker": "bus"}
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, **replacements: Any) -> AsyncIterator[None]:
+    """Serve with some services replaced, then put the real ones back."""
+    services: Services = app.state.services
+    app.state.services = dataclasses.replace(services, **replacements)
+    try:
+        yield
+    finally:
+        app.state.services = services
+
+
+@asynccontextmanager
+async def unreachable_dependency(
+    app: FastAPI, settings: Settings, dependency: str
+) -> AsyncIterator[None]:
+    """Serve with one dependency pointed at a closed port; the others stay real."""
+    broken = build_services(unreachable(settings, dependency))
+    field = COMPONENT[dependency]
+    try:
+        async with serving(app, **{field: getattr(broken, field)}):
+            yield
+    finally:
+        await broken.stop()

@@ -7,17 +7,24 @@ from app.core.context import RequestContext, set_current_request
 from app.items import service
 from app.items.schemas import ItemCreate
 from app.services import Services
-from tests.conftest import unique
+from tests.conftest import Account, unique
 
 
-async def test_creating_an_item_is_audited(services: Services) -> None:
+async def test_creating_an_item_is_audited(services: Services, account: Account) -> None:
     request_id = uuid4().hex
     set_current_request(
-        RequestContext(request_id=request_id, client_ip="203.0.113.7", user_agent="audit-test")
+        RequestContext(
+            request_id=request_id,
+            client_ip="203.0.113.7",
+            user_agent="audit-test",
+            actor_id=str(account.user.id),
+        )
     )
     try:
         item = await service.create_item(
-            database=services.database, data=ItemCreate(name=unique("audited"))
+            database=services.database,
+            owner=account.principal,
+            data=ItemCreate(name=unique("audited")),
         )
     finally:
         set_current_request(None)
@@ -30,7 +37,7 @@ async def test_creating_an_item_is_audited(services: Services) -> None:
         "item",
         str(item.id),
     )
-    assert (entry.outcome, entry.actor) == ("success", "anonymous")
+    assert (entry.outcome, entry.actor) == ("success", str(account.user.id))
     assert (entry.client_ip, entry.user_agent) == ("203.0.113.7", "audit-test")
     assert entry.occurred_at.tzinfo is not None
 

@@ -6,11 +6,11 @@ from app.events.schemas import ItemCreated
 from app.items import service
 from app.items.schemas import ItemCreate
 from app.services import Services
-from tests.conftest import eventually, unique
+from tests.conftest import Account, eventually, unique
 
 
 async def test_published_event_reaches_the_subscriber(services: Services) -> None:
-    event = ItemCreated(item_id=uuid4(), name="direct")
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="direct")
     await services.bus.publish([event])
     expected = f"item.created {event.item_id}"
 
@@ -20,9 +20,9 @@ async def test_published_event_reaches_the_subscriber(services: Services) -> Non
     assert await eventually(delivered)
 
 
-async def test_creating_an_item_emits_one_event(services: Services) -> None:
+async def test_creating_an_item_emits_one_event(services: Services, account: Account) -> None:
     item = await service.create_item(
-        database=services.database, data=ItemCreate(name=unique("evented"))
+        database=services.database, owner=account.principal, data=ItemCreate(name=unique("evented"))
     )
     expected = f"item.created {item.id}"
 
@@ -34,7 +34,7 @@ async def test_creating_an_item_emits_one_event(services: Services) -> None:
 
 
 def test_event_carries_identity_and_metadata() -> None:
-    event = ItemCreated(item_id=uuid4(), name="x")
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="x")
     assert event.version == 1
     assert event.occurred_at.tzinfo is not None
     assert event.aggregate_id == str(event.item_id)

@@ -1,75 +1,288 @@
+"""The GraphQL API end to end, over HTTP against the real services."""
+
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.conftest import unique
+from app.services import Services
+from app.settings import Settings
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    new_account,
+    override,
+    serving,
+    unique,
+    unreachable_dependency,
+)
 
-CREATE = """
-mutation Create($name: String!, $description: String! = "") {
-  createItem(input: {name: $name, description: $description}) { id name description createdAt }
+ITEM_FIELDS = "id name description priceCents status createdAt updatedAt ownerId"
+CREATE = "mutation C($input: ItemInput!) { createItem(input: $input) { " + ITEM_FIELDS + " } }"
+UPDATE = (
+    "mutation U($id: UUID!, $input: ItemPatch!) { updateItem(id: $id, input: $input) { "
+    + ITEM_FIELDS
+    + " } }"
+)
+DELETE = "mutation D($id: UUID!) { deleteItem(id: $id) }"
+ITEM = "query I($id: UUID!) { item(id: $id) { " + ITEM_FIELDS + " } }"
+ITEMS = """
+query Items($first: Int!, $after: String, $filter: ItemFilter, $sort: ItemSort! = CREATED_AT_DESC) {
+  items(first: $first, after: $after, filter: $filter, sort: $sort) {
+    edges { cursor node { id name priceCents owner { id email } } }
+    pageInfo { hasNextPage endCursor }
+  }
 }
 """
-ITEM = "query Item($id: UUID!) { item(id: $id) { id name description createdAt } }"
-ITEMS = "query Items($limit: Int!) { items(limit: $limit) { id name } }"
+REGISTER = """
+mutation R($email: String!, $password: String!) {
+  register(email: $email, password: $password) { id email role }
+}
+"""
+LOGIN = """
+mutation L($email: String!, $password: String!) {
+  login(email: $email, password: $password) { accessToken refreshToken tokenType expiresIn }
+}
+"""
+REFRESH = """
+mutation F($refresh: String!) { refreshToken(refreshToken: $refresh) { accessToken refreshToken } }
+"""
+ME = "{ me { id email role } }"
 
 
-async def graphql(client: AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
+async def graphql(
+    client: AsyncClient, query: str, token: str | None = None, **variables: Any
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-def only_error(body: dict[str, Any]) -> dict[str, Any]:
-    assert body["data"] is None
-    (error,) = body["errors"]
-    return dict(error)
+def data(body: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in body, body["errors"]
+    result: dict[str, Any] = body["data"]
+    return result
 
 
-async def test_create_read_list(client: AsyncClient) -> None:
-    name = unique("gql")
-    created = await graphql(client, CREATE, name=name, description="d")
-    assert "errors" not in created, created
-    item = created["data"]["createItem"]
-    assert (item["name"], item["description"]) == (name, "d")
-
-    fetched = await graphql(client, ITEM, id=item["id"])
-    assert fetched["data"]["item"] == item
-
-    listed = await graphql(client, ITEMS, limit=5)
-    assert listed["data"]["items"][0] == {"id": item["id"], "name": name}
+def error(body: dict[str, Any]) -> dict[str, Any]:
+    (only,) = body["errors"]
+    return dict(only)
 
 
-async def test_unknown_item_is_a_typed_error(client: AsyncClient) -> None:
-    error = only_error(await graphql(client, ITEM, id=str(uuid4())))
-    assert error["extensions"] == {"code": "item_not_found", "status": 404}
-    assert error["message"] == "No item has this id."
+def code(body: dict[str, Any]) -> tuple[str, int]:
+    extensions = error(body)["extensions"]
+    return extensions["code"], extensions["status"]
 
 
-async def test_duplicate_name_is_a_typed_error(client: AsyncClient) -> None:
-    name = unique("dup")
-    assert "errors" not in await graphql(client, CREATE, name=name)
-    error = only_error(await graphql(client, CREATE, name=name))
-    assert error["extensions"] == {"code": "item_name_taken", "status": 409}
+async def register_and_login(client: AsyncClient) -> tuple[str, dict[str, Any]]:
+    email = f"{unique('Flow')}@Example.com"
+    user = data(await graphql(client, REGISTER, email=email, password=PASSWORD))["register"]
+    assert (user["email"], user["role"]) == (email.lower(), "user")
+    tokens = data(await graphql(client, LOGIN, email=email, password=PASSWORD))["login"]
+    assert tokens["tokenType"] == "bearer"
+    return email.lower(), tokens
 
 
-@pytest.mark.parametrize(("name", "description"), [("", ""), ("x" * 101, ""), ("ok", "d" * 2001)])
-async def test_invalid_input_is_a_typed_error(
-    client: AsyncClient, name: str, description: str
+async def test_scripted_flow(app: FastAPI, client: AsyncClient, settings: Settings) -> None:
+    email, tokens = await register_and_login(client)
+    assert data(await graphql(client, ME, tokens["accessToken"]))["me"]["email"] == email
+
+    refreshed = data(await graphql(client, REFRESH, refresh=tokens["refreshToken"]))["refreshToken"]
+    reuse = await graphql(client, REFRESH, refresh=tokens["refreshToken"])
+    assert code(reuse) == ("unauthorized", 401)
+    assert "reuse" in error(reuse)["message"]
+    assert code(await graphql(client, ME, refreshed["accessToken"])) == ("unauthorized", 401)
+
+    _, tokens = await register_and_login(client)
+    access = tokens["accessToken"]
+    created = []
+    for name, price, status in [
+        ("apple", 300, "ACTIVE"),
+        ("pear", 100, "ACTIVE"),
+        ("fig", 200, "DRAFT"),
+    ]:
+        item = {"name": name, "priceCents": price, "status": status}
+        created.append(data(await graphql(client, CREATE, access, input=item))["createItem"])
+    owner_id = created[0]["ownerId"]
+
+    listing = {"first": 1, "filter": {"ownerId": owner_id, "status": "ACTIVE"}, "sort": "PRICE"}
+    first = data(await graphql(client, ITEMS, access, **listing))["items"]
+    assert [edge["node"]["name"] for edge in first["edges"]] == ["pear"]
+    assert first["edges"][0]["node"]["owner"]["id"] == owner_id
+    assert first["pageInfo"]["hasNextPage"] is True
+    after = first["pageInfo"]["endCursor"]
+    second = data(await graphql(client, ITEMS, access, **listing, after=after))["items"]
+    assert [edge["node"]["name"] for edge in second["edges"]] == ["apple"]
+    assert second["pageInfo"]["hasNextPage"] is False
+
+    fig = created[2]["id"]
+    patched = data(await graphql(client, UPDATE, access, id=fig, input={"status": "ACTIVE"}))
+    assert (patched["updateItem"]["status"], patched["updateItem"]["name"]) == ("ACTIVE", "fig")
+    assert data(await graphql(client, ITEM, access, id=fig))["item"]["status"] == "ACTIVE"
+
+    stranger = (await register_and_login(client))[1]["accessToken"]
+    denied = await graphql(client, UPDATE, stranger, id=fig, input={"name": "mine"})
+    assert code(denied) == ("not_item_owner", 403)
+    assert code(await graphql(client, DELETE, stranger, id=fig)) == ("not_item_owner", 403)
+
+    assert data(await graphql(client, DELETE, access, id=fig))["deleteItem"] is True
+    assert code(await graphql(client, ITEM, access, id=fig)) == ("item_not_found", 404)
+
+    strict = override(settings, "rate_limit", login_per_account_per_minute=2)
+    async with serving(app, settings=strict):
+        for _ in range(2):
+            await graphql(client, LOGIN, email=email, password="Wrong-passw0rd!")
+        limited = await graphql(client, LOGIN, email=email, password=PASSWORD)
+    assert code(limited) == ("rate_limited", 429)
+
+
+async def test_owners_are_loaded_in_one_batch(
+    client: AsyncClient, services: Services, account: Account
 ) -> None:
-    error = only_error(await graphql(client, CREATE, name=name, description=description))
-    assert error["extensions"] == {"code": "invalid_input", "status": 422}
+    """Listing N items with their owners costs the same number of queries for any N."""
+    owners = [account] + [await new_account(services) for _ in range(4)]
+    for index in range(50):
+        owner = owners[index % len(owners)]
+        item = {"name": unique("batch"), "priceCents": index}
+        data(await graphql(client, CREATE, owner.tokens.access_token, input=item))
+
+    async def round_trips(first: int) -> int:
+        before = services.database.round_trips
+        body = data(await graphql(client, ITEMS, account.tokens.access_token, first=first))
+        assert len(body["items"]["edges"]) == first
+        assert all(edge["node"]["owner"]["id"] for edge in body["items"]["edges"])
+        return services.database.round_trips - before
+
+    assert await round_trips(1) == await round_trips(50) == 2
 
 
-@pytest.mark.parametrize("limit", [0, 101])
-async def test_page_size_is_bounded(client: AsyncClient, limit: int) -> None:
-    error = only_error(await graphql(client, ITEMS, limit=limit))
-    assert error["extensions"]["code"] == "invalid_input"
+async def test_admin_lists_users_others_may_not(
+    client: AsyncClient, account: Account, admin_account: Account
+) -> None:
+    query = """
+    query U($after: UUID) {
+      users(first: 1, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } }
+    }
+    """
+    denied = await graphql(client, query, account.tokens.access_token)
+    assert code(denied) == ("forbidden", 403)
+    first = data(await graphql(client, query, admin_account.tokens.access_token))["users"]
+    assert len(first["edges"]) == 1
+    assert first["pageInfo"]["hasNextPage"] is True
+    second = data(
+        await graphql(
+            client, query, admin_account.tokens.access_token, after=first["pageInfo"]["endCursor"]
+        )
+    )["users"]
+    assert second["edges"][0]["node"]["id"] > first["edges"][0]["node"]["id"]
+
+
+async def test_change_password_and_logout(client: AsyncClient, account: Account) -> None:
+    change = """
+    mutation C($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }
+    """
+    token = account.tokens.access_token
+    assert code(
+        await graphql(client, change, token, c="Wrong-passw0rd!", n="Another-passw0rd!")
+    ) == (
+        "wrong_password",
+        400,
+    )
+    assert code(await graphql(client, change, token, c=PASSWORD, n=PASSWORD)) == (
+        "password_reused",
+        400,
+    )
+    assert data(await graphql(client, change, token, c=PASSWORD, n="Another-passw0rd!"))
+    assert code(await graphql(client, ME, token)) == ("unauthorized", 401)
+
+    tokens = data(await graphql(client, LOGIN, email=account.email, password="Another-passw0rd!"))
+    fresh = tokens["login"]["accessToken"]
+    assert data(await graphql(client, "mutation { logout }", fresh))["logout"] is True
+    assert code(await graphql(client, ME, fresh)) == ("unauthorized", 401)
+
+
+async def test_anonymous_and_bad_tokens_are_401(client: AsyncClient) -> None:
+    for token in (None, "not-a-token"):
+        assert code(await graphql(client, ITEM, token, id=str(uuid4()))) == ("unauthorized", 401)
+
+
+async def test_duplicates_are_409(client: AsyncClient, account: Account) -> None:
+    taken = await graphql(client, REGISTER, email=account.email, password=PASSWORD)
+    assert code(taken) == ("email_taken", 409)
+    item = {"name": unique("dup")}
+    token = account.tokens.access_token
+    data(await graphql(client, CREATE, token, input=item))
+    assert code(await graphql(client, CREATE, token, input=item)) == ("item_name_taken", 409)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": "ok", "description": "d" * 2001},
+        {"name": "ok", "priceCents": -1},
+    ],
+)
+async def test_invalid_input_is_422(
+    client: AsyncClient, account: Account, item: dict[str, Any]
+) -> None:
+    body = await graphql(client, CREATE, account.tokens.access_token, input=item)
+    assert code(body) == ("invalid_input", 422)
+
+
+@pytest.mark.parametrize("first", [0, 101])
+async def test_page_size_is_bounded(client: AsyncClient, account: Account, first: int) -> None:
+    body = await graphql(client, ITEMS, account.tokens.access_token, first=first)
+    assert code(body) == ("invalid_input", 422)
+
+
+async def test_bad_cursor_is_400(client: AsyncClient, account: Account) -> None:
+    body = await graphql(client, ITEMS, account.tokens.access_token, first=1, after="garbage")
+    assert code(body) == ("bad_request", 400)
+
+
+async def test_weak_password_is_422(client: AsyncClient) -> None:
+    body = await graphql(client, REGISTER, email=f"{unique('w')}@example.com", password="weak")
+    assert code(body) == ("invalid_input", 422)
 
 
 async def test_malformed_query_is_refused(client: AsyncClient) -> None:
-    response = await client.post("/graphql", json={"query": "{ items(limit: 1) { id "})
-    (error,) = response.json()["errors"]
-    assert error["message"].startswith("Syntax Error")
+    response = await client.post("/graphql", json={"query": "{ items(first: 1) { edges "})
+    (only,) = response.json()["errors"]
+    assert only["message"].startswith("Syntax Error")
+
+
+async def test_queries_over_get_are_refused(client: AsyncClient) -> None:
+    response = await client.get("/graphql", params={"query": ME})
+    assert response.status_code == 400
+    assert "data" not in response.text
+
+
+async def test_unexpected_failure_is_masked(
+    app: FastAPI, client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    async with unreachable_dependency(app, settings, "database"):
+        body = await graphql(client, ITEMS, account.tokens.access_token, first=1)
+    assert error(body)["message"] == "An unexpected error occurred."
+    assert "127.0.0.1" not in str(body)
+
+
+async def test_api_rate_limit(
+    app: FastAPI, client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    strict = override(settings, "rate_limit", api_per_minute=2)
+    async with serving(app, settings=strict):
+        responses = [
+            await client.post("/graphql", json={"query": ME}, headers=account.headers)
+            for _ in range(3)
+        ]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[-1].headers["content-type"] == "application/problem+json"
+    assert "retry-after" in responses[-1].headers

@@ -1,15 +1,9 @@
-import dataclasses
-
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from app.services import Services, build_services
 from app.settings import Settings
-from tests.conftest import unreachable
-
-# Which field of Services each dependency of the readiness check lives in.
-COMPONENT = {"database": "database", "redis": "cache", "broker": "bus"}
+from tests.conftest import COMPONENT, unreachable_dependency
 
 
 async def test_live(client: AsyncClient) -> None:
@@ -29,16 +23,10 @@ async def test_ready_checks_every_dependency(client: AsyncClient) -> None:
 
 @pytest.mark.parametrize("dependency", sorted(COMPONENT))
 async def test_ready_names_the_failing_dependency(
-    app: FastAPI, client: AsyncClient, services: Services, settings: Settings, dependency: str
+    app: FastAPI, client: AsyncClient, settings: Settings, dependency: str
 ) -> None:
-    broken = build_services(unreachable(settings, dependency))
-    field = COMPONENT[dependency]
-    app.state.services = dataclasses.replace(services, **{field: getattr(broken, field)})
-    try:
+    async with unreachable_dependency(app, settings, dependency):
         response = await client.get("/health/ready")
-    finally:
-        app.state.services = services
-        await broken.stop()
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"

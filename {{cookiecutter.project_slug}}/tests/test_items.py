@@ -1,39 +1,144 @@
-"""The item service against the real database."""
+"""The item service against the real database and Redis."""
 
 from uuid import uuid4
 
 import pytest
 
+from app.core.errors import BadRequestError
 from app.items import service
-from app.items.errors import ItemNameTakenError, ItemNotFoundError
-from app.items.schemas import ItemCreate
+from app.items.errors import ItemNameTakenError, ItemNotFoundError, NotItemOwnerError
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
-from tests.conftest import unique
+from tests.conftest import Account, unique
+
+TTL = 60
 
 
-async def test_create_then_get(services: Services) -> None:
-    data = ItemCreate(name=unique("widget"), description="blue")
-    created = await service.create_item(database=services.database, data=data)
-    fetched = await service.get_item(database=services.database, item_id=created.id)
-    assert fetched == created
-    assert (fetched.name, fetched.description) == (data.name, "blue")
+async def create(services: Services, owner: Account, **fields: object) -> ItemPublic:
+    data = ItemCreate.model_validate({"name": unique("item"), **fields})
+    return await service.create_item(database=services.database, owner=owner.principal, data=data)
 
 
-async def test_names_are_unique(services: Services) -> None:
-    data = ItemCreate(name=unique("twin"))
-    await service.create_item(database=services.database, data=data)
+async def get(services: Services, item: ItemPublic) -> ItemPublic:
+    return await service.get_item(
+        database=services.database, cache=services.cache, item_id=item.id, ttl=TTL
+    )
+
+
+async def test_create_then_get(services: Services, account: Account) -> None:
+    created = await create(services, account, description="blue", price_cents=250)
+    assert created.owner_id == account.user.id
+    assert (created.description, created.price_cents, created.status) == ("blue", 250, "draft")
+    assert await get(services, created) == created
+
+
+async def test_names_are_unique_per_owner(
+    services: Services, account: Account, other_account: Account
+) -> None:
+    item = await create(services, account)
     with pytest.raises(ItemNameTakenError):
-        await service.create_item(database=services.database, data=data)
+        await create(services, account, name=item.name)
+    assert (await create(services, other_account, name=item.name)).name == item.name
 
 
 async def test_missing_item(services: Services) -> None:
     with pytest.raises(ItemNotFoundError):
-        await service.get_item(database=services.database, item_id=uuid4())
+        await service.get_item(
+            database=services.database, cache=services.cache, item_id=uuid4(), ttl=TTL
+        )
 
 
-async def test_newest_first(services: Services) -> None:
-    names = [unique("ordered") for _ in range(3)]
-    for name in names:
-        await service.create_item(database=services.database, data=ItemCreate(name=name))
-    newest = await service.list_items(database=services.database, limit=3)
-    assert [item.name for item in newest] == names[::-1]
+async def test_second_read_comes_from_the_cache(services: Services, account: Account) -> None:
+    item = await create(services, account)
+    await get(services, item)
+    before = services.database.round_trips
+    assert await get(services, item) == item
+    assert services.database.round_trips == before
+
+
+async def test_updates_are_visible_at_once_and_deletes_too(
+    services: Services, account: Account
+) -> None:
+    item = await create(services, account, price_cents=100)
+    await get(services, item)  # now cached
+    editable = await service.editable_item(
+        database=services.database, item_id=item.id, principal=account.principal
+    )
+    updated = await service.update_item(
+        database=services.database,
+        cache=services.cache,
+        item=editable,
+        data=ItemUpdate(price_cents=150, status="active"),
+    )
+    assert (updated.price_cents, updated.status, updated.name) == (150, "active", item.name)
+    assert updated.updated_at >= item.updated_at
+    assert await get(services, item) == updated
+
+    await service.delete_item(database=services.database, cache=services.cache, item=updated)
+    with pytest.raises(ItemNotFoundError):
+        await get(services, item)
+
+
+async def test_only_the_owner_or_an_admin_may_change_an_item(
+    services: Services, account: Account, other_account: Account, admin_account: Account
+) -> None:
+    item = await create(services, account)
+    with pytest.raises(NotItemOwnerError):
+        await service.editable_item(
+            database=services.database, item_id=item.id, principal=other_account.principal
+        )
+    for allowed in (account, admin_account):
+        editable = await service.editable_item(
+            database=services.database, item_id=item.id, principal=allowed.principal
+        )
+        assert editable == item
+
+
+async def page_through(services: Services, query: ItemQuery) -> list[ItemPublic]:
+    seen: list[ItemPublic] = []
+    while True:
+        page = await service.list_items(database=services.database, query=query)
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            return seen
+        query = query.model_copy(update={"cursor": page.next_cursor})
+
+
+@pytest.mark.parametrize("sort", ["price_cents", "-price_cents", "name", "-name", "-created_at"])
+async def test_filter_sort_and_cursor_pages(
+    services: Services, account: Account, other_account: Account, sort: str
+) -> None:
+    mine = [
+        await create(services, account, price_cents=p % 3 * 100, status="active") for p in range(7)
+    ]
+    await create(services, account, status="archived")
+    await create(services, other_account, status="active")
+
+    query = ItemQuery.model_validate(
+        {"owner_id": account.user.id, "status": "active", "sort": sort, "limit": 2}
+    )
+    listed = await page_through(services, query)
+
+    field, descending = sort.lstrip("-"), sort.startswith("-")
+    expected = sorted(mine, key=lambda i: (getattr(i, field), i.id), reverse=descending)
+    assert [item.id for item in listed] == [item.id for item in expected]
+
+
+async def test_page_size_default_and_cap() -> None:
+    assert ItemQuery().limit == 20
+    with pytest.raises(ValueError, match="less than or equal to 100"):
+        ItemQuery(limit=101)
+
+
+async def test_bad_cursors_are_refused(services: Services, account: Account) -> None:
+    for _ in range(3):
+        await create(services, account)
+    query = ItemQuery(owner_id=account.user.id, sort="name", limit=1)
+    page = await service.list_items(database=services.database, query=query)
+    assert page.next_cursor is not None
+    for cursor, sort in [("not-base64!", "name"), ("e30", "name"), (page.next_cursor, "-name")]:
+        bad = ItemQuery.model_validate(
+            {"owner_id": account.user.id, "sort": sort, "cursor": cursor}
+        )
+        with pytest.raises(BadRequestError):
+            await service.list_items(database=services.database, query=bad)

@@ -1,49 +1,203 @@
+"""The REST API end to end, over HTTP against the real services."""
+
+from collections.abc import AsyncIterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
-from httpx import AsyncClient, Response
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
-from tests.conftest import unique
+from app.services import Services
+from app.settings import Settings
+from tests.conftest import PASSWORD, Account, override, serving, unique, unreachable_dependency
 
-ITEMS = "/api/v1/items"
-
-
-async def test_create_read_list(client: AsyncClient) -> None:
-    name = unique("rest")
-    created = await client.post(ITEMS, json={"name": name, "description": "d"})
-    assert created.status_code == 201, created.text
-    item = created.json()
-    assert item["name"] == name
-    assert item["description"] == "d"
-
-    fetched = await client.get(f"{ITEMS}/{item['id']}")
-    assert fetched.status_code == 200
-    assert fetched.json() == item
-
-    listed = await client.get(ITEMS, params={"limit": 5})
-    assert listed.status_code == 200
-    assert listed.json()[0] == item
+API = "/api/v1"
+ITEMS = f"{API}/items"
 
 
-def _problem(response_status: int, response: Response) -> dict[str, object]:
-    assert response.status_code == response_status, response.text
+def problem(status: int, response: Response) -> dict[str, Any]:
+    assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["status"] == response_status
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
     assert body["request_id"] == response.headers["x-request-id"]
     return body
 
 
-async def test_unknown_item_is_404(client: AsyncClient) -> None:
-    body = _problem(404, await client.get(f"{ITEMS}/{uuid4()}"))
-    assert body["code"] == "item_not_found"
+async def register_and_login(client: AsyncClient) -> tuple[str, dict[str, Any]]:
+    email = f"{unique('Flow')}@Example.com"
+    registered = await client.post(
+        f"{API}/auth/register", json={"email": email, "password": PASSWORD}
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["email"] == email.lower()
+    assert "password" not in registered.text
+    token = await client.post(f"{API}/auth/token", data={"username": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return email.lower(), token.json()
 
 
-async def test_duplicate_name_is_409(client: AsyncClient) -> None:
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def test_scripted_flow(
+    app: FastAPI, client: AsyncClient, settings: Settings, services: Services
+) -> None:
+    email, tokens = await register_and_login(client)
+    me = await client.get(f"{API}/users/me", headers=bearer(tokens))
+    assert (me.status_code, me.json()["email"], me.json()["role"]) == (200, email, "user")
+
+    # Refresh rotates; presenting the used refresh token again revokes every session.
+    refreshed = (
+        await client.post(f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    ).json()
+    reuse = await client.post(
+        f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert "reuse" in problem(401, reuse)["detail"]
+    problem(401, await client.get(f"{API}/users/me", headers=bearer(refreshed)))
+
+    _, tokens = await register_and_login(client)
+    auth = bearer(tokens)
+    created = []
+    for name, price, status in [
+        ("apple", 300, "active"),
+        ("pear", 100, "active"),
+        ("fig", 200, "draft"),
+    ]:
+        response = await client.post(
+            ITEMS, json={"name": name, "price_cents": price, "status": status}, headers=auth
+        )
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    owner_id = created[0]["owner_id"]
+
+    params = {"owner_id": owner_id, "status": "active", "sort": "price_cents", "limit": 1}
+    first = (await client.get(ITEMS, params=params, headers=auth)).json()
+    assert [item["name"] for item in first["data"]] == ["pear"]
+    assert first["meta"] == {"limit": 1, "next_cursor": first["meta"]["next_cursor"]}
+    second = (
+        await client.get(
+            ITEMS, params={**params, "cursor": first["meta"]["next_cursor"]}, headers=auth
+        )
+    ).json()
+    assert [item["name"] for item in second["data"]] == ["apple"]
+    assert second["meta"]["next_cursor"] is None
+
+    item_url = f"{ITEMS}/{created[2]['id']}"
+    patched = await client.patch(item_url, json={"status": "active"}, headers=auth)
+    assert (patched.status_code, patched.json()["status"], patched.json()["name"]) == (
+        200,
+        "active",
+        "fig",
+    )
+    assert (await client.get(item_url, headers=auth)).json()["status"] == "active"
+
+    stranger = (await register_and_login(client))[1]
+    assert problem(
+        403, await client.patch(item_url, json={"name": "mine"}, headers=bearer(stranger))
+    )
+    problem(403, await client.delete(item_url, headers=bearer(stranger)))
+
+    assert (await client.delete(item_url, headers=auth)).status_code == 204
+    problem(404, await client.get(item_url, headers=auth))
+
+    strict = override(settings, "rate_limit", login_per_account_per_minute=2)
+    async with serving(app, settings=strict):
+        for _ in range(2):
+            await client.post(
+                f"{API}/auth/token", data={"username": email, "password": "Wrong-passw0rd!"}
+            )
+        limited = await client.post(
+            f"{API}/auth/token", data={"username": email, "password": PASSWORD}
+        )
+    problem(429, limited)
+    assert limited.headers["x-ratelimit-limit"] == "2"
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+async def test_api_rate_limit_per_user(
+    app: FastAPI, client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    strict = override(settings, "rate_limit", api_per_minute=3)
+    async with serving(app, settings=strict):
+        responses = [await client.get(f"{API}/users/me", headers=account.headers) for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert "retry-after" in responses[-1].headers
+
+
+async def test_logout(client: AsyncClient, account: Account) -> None:
+    assert (await client.post(f"{API}/auth/logout", headers=account.headers)).status_code == 204
+    problem(401, await client.get(f"{API}/users/me", headers=account.headers))
+
+
+async def test_password_change(client: AsyncClient, account: Account) -> None:
+    url = f"{API}/users/me/password"
+    wrong = {"current_password": "Not-it-0000!", "new_password": "Another-passw0rd!"}
+    assert (
+        problem(400, await client.post(url, json=wrong, headers=account.headers))["code"]
+        == "wrong_password"
+    )
+    same = {"current_password": PASSWORD, "new_password": PASSWORD}
+    assert (
+        problem(400, await client.post(url, json=same, headers=account.headers))["code"]
+        == "password_reused"
+    )
+    good = {"current_password": PASSWORD, "new_password": "Another-passw0rd!"}
+    assert (await client.post(url, json=good, headers=account.headers)).status_code == 204
+    problem(401, await client.get(f"{API}/users/me", headers=account.headers))
+
+
+async def test_admin_lists_users_others_may_not(
+    client: AsyncClient, account: Account, admin_account: Account
+) -> None:
+    problem(403, await client.get(f"{API}/users", headers=account.headers))
+    first = await client.get(f"{API}/users", params={"limit": 1}, headers=admin_account.headers)
+    assert first.status_code == 200
+    assert len(first.json()["data"]) == 1
+    cursor = first.json()["meta"]["next_cursor"]
+    second = await client.get(
+        f"{API}/users", params={"limit": 1, "cursor": cursor}, headers=admin_account.headers
+    )
+    assert second.json()["data"][0]["id"] > first.json()["data"][0]["id"]
+    problem(
+        422, await client.get(f"{API}/users", params={"limit": 101}, headers=admin_account.headers)
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
+)
+async def test_protected_routes_need_a_valid_token(
+    client: AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get(ITEMS, headers=headers)
+    problem(401, response)
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_duplicates_are_409(client: AsyncClient, account: Account) -> None:
+    taken = {"email": account.email, "password": PASSWORD}
+    assert (
+        problem(409, await client.post(f"{API}/auth/register", json=taken))["code"] == "email_taken"
+    )
     name = unique("dup")
-    assert (await client.post(ITEMS, json={"name": name})).status_code == 201
-    body = _problem(409, await client.post(ITEMS, json={"name": name}))
+    assert (
+        await client.post(ITEMS, json={"name": name}, headers=account.headers)
+    ).status_code == 201
+    body = problem(409, await client.post(ITEMS, json={"name": name}, headers=account.headers))
     assert body["code"] == "item_name_taken"
+
+
+async def test_unknown_item_is_404(client: AsyncClient, account: Account) -> None:
+    body = problem(404, await client.get(f"{ITEMS}/{uuid4()}", headers=account.headers))
+    assert body["code"] == "item_not_found"
+    problem(404, await client.patch(f"{ITEMS}/{uuid4()}", json={}, headers=account.headers))
 
 
 @pytest.mark.parametrize(
@@ -53,26 +207,87 @@ async def test_duplicate_name_is_409(client: AsyncClient) -> None:
         {"name": ""},
         {"name": "x" * 101},
         {"name": "ok", "description": "d" * 2001},
-        {"name": "ok", "owner": "someone-else"},
+        {"name": "ok", "price_cents": -1},
+        {"name": "ok", "status": "sold"},
+        {"name": "ok", "owner_id": "someone-else"},
         {"name": 42},
     ],
 )
-async def test_invalid_input_is_422(client: AsyncClient, payload: dict[str, object]) -> None:
-    body = _problem(422, await client.post(ITEMS, json=payload))
+async def test_invalid_item_is_422(
+    client: AsyncClient, account: Account, payload: dict[str, object]
+) -> None:
+    body = problem(422, await client.post(ITEMS, json=payload, headers=account.headers))
     assert body["errors"]
     # The rejected input is never echoed back.
     assert "someone-else" not in str(body)
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc"])
-async def test_page_size_is_bounded(client: AsyncClient, query: str) -> None:
-    _problem(422, await client.get(f"{ITEMS}?{query}"))
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "sort=password",
+        "status=sold",
+        "owner_id=1",
+        "color=red",
+    ],
+)
+async def test_list_parameters_are_validated(
+    client: AsyncClient, account: Account, query: str
+) -> None:
+    problem(422, await client.get(f"{ITEMS}?{query}", headers=account.headers))
 
 
-async def test_malformed_id_is_422(client: AsyncClient) -> None:
-    _problem(422, await client.get(f"{ITEMS}/not-a-uuid"))
+async def test_bad_cursor_is_400(client: AsyncClient, account: Account) -> None:
+    body = problem(400, await client.get(f"{ITEMS}?cursor=garbage", headers=account.headers))
+    assert body["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("password", ["short1!", "no-digits-here!", "NoSymbolHere123"])
+async def test_weak_password_is_422(client: AsyncClient, password: str) -> None:
+    body = {"email": f"{unique('weak')}@example.com", "password": password}
+    problem(422, await client.post(f"{API}/auth/register", json=body))
+
+
+async def test_oversized_body_is_413(
+    client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    big = {"name": "big", "description": "d" * settings.app.max_body_bytes}
+    problem(413, await client.post(ITEMS, json=big, headers=account.headers))
+
+
+async def test_oversized_streamed_body_is_413(
+    app: FastAPI, settings: Settings, account: Account
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(settings.app.max_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.post(ITEMS, content=chunks(), headers=account.headers)
+    problem(413, response)
+
+
+async def test_database_failure_is_a_generic_500(
+    app: FastAPI, client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    async with unreachable_dependency(app, settings, "database"):
+        response = await client.get(ITEMS, headers=account.headers)
+    body = problem(500, response)
+    assert body["detail"] == "An unexpected error occurred."
+    assert "127.0.0.1" not in response.text
 
 
 async def test_openapi_documents_the_versioned_api(client: AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
-    assert {"/api/v1/items", "/api/v1/items/{item_id}", "/health/ready"} <= set(document["paths"])
+    assert {
+        "/api/v1/auth/token",
+        "/api/v1/auth/refresh",
+        "/api/v1/users/me",
+        "/api/v1/items",
+        "/api/v1/items/{item_id}",
+        "/health/ready",
+    } <= set(document["paths"])
+    assert "OAuth2PasswordBearer" in document["components"]["securitySchemes"]

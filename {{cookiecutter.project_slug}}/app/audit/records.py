@@ -16,7 +16,14 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.context import current_request
-from app.events.schemas import DomainEvent, ItemCreated
+from app.events.schemas import (
+    DomainEvent,
+    ItemCreated,
+    ItemDeleted,
+    ItemUpdated,
+    PasswordChanged,
+    UserRegistered,
+)
 
 GENESIS = "0" * 64
 Outcome = Literal["success", "denied", "failed"]
@@ -52,23 +59,32 @@ def seal(key: bytes, previous: str, entry: AuditEntry) -> str:
     return hmac.new(key, previous.encode() + b"\n" + entry.canonical(), hashlib.sha256).hexdigest()
 
 
+# Audited events: the action recorded, and the kind of resource it touched.
+AUDITED: dict[type[DomainEvent], tuple[str, str]] = {
+    ItemCreated: ("item.create", "item"),
+    ItemUpdated: ("item.update", "item"),
+    ItemDeleted: ("item.delete", "item"),
+    UserRegistered: ("user.register", "user"),
+    PasswordChanged: ("user.password_change", "user"),
+}
+
+
 def entry_for(event: DomainEvent) -> AuditEntry | None:
     """The audit record of an event, or None for events that are not audited."""
+    if type(event) not in AUDITED:
+        return None
+    action, resource_type = AUDITED[type(event)]
     context = current_request()
-    request = {
-        "client_ip": context.client_ip if context else None,
-        "user_agent": context.user_agent if context else None,
-        "request_id": context.request_id if context else None,
-    }
-    if isinstance(event, ItemCreated):
-        return AuditEntry(
-            action="item.create",
-            resource_type="item",
-            resource_id=str(event.item_id),
-            detail={"event_id": str(event.id)},
-            **request,
-        )
-    return None
+    return AuditEntry(
+        actor=event.actor_id or "anonymous",
+        action=action,
+        resource_type=resource_type,
+        resource_id=event.aggregate_id,
+        client_ip=context.client_ip if context else None,
+        user_agent=context.user_agent if context else None,
+        request_id=event.correlation_id,
+        detail={"event_id": str(event.id)},
+    )
 
 
 def entries_for(events: Sequence[DomainEvent]) -> list[AuditEntry]:

@@ -4,11 +4,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestContext:
     request_id: str
     client_ip: str | None = None
     user_agent: str | None = None
+    # Set once the caller is authenticated.
+    actor_id: str | None = None
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
@@ -20,3 +22,9 @@ def current_request() -> RequestContext | None:
 
 def set_current_request(context: RequestContext | None) -> None:
     _current.set(context)
+
+
+def set_actor(actor_id: str) -> None:
+    context = _current.get()
+    if context is not None:
+        context.actor_id = actor_id

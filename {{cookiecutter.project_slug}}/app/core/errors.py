@@ -10,9 +10,31 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal Server Error"
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         self.detail = detail or self.title
+        self.headers = headers or {}
         super().__init__(self.detail)
+
+
+class UnauthorizedError(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid credentials.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ForbiddenError(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class RateLimitedError(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "Too Many Requests"
 
 
 class NotFoundError(AppError):
@@ -39,3 +61,9 @@ class InvalidInputError(AppError):
     status = 422
     code = "invalid_input"
     title = "Unprocessable Content"
+
+
+class BadRequestError(AppError):
+    status = 400
+    code = "bad_request"
+    title = "Bad Request"

@@ -6,10 +6,11 @@ import uuid
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, set_current_request
-from app.core.problems import unexpected_error
+from app.core.problems import problem, unexpected_error
 
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming id is kept only if it is short and plain, so it is safe to log and echo.
@@ -78,3 +79,34 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
             )
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over the limit with 413: by Content-Length before any is
+    read, and for a streamed body as soon as it goes past the limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"The request body is over {self.max_bytes} bytes."
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_bytes:
+            await problem(413, "Content Too Large", detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI lets an HTTPException from the body through to the error handlers.
+                raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, limited_receive, send)

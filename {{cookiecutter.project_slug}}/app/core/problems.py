@@ -26,7 +26,9 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     error = cast(AppError, exc)
-    return problem(error.status, error.title, error.detail, code=error.code)
+    response = problem(error.status, error.title, error.detail, code=error.code)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,11 @@ def _correlation_id() -> str | None:
     return context.request_id if context else None
 
 
+def _actor_id() -> str | None:
+    context = current_request()
+    return context.actor_id if context else None
+
+
 class DomainEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -24,6 +29,8 @@ class DomainEvent(BaseModel):
     version: int = 1
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = Field(default_factory=_correlation_id)
+    # Who caused it: the authenticated user's id, None for anonymous or system actions.
+    actor_id: str | None = Field(default_factory=_actor_id)
 
     @property
     def aggregate_id(self) -> str:
@@ -31,12 +38,42 @@ class DomainEvent(BaseModel):
         return str(self.id)
 
 
-class ItemCreated(DomainEvent):
-    event_type: ClassVar[str] = "item.created"
-
+class ItemEvent(DomainEvent):
     item_id: UUID
-    name: str
 
     @property
     def aggregate_id(self) -> str:
         return str(self.item_id)
+
+
+class ItemCreated(ItemEvent):
+    event_type: ClassVar[str] = "item.created"
+
+    owner_id: UUID
+    name: str
+
+
+class ItemUpdated(ItemEvent):
+    event_type: ClassVar[str] = "item.updated"
+
+    changed: list[str]
+
+
+class ItemDeleted(ItemEvent):
+    event_type: ClassVar[str] = "item.deleted"
+
+
+class UserEvent(DomainEvent):
+    user_id: UUID
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(self.user_id)
+
+
+class UserRegistered(UserEvent):
+    event_type: ClassVar[str] = "user.registered"
+
+
+class PasswordChanged(UserEvent):
+    event_type: ClassVar[str] = "user.password_changed"

@@ -1,4 +1,4 @@
-from app.core.errors import ConflictError, NotFoundError
+from app.core.errors import ConflictError, ForbiddenError, NotFoundError
 
 
 class ItemNotFoundError(NotFoundError):
@@ -12,4 +12,11 @@ class ItemNameTakenError(ConflictError):
     code = "item_name_taken"
 
     def __init__(self) -> None:
-        super().__init__("An item with this name already exists.")
+        super().__init__("You already have an item with this name.")
+
+
+class NotItemOwnerError(ForbiddenError):
+    code = "not_item_owner"
+
+    def __init__(self) -> None:
+        super().__init__("Only the item's owner or an admin may change it.")

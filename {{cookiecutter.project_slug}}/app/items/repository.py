@@ -1,16 +1,23 @@
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
-from app.items.schemas import ItemCreate, ItemPublic
-
-PAGE_MAX = 100
+from app.core.pagination import Cursor
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 
 
 class ItemRepository(Protocol):
-    async def add(self, data: ItemCreate) -> ItemPublic:
-        """Store a new item; raise ItemNameTakenError if the name is in use."""
+    async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
+        """Store a new item; raise ItemNameTakenError if the owner has one of that name."""
         ...
 
     async def get(self, item_id: UUID) -> ItemPublic | None: ...
 
-    async def newest(self, *, limit: int) -> list[ItemPublic]: ...
+    async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
+        """Apply the changes; None if the item is gone. ItemNameTakenError on a clash."""
+        ...
+
+    async def delete(self, item_id: UUID) -> bool: ...
+
+    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+        """Items matching the query's filters, in its sort order, after the cursor."""
+        ...

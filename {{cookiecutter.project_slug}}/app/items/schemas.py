@@ -1,10 +1,19 @@
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
+from app.core.types import UtcDateTime
+
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
+PRICE_MAX = 1_000_000_000
+ItemStatus = Literal["draft", "active", "archived"]
+# The sort orders offered: a field, descending with a leading "-".
+ItemSort = Literal["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"]
+SORT_TYPES: dict[str, type[object]] = {"created_at": datetime, "name": str, "price_cents": int}
 
 
 class ItemCreate(BaseModel):
@@ -12,12 +21,54 @@ class ItemCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=NAME_MAX)
     description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    price_cents: int = Field(default=0, ge=0, le=PRICE_MAX)
+    status: ItemStatus = "draft"
+
+
+class ItemUpdate(BaseModel):
+    """A partial update: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
+    status: ItemStatus | None = None
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(exclude_unset=True, exclude_none=True)
+
+
+class ItemQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: ItemStatus | None = None
+    owner_id: UUID | None = None
+    sort: ItemSort = "-created_at"
+    limit: int = Field(default=PAGE_DEFAULT, ge=1, le=PAGE_MAX)
+    cursor: str | None = Field(default=None, max_length=512)
+
+    @property
+    def sort_field(self) -> str:
+        return self.sort.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def sort_type(self) -> type[object]:
+        return SORT_TYPES[self.sort_field]
 
 
 class ItemPublic(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
     id: UUID
+    owner_id: UUID
     name: str
     description: str
-    created_at: datetime
+    price_cents: int
+    status: ItemStatus
+    created_at: UtcDateTime
+    updated_at: UtcDateTime

@@ -2,27 +2,75 @@
 
 from uuid import UUID
 
-from app.events.schemas import ItemCreated
-from app.items.errors import ItemNotFoundError
-from app.items.schemas import ItemCreate, ItemPublic
+from app.auth.tokens import Principal
+from app.core.pagination import Cursor, Page, to_page
+from app.events.schemas import ItemCreated, ItemDeleted, ItemUpdated
+from app.items.errors import ItemNotFoundError, NotItemOwnerError
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
+from app.storage.cache import Cache
 from app.storage.unit_of_work import Database
 
 
-async def create_item(*, database: Database, data: ItemCreate) -> ItemPublic:
+def _cache_key(item_id: UUID) -> str:
+    return f"item:{item_id}"
+
+
+async def create_item(*, database: Database, owner: Principal, data: ItemCreate) -> ItemPublic:
     async with database.unit_of_work() as uow:
-        item = await uow.items.add(data)
-        uow.emit(ItemCreated(item_id=item.id, name=item.name))
+        item = await uow.items.add(data, owner_id=owner.user_id)
+        uow.emit(ItemCreated(item_id=item.id, owner_id=item.owner_id, name=item.name))
     return item
 
 
-async def get_item(*, database: Database, item_id: UUID) -> ItemPublic:
+async def get_item(*, database: Database, cache: Cache, item_id: UUID, ttl: int) -> ItemPublic:
+    """Cache-aside: Redis first, the database on a miss; writes invalidate."""
+    item = await cache.get_model(_cache_key(item_id), ItemPublic)
+    if item is None:
+        async with database.unit_of_work() as uow:
+            item = await uow.items.get(item_id)
+        if item is None:
+            raise ItemNotFoundError
+        await cache.set_model(_cache_key(item_id), item, seconds=ttl)
+    return item
+
+
+async def editable_item(*, database: Database, item_id: UUID, principal: Principal) -> ItemPublic:
+    """The item, read fresh from the database, if the caller may change it."""
     async with database.unit_of_work() as uow:
         item = await uow.items.get(item_id)
     if item is None:
         raise ItemNotFoundError
+    if item.owner_id != principal.user_id and not principal.is_admin:
+        raise NotItemOwnerError
     return item
 
 
-async def list_items(*, database: Database, limit: int) -> list[ItemPublic]:
+async def update_item(
+    *, database: Database, cache: Cache, item: ItemPublic, data: ItemUpdate
+) -> ItemPublic:
+    changes = data.changes()
     async with database.unit_of_work() as uow:
-        return await uow.items.newest(limit=limit)
+        updated = await uow.items.update(item.id, changes) if changes else item
+        if updated is None:
+            raise ItemNotFoundError
+        if changes:
+            uow.emit(ItemUpdated(item_id=item.id, changed=sorted(changes)))
+    await cache.delete(_cache_key(item.id))
+    return updated
+
+
+async def delete_item(*, database: Database, cache: Cache, item: ItemPublic) -> None:
+    async with database.unit_of_work() as uow:
+        if not await uow.items.delete(item.id):
+            raise ItemNotFoundError
+        uow.emit(ItemDeleted(item_id=item.id))
+    await cache.delete(_cache_key(item.id))
+
+
+async def list_items(*, database: Database, query: ItemQuery) -> Page[ItemPublic]:
+    after = None
+    if query.cursor:
+        after = Cursor.decode(query.cursor, sort=query.sort).typed(query.sort_type)
+    async with database.unit_of_work() as uow:
+        rows = await uow.items.find(query, after=after, limit=query.limit + 1)
+    return to_page(rows, limit=query.limit, sort=query.sort, field=query.sort_field)

@@ -1,10 +1,13 @@
 """Redis, with every key under the service's prefix."""
 
-from typing import cast
+from typing import TypeVar, cast
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from app.settings import RedisSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Cache:
@@ -20,6 +23,16 @@ class Cache:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    async def get_model(self, name: str, model: type[M]) -> M | None:
+        raw = await self.redis.get(self.key(name))
+        return model.model_validate_json(raw) if raw is not None else None
+
+    async def set_model(self, name: str, value: BaseModel, *, seconds: int) -> None:
+        await self.redis.set(self.key(name), value.model_dump_json(), ex=seconds)
+
+    async def delete(self, name: str) -> None:
+        await self.redis.delete(self.key(name))
 
     async def push_recent(self, name: str, value: str, *, keep: int) -> None:
         """Prepend to a bounded list (newest first)."""

@@ -24,11 +24,12 @@ class AppErrorExtensions(SchemaExtension):
                 error.extensions = {"code": original.code, "status": original.status}
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    # Errors without an original are GraphQL's own (syntax, unknown field): safe to show.
-    return error.original_error is not None and not isinstance(error.original_error, AppError)
+def is_unexpected(error: GraphQLError) -> bool:
+    # GraphQL's own errors (syntax, unknown field, bad variables) are safe to show.
+    original = error.original_error
+    return original is not None and not isinstance(original, AppError | GraphQLError)
 
 
 def mask_unexpected_errors() -> MaskErrors:
     """A factory: Strawberry builds a fresh extension for each request."""
-    return MaskErrors(should_mask_error=_is_unexpected, error_message=UNEXPECTED)
+    return MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED)

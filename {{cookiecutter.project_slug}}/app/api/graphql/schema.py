@@ -1,31 +1,100 @@
+"""The GraphQL schema: transport only, every resolver calls a feature's service."""
+
 from datetime import datetime
-from typing import Annotated
+from enum import Enum
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
 import structlog
+from fastapi import Request
 from graphql import GraphQLError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext, Info
 
-from app.api.graphql.errors import AppErrorExtensions, mask_unexpected_errors
-from app.core.errors import AppError, InvalidInputError
-from app.items import service
-from app.items.repository import PAGE_MAX
-from app.items.schemas import ItemCreate, ItemPublic
+from app.api.dependencies import ServicesDep, authenticate, client_ip
+from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.auth import service as auth
+from app.auth.tokens import Principal
+from app.core.errors import ForbiddenError, InvalidInputError
+from app.core.pagination import PAGE_DEFAULT, PAGE_MAX, cursor_for
+from app.items import service as item_service
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
+from app.users import service as user_service
+from app.users.schemas import PasswordChange, UserCreate, UserPublic
 
 log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], **data: Any) -> M:
+    """Input checked by the same pydantic model the service expects."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, error["loc"])) or "input" for error in exc.errors())
+        raise InvalidInputError(f"Invalid input: {fields}.") from exc
 
 
 class Context(BaseContext):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, request: Request) -> None:
         super().__init__()
         self.services = services
+        self.http_request = request
+        self._principal: Principal | None = None
+        # One batched query per request for all the owners a response needs.
+        self.users = DataLoader(load_fn=self._load_users)
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            self._principal = await authenticate(self.http_request, self.services)
+        return self._principal
+
+    async def _load_users(self, ids: list[UUID]) -> list["User | None"]:
+        async with self.services.database.unit_of_work() as uow:
+            found = {
+                user.id: User.from_public(user.public()) for user in await uow.users.by_ids(ids)
+            }
+        return [found.get(user_id) for user_id in ids]
+
+
+async def get_context(request: Request, services: ServicesDep) -> Context:
+    return Context(services, request)
 
 
 GraphQLInfo = Info[Context, None]
+
+
+@strawberry.enum
+class ItemStatus(Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+@strawberry.enum
+class ItemSort(Enum):
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    NAME = "name"
+    NAME_DESC = "-name"
+    PRICE = "price_cents"
+    PRICE_DESC = "-price_cents"
+
+
+@strawberry.type
+class User:
+    id: UUID
+    email: str
+    role: str
+    created_at: datetime
+
+    @classmethod
+    def from_public(cls, user: UserPublic) -> "User":
+        return cls(id=user.id, email=user.email, role=user.role, created_at=user.created_at)
 
 
 @strawberry.type
@@ -33,56 +102,251 @@ class Item:
     id: UUID
     name: str
     description: str
+    price_cents: int
+    status: ItemStatus
     created_at: datetime
+    updated_at: datetime
+    owner_id: UUID
+
+    @strawberry.field
+    async def owner(self, info: GraphQLInfo) -> User | None:
+        return await info.context.users.load(self.owner_id)
 
     @classmethod
     def from_public(cls, item: ItemPublic) -> "Item":
-        return cls(
-            id=item.id, name=item.name, description=item.description, created_at=item.created_at
-        )
+        return cls(**item.model_dump(exclude={"status"}), status=ItemStatus(item.status))
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class ItemEdge:
+    cursor: str
+    node: Item
+
+
+@strawberry.type
+class ItemConnection:
+    edges: list[ItemEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+@strawberry.input
+class ItemFilter:
+    status: ItemStatus | None = None
+    owner_id: UUID | None = None
 
 
 @strawberry.input
 class ItemInput:
     name: str
     description: str = ""
+    price_cents: int = 0
+    status: ItemStatus = ItemStatus.DRAFT
 
 
-def _validated_item(data: ItemInput) -> ItemCreate:
-    try:
-        return ItemCreate(name=data.name, description=data.description)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
-        raise InvalidInputError(f"Invalid input: {fields}.") from exc
+@strawberry.input
+class ItemPatch:
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    price_cents: int | None = strawberry.UNSET
+    status: ItemStatus | None = strawberry.UNSET
+
+
+def _set(**fields: Any) -> dict[str, Any]:
+    """The fields a client actually sent, with enums as their values."""
+    return {
+        key: value.value if isinstance(value, Enum) else value
+        for key, value in fields.items()
+        if value is not strawberry.UNSET
+    }
 
 
 @strawberry.type
 class Query:
     @strawberry.field
+    async def me(self, info: GraphQLInfo) -> User:
+        principal = await info.context.principal()
+        user = await user_service.get_user(
+            database=info.context.services.database, user_id=principal.user_id
+        )
+        return User.from_public(user)
+
+    @strawberry.field
+    async def users(
+        self, info: GraphQLInfo, first: int = PAGE_DEFAULT, after: UUID | None = None
+    ) -> UserConnection:
+        """Administrators only."""
+        if not (await info.context.principal()).is_admin:
+            raise ForbiddenError("Administrators only.")
+        if not 1 <= first <= PAGE_MAX:
+            raise InvalidInputError(f"first must be between 1 and {PAGE_MAX}.")
+        page, next_after = await user_service.list_users(
+            database=info.context.services.database, after=after, limit=first
+        )
+        return UserConnection(
+            edges=[UserEdge(cursor=str(user.id), node=User.from_public(user)) for user in page],
+            page_info=PageInfo(
+                has_next_page=next_after is not None,
+                end_cursor=str(page[-1].id) if page else None,
+            ),
+        )
+
+    @strawberry.field
     async def item(self, info: GraphQLInfo, id: UUID) -> Item:
-        item = await service.get_item(database=info.context.services.database, item_id=id)
+        await info.context.principal()
+        services = info.context.services
+        item = await item_service.get_item(
+            database=services.database,
+            cache=services.cache,
+            item_id=id,
+            ttl=services.settings.cache.item_seconds,
+        )
         return Item.from_public(item)
 
     @strawberry.field
     async def items(
         self,
         info: GraphQLInfo,
-        limit: Annotated[int, strawberry.argument(description=f"1 to {PAGE_MAX}")] = 20,
-    ) -> list[Item]:
-        if not 1 <= limit <= PAGE_MAX:
-            raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.")
-        items = await service.list_items(database=info.context.services.database, limit=limit)
-        return [Item.from_public(item) for item in items]
+        first: int = PAGE_DEFAULT,
+        after: str | None = None,
+        filter: ItemFilter | None = None,
+        sort: ItemSort = ItemSort.CREATED_AT_DESC,
+    ) -> ItemConnection:
+        """Up to PAGE_MAX items a page; pass pageInfo.endCursor as `after` for the next."""
+        await info.context.principal()
+        query = validated(
+            ItemQuery,
+            limit=first,
+            cursor=after,
+            sort=sort.value,
+            **_set(status=filter.status, owner_id=filter.owner_id) if filter else {},
+        )
+        page = await item_service.list_items(database=info.context.services.database, query=query)
+        edges = [
+            ItemEdge(
+                cursor=cursor_for(item, sort=query.sort, field=query.sort_field),
+                node=Item.from_public(item),
+            )
+            for item in page.items
+        ]
+        return ItemConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.next_cursor is not None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation
+    async def register(self, info: GraphQLInfo, email: str, password: str) -> User:
+        services = info.context.services
+        data = validated(UserCreate, email=email, password=password)
+        user = await user_service.register(
+            database=services.database, passwords=services.passwords, data=data
+        )
+        return User.from_public(user)
+
+    @strawberry.mutation
+    async def login(self, info: GraphQLInfo, email: str, password: str) -> TokenPair:
+        services = info.context.services
+        pair = await auth.login(
+            database=services.database,
+            passwords=services.passwords,
+            tokens=services.tokens,
+            limiter=services.limiter,
+            limits=services.settings.rate_limit,
+            email=email,
+            password=password,
+            client_ip=client_ip(info.context.http_request),
+        )
+        return TokenPair(**pair.model_dump())
+
+    @strawberry.mutation
+    async def refresh_token(self, info: GraphQLInfo, refresh_token: str) -> TokenPair:
+        pair = await auth.refresh(tokens=info.context.services.tokens, refresh_token=refresh_token)
+        return TokenPair(**pair.model_dump())
+
+    @strawberry.mutation
+    async def logout(self, info: GraphQLInfo) -> bool:
+        principal = await info.context.principal()
+        await auth.logout(tokens=info.context.services.tokens, principal=principal)
+        return True
+
+    @strawberry.mutation
+    async def change_password(
+        self, info: GraphQLInfo, current_password: str, new_password: str
+    ) -> bool:
+        """Every session ends with the change: log in again with the new password."""
+        principal = await info.context.principal()
+        services = info.context.services
+        await user_service.change_password(
+            database=services.database,
+            passwords=services.passwords,
+            tokens=services.tokens,
+            user_id=principal.user_id,
+            data=validated(
+                PasswordChange, current_password=current_password, new_password=new_password
+            ),
+        )
+        return True
+
+    @strawberry.mutation
     async def create_item(self, info: GraphQLInfo, input: ItemInput) -> Item:
-        item = await service.create_item(
-            database=info.context.services.database, data=_validated_item(input)
+        principal = await info.context.principal()
+        data = validated(ItemCreate, **_set(**vars(input)))
+        item = await item_service.create_item(
+            database=info.context.services.database, owner=principal, data=data
         )
         return Item.from_public(item)
+
+    @strawberry.mutation
+    async def update_item(self, info: GraphQLInfo, id: UUID, input: ItemPatch) -> Item:
+        services = info.context.services
+        data = validated(ItemUpdate, **_set(**vars(input)))
+        item = await item_service.editable_item(
+            database=services.database, item_id=id, principal=await info.context.principal()
+        )
+        updated = await item_service.update_item(
+            database=services.database, cache=services.cache, item=item, data=data
+        )
+        return Item.from_public(updated)
+
+    @strawberry.mutation
+    async def delete_item(self, info: GraphQLInfo, id: UUID) -> bool:
+        services = info.context.services
+        item = await item_service.editable_item(
+            database=services.database, item_id=id, principal=await info.context.principal()
+        )
+        await item_service.delete_item(database=services.database, cache=services.cache, item=item)
+        return True
 
 
 class Schema(strawberry.Schema):
@@ -91,7 +355,7 @@ class Schema(strawberry.Schema):
     ) -> None:
         # Expected errors are answers, not incidents: log only the unexpected ones.
         for error in errors:
-            if error.original_error is not None and not isinstance(error.original_error, AppError):
+            if is_unexpected(error):
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
 
 

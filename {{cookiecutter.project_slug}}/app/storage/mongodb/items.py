@@ -2,30 +2,51 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 from uuid_utils.compat import uuid7
 
+from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
-from app.items.schemas import ItemCreate, ItemPublic
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 
 Document = dict[str, Any]
-# UUIDv7 ids grow with time, and their text sorts like them: newest first is
-# the built-in _id index read backwards.
-NEWEST_FIRST = [("_id", DESCENDING)]
+# The public id lives in its own field (UUIDv7 text, sorting like creation time);
+# `_id` stays MongoDB's own, so every compound index can end with the public id.
+INDEXES: list[tuple[str, list[tuple[str, int]], bool]] = [
+    ("uq_items_id", [("id", ASCENDING)], True),
+    ("uq_items_owner_id_name", [("owner_id", ASCENDING), ("name", ASCENDING)], True),
+    ("ix_items_created_at_id", [("created_at", ASCENDING), ("id", ASCENDING)], False),
+    (
+        "ix_items_owner_id_created_at_id",
+        [("owner_id", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
+        False,
+    ),
+    (
+        "ix_items_status_created_at_id",
+        [("status", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
+        False,
+    ),
+    ("ix_items_name_id", [("name", ASCENDING), ("id", ASCENDING)], False),
+    ("ix_items_price_cents_id", [("price_cents", ASCENDING), ("id", ASCENDING)], False),
+]
+
+
+def now_ms() -> datetime:
+    # MongoDB keeps milliseconds; truncate now so what we return is what is stored.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 async def create_item_indexes(items: AsyncCollection[Document]) -> None:
-    await items.create_index("name", unique=True, name="uq_items_name")
+    for name, keys, unique in INDEXES:
+        await items.create_index(keys, name=name, unique=unique)
 
 
 def _to_item(document: Document) -> ItemPublic:
-    return ItemPublic(
-        id=UUID(document["_id"]),
-        name=document["name"],
-        description=document["description"],
-        created_at=document["created_at"],
+    return ItemPublic.model_validate(
+        {**document, "id": UUID(document["id"]), "owner_id": UUID(document["owner_id"])}
     )
 
 
@@ -33,16 +54,14 @@ class MongoItemRepository:
     def __init__(self, items: AsyncCollection[Document]) -> None:
         self.items = items
 
-    async def add(self, data: ItemCreate) -> ItemPublic:
-        # MongoDB keeps milliseconds; truncate now so what we return is what is stored.
-        now = datetime.now(UTC)
+    async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
+        now = now_ms()
         document: Document = {
-            # Ids are stored as their canonical text: readable in any MongoDB client,
-            # and free of the driver's UUID representation settings.
-            "_id": str(uuid7()),
-            "name": data.name,
-            "description": data.description,
-            "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+            **data.model_dump(),
+            "id": str(uuid7()),
+            "owner_id": str(owner_id),
+            "created_at": now,
+            "updated_at": now,
         }
         try:
             await self.items.insert_one(document)
@@ -51,9 +70,45 @@ class MongoItemRepository:
         return _to_item(document)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
-        document = await self.items.find_one({"_id": str(item_id)})
+        document = await self.items.find_one({"id": str(item_id)})
         return _to_item(document) if document else None
 
-    async def newest(self, *, limit: int) -> list[ItemPublic]:
-        cursor = self.items.find().sort(NEWEST_FIRST).limit(limit)
+    async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
+        try:
+            document = await self.items.find_one_and_update(
+                {"id": str(item_id)},
+                {"$set": {**changes, "updated_at": now_ms()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError as exc:
+            raise ItemNameTakenError from exc
+        return _to_item(document) if document else None
+
+    async def delete(self, item_id: UUID) -> bool:
+        result = await self.items.delete_one({"id": str(item_id)})
+        return result.deleted_count == 1
+
+    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+        field = query.sort_field  # one of ItemSort's fields, never raw input
+        conditions: list[Document] = []
+        if query.status is not None:
+            conditions.append({"status": query.status})
+        if query.owner_id is not None:
+            conditions.append({"owner_id": str(query.owner_id)})
+        if after is not None:
+            beyond = "$lt" if query.descending else "$gt"
+            conditions.append(
+                {
+                    "$or": [
+                        {field: {beyond: after.value}},
+                        {field: after.value, "id": {beyond: str(after.id)}},
+                    ]
+                }
+            )
+        direction = DESCENDING if query.descending else ASCENDING
+        cursor = (
+            self.items.find({"$and": conditions} if conditions else {})
+            .sort([(field, direction), ("id", direction)])
+            .limit(limit)
+        )
         return [_to_item(document) async for document in cursor]

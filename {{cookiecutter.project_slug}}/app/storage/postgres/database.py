@@ -3,12 +3,13 @@
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.events.schemas import DomainEvent
 from app.settings import DatabaseSettings
 from app.storage.postgres.items import PostgresItemRepository
+from app.storage.postgres.users import PostgresUserRepository
 from app.storage.unit_of_work import AfterCommit
 
 # Runs inside the transaction, just before it commits, with the events it emitted.
@@ -19,6 +20,7 @@ class PostgresUnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.items = PostgresItemRepository(session)
+        self.users = PostgresUserRepository(session)
         self.events: list[DomainEvent] = []
 
     def emit(self, event: DomainEvent) -> None:
@@ -35,8 +37,13 @@ class PostgresDatabase:
             echo=settings.echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.round_trips = 0
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         self.before_commit: list[BeforeCommit] = []
         self.after_commit = after_commit
+
+    def _count(self, *_: object) -> None:
+        self.round_trips += 1
 
     async def connect(self) -> None:
         # Fail at startup, not at the first request, if the database is unreachable.

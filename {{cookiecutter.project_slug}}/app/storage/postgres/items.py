@@ -1,20 +1,29 @@
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
-from app.items.schemas import ItemCreate, ItemPublic
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.storage.postgres.models import ItemRow
+
+# Sortable fields map to columns here, never to raw input.
+SORT_COLUMNS = {
+    "created_at": ItemRow.created_at,
+    "name": ItemRow.name,
+    "price_cents": ItemRow.price_cents,
+}
 
 
 class PostgresItemRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, data: ItemCreate) -> ItemPublic:
-        row = ItemRow(name=data.name, description=data.description)
+    async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
+        row = ItemRow(**data.model_dump(), owner_id=owner_id)
         try:
             # A savepoint, so a duplicate name leaves the rest of the transaction usable.
             async with self.session.begin_nested():
@@ -28,6 +37,37 @@ class PostgresItemRepository:
         row = await self.session.get(ItemRow, item_id)
         return ItemPublic.model_validate(row) if row else None
 
-    async def newest(self, *, limit: int) -> list[ItemPublic]:
-        rows = await self.session.scalars(select(ItemRow).order_by(ItemRow.id.desc()).limit(limit))
+    async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
+        statement = (
+            update(ItemRow)
+            .where(ItemRow.id == item_id)
+            .values(**changes, updated_at=func.now())
+            .returning(ItemRow)
+        )
+        try:
+            async with self.session.begin_nested():
+                row = await self.session.scalar(statement)
+        except IntegrityError as exc:
+            raise ItemNameTakenError from exc
+        return ItemPublic.model_validate(row) if row else None
+
+    async def delete(self, item_id: UUID) -> bool:
+        deleted = await self.session.scalar(
+            delete(ItemRow).where(ItemRow.id == item_id).returning(ItemRow.id)
+        )
+        return deleted is not None
+
+    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+        column = SORT_COLUMNS[query.sort_field]
+        statement = select(ItemRow)
+        if query.status is not None:
+            statement = statement.where(ItemRow.status == query.status)
+        if query.owner_id is not None:
+            statement = statement.where(ItemRow.owner_id == query.owner_id)
+        if after is not None:
+            key: ColumnElement[Any] = tuple_(column, ItemRow.id)
+            bound = tuple_(after.value, after.id)
+            statement = statement.where(key < bound if query.descending else key > bound)
+        order = (column.desc(), ItemRow.id.desc()) if query.descending else (column, ItemRow.id)
+        rows = await self.session.scalars(statement.order_by(*order).limit(limit))
         return [ItemPublic.model_validate(row) for row in rows]

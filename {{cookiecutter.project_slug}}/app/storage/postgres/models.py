@@ -3,7 +3,18 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, MetaData, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
@@ -23,11 +34,39 @@ class Base(DeclarativeBase):
     )
 
 
+class UserRow(Base):
+    __tablename__ = "users"
+
+    # UUIDv7 ids grow with time, so id order is creation order.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    previous_password_hashes: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class ItemRow(Base):
     __tablename__ = "items"
 
-    # UUIDv7 ids grow with time: newest first is the primary key read backwards.
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
     description: Mapped[str] = mapped_column(Text, default="")
+    price_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    # One index per list query: each filter with the default order, and each sort
+    # order on its own, always ending with the id that breaks ties for the cursor.
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_items_owner_id_name"),
+        Index("ix_items_created_at_id", "created_at", "id"),
+        Index("ix_items_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        Index("ix_items_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_items_name_id", "name", "id"),
+        Index("ix_items_price_cents_id", "price_cents", "id"),
+    )

@@ -1,0 +1,46 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.api.dependencies import ServicesDep, client_ip
+from app.api.rest.dependencies import CurrentPrincipal
+from app.api.rest.schemas import RefreshRequest
+from app.auth import service as auth
+from app.auth.tokens import TokenPair
+from app.users import service as users
+from app.users.schemas import UserCreate, UserPublic
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(data: UserCreate, services: ServicesDep) -> UserPublic:
+    return await users.register(database=services.database, passwords=services.passwords, data=data)
+
+
+@router.post("/token")
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, services: ServicesDep
+) -> TokenPair:
+    """OAuth2 password flow: `username` is the email."""
+    return await auth.login(
+        database=services.database,
+        passwords=services.passwords,
+        tokens=services.tokens,
+        limiter=services.limiter,
+        limits=services.settings.rate_limit,
+        email=form.username,
+        password=form.password,
+        client_ip=client_ip(request),
+    )
+
+
+@router.post("/refresh")
+async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
+    return await auth.refresh(tokens=services.tokens, refresh_token=data.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: CurrentPrincipal, services: ServicesDep) -> None:
+    await auth.logout(tokens=services.tokens, principal=principal)

@@ -1,0 +1,46 @@
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, status
+
+from app.api.dependencies import ServicesDep
+from app.api.rest.dependencies import Admin, CurrentPrincipal
+from app.api.rest.schemas import PageMeta, Paginated
+from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
+from app.users import service as users
+from app.users.schemas import PasswordChange, UserPublic
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me")
+async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserPublic:
+    return await users.get_user(database=services.database, user_id=principal.user_id)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    data: PasswordChange, principal: CurrentPrincipal, services: ServicesDep
+) -> None:
+    """Every session ends with the change: log in again with the new password."""
+    await users.change_password(
+        database=services.database,
+        passwords=services.passwords,
+        tokens=services.tokens,
+        user_id=principal.user_id,
+        data=data,
+    )
+
+
+@router.get("")
+async def list_users(
+    _: Admin,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    cursor: UUID | None = None,
+) -> Paginated[UserPublic]:
+    """Administrators only."""
+    page, after = await users.list_users(database=services.database, after=cursor, limit=limit)
+    return Paginated(
+        data=page, meta=PageMeta(limit=limit, next_cursor=str(after) if after else None)
+    )

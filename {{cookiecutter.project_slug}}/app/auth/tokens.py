@@ -1,0 +1,159 @@
+"""JWT access and refresh tokens, with sessions kept in Redis.
+
+A login opens a session (a token family). Its refresh token is single use: each
+refresh rotates it, and presenting an already-used one means it was stolen or
+replayed, so every session of that user is revoked. Logging out ends the session,
+and with it every access token issued for it (each request checks the session).
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+from uuid import UUID
+
+import jwt
+from pydantic import BaseModel
+
+from app.core.errors import UnauthorizedError
+from app.settings import AuthSettings
+from app.storage.cache import Cache
+from app.users.schemas import Role, UserPublic
+
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
+
+# Rotate only if the presented token is the session's current one: 1 rotated,
+# 0 no such session, -1 an earlier token of a live session (reuse).
+_ROTATE = """
+local current = redis.call('HGET', KEYS[1], 'jti')
+if not current then return 0 end
+if current ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'jti', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 scheme name
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: established from a valid access token of a live session."""
+
+    user_id: UUID
+    role: Role
+    session_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Tokens:
+    def __init__(self, settings: AuthSettings, cache: Cache) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.access_seconds = settings.access_token_minutes * 60
+        self.refresh_seconds = settings.refresh_token_days * 86400
+        self._rotate = cache.redis.register_script(_ROTATE)
+
+    def _session_key(self, session_id: str) -> str:
+        return self.cache.key(f"session:{session_id}")
+
+    def _user_sessions_key(self, user_id: str) -> str:
+        return self.cache.key(f"user-sessions:{user_id}")
+
+    def _encode(self, claims: dict[str, Any], *, kind: TokenType, seconds: int) -> str:
+        now = int(time.time())
+        payload = {**claims, "type": kind, "iat": now, "exp": now + seconds}
+        return jwt.encode(
+            payload, self.settings.secret_key.get_secret_value(), self.settings.algorithm
+        )
+
+    def decode(self, token: str, *, kind: TokenType) -> dict[str, Any]:
+        """Verified claims, or 401: bad signature, other algorithm, expired, wrong type."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.settings.secret_key.get_secret_value(),
+                algorithms=[self.settings.algorithm],
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError("Invalid or expired token.") from exc
+        if claims["type"] != kind:
+            raise UnauthorizedError(f"An {kind} token is required.")
+        return claims
+
+    def _pair(self, *, user_id: str, role: str, session_id: str, refresh_jti: str) -> TokenPair:
+        access = self._encode(
+            {"sub": user_id, "sid": session_id, "role": role, "jti": uuid.uuid4().hex},
+            kind="access",
+            seconds=self.access_seconds,
+        )
+        refresh = self._encode(
+            {"sub": user_id, "sid": session_id, "jti": refresh_jti},
+            kind="refresh",
+            seconds=self.refresh_seconds,
+        )
+        return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.access_seconds)
+
+    async def open_session(self, user: UserPublic) -> TokenPair:
+        session_id, jti, user_id = uuid.uuid4().hex, uuid.uuid4().hex, str(user.id)
+        async with self.cache.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._session_key(session_id),
+                mapping={"user": user_id, "role": user.role, "jti": jti},
+            )
+            pipe.expire(self._session_key(session_id), self.refresh_seconds)
+            pipe.sadd(self._user_sessions_key(user_id), session_id)
+            pipe.expire(self._user_sessions_key(user_id), self.refresh_seconds)
+            await pipe.execute()
+        return self._pair(user_id=user_id, role=user.role, session_id=session_id, refresh_jti=jti)
+
+    async def rotate(self, refresh_token: str) -> TokenPair:
+        claims = self.decode(refresh_token, kind="refresh")
+        session_key = self._session_key(claims["sid"])
+        new_jti = uuid.uuid4().hex
+        outcome = await self._rotate(
+            keys=[session_key], args=[claims["jti"], new_jti, self.refresh_seconds]
+        )
+        if outcome == -1:
+            await self.revoke_all(claims["sub"])
+            raise UnauthorizedError("Refresh token reuse detected: every session was revoked.")
+        if outcome == 0:
+            raise UnauthorizedError("The session has ended; log in again.")
+        role = await self.cache.redis.hget(session_key, "role")
+        return self._pair(
+            user_id=claims["sub"], role=str(role), session_id=claims["sid"], refresh_jti=new_jti
+        )
+
+    async def authenticate(self, access_token: str) -> Principal:
+        claims = self.decode(access_token, kind="access")
+        if not await self.cache.redis.exists(self._session_key(claims["sid"])):
+            raise UnauthorizedError("The session has ended; log in again.")
+        role = claims.get("role")
+        try:
+            user_id = UUID(claims["sub"])
+        except ValueError as exc:
+            raise UnauthorizedError("Invalid or expired token.") from exc
+        if role not in get_args(Role):
+            raise UnauthorizedError("Invalid or expired token.")
+        return Principal(user_id=user_id, role=cast(Role, role), session_id=claims["sid"])
+
+    async def end_session(self, principal: Principal) -> None:
+        async with self.cache.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._session_key(principal.session_id))
+            pipe.srem(self._user_sessions_key(str(principal.user_id)), principal.session_id)
+            await pipe.execute()
+
+    async def revoke_all(self, user_id: str) -> None:
+        sessions = await self.cache.redis.smembers(self._user_sessions_key(user_id))
+        keys = [self._session_key(str(session)) for session in sessions]
+        await self.cache.redis.delete(self._user_sessions_key(user_id), *keys)

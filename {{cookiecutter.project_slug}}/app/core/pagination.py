@@ -1,0 +1,66 @@
+"""Keyset pagination: an opaque cursor holds the sort value and id of the last row.
+
+Unlike offsets, a keyset page costs the same at any depth and never skips or
+repeats rows when others are inserted meanwhile.
+"""
+
+import base64
+import json
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from app.core.errors import BadRequestError
+
+PAGE_DEFAULT = 20
+PAGE_MAX = 100
+T = TypeVar("T")
+
+
+class Cursor(BaseModel):
+    sort: str
+    value: str | int | datetime
+    id: UUID
+
+    def typed(self, kind: type[Any]) -> "Cursor":
+        """The cursor with its value read as the sort field's type (JSON has no dates)."""
+        try:
+            value = TypeAdapter(kind).validate_python(self.value)
+        except ValidationError as exc:
+            raise BadRequestError("The cursor is not valid.") from exc
+        return self.model_copy(update={"value": value})
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, *, sort: str) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            cursor = cls.model_validate(json.loads(raw))
+        except ValueError as exc:
+            raise BadRequestError("The cursor is not valid.") from exc
+        if cursor.sort != sort:
+            raise BadRequestError("The cursor belongs to another sort order.")
+        return cursor
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def to_page(rows: list[Any], *, limit: int, sort: str, field: str) -> Page[Any]:
+    """Rows fetched with limit + 1: the extra one only tells that a next page exists."""
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page(
+        items=items, next_cursor=cursor_for(items[-1], sort=sort, field=field) if more else None
+    )
+
+
+def cursor_for(row: Any, *, sort: str, field: str) -> str:
+    """The cursor that continues after this row (Relay's per-edge cursor)."""
+    return Cursor(sort=sort, value=getattr(row, field), id=row.id).encode()

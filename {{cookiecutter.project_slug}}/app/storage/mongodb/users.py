@@ -1,0 +1,68 @@
+from collections.abc import Sequence
+from uuid import UUID
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+from uuid_utils.compat import uuid7
+
+from app.storage.mongodb.items import Document, now_ms
+from app.users.errors import EmailTakenError
+from app.users.schemas import Role, User
+
+
+async def create_user_indexes(users: AsyncCollection[Document]) -> None:
+    await users.create_index([("id", ASCENDING)], name="uq_users_id", unique=True)
+    await users.create_index([("email", ASCENDING)], name="uq_users_email", unique=True)
+
+
+def _to_user(document: Document) -> User:
+    return User.model_validate({**document, "id": UUID(document["id"])})
+
+
+class MongoUserRepository:
+    def __init__(self, users: AsyncCollection[Document]) -> None:
+        self.users = users
+
+    async def add(self, *, email: str, password_hash: str, role: Role) -> User:
+        document: Document = {
+            "id": str(uuid7()),
+            "email": email,
+            "password_hash": password_hash,
+            "previous_password_hashes": [],
+            "role": role,
+            "created_at": now_ms(),
+        }
+        try:
+            await self.users.insert_one(document)
+        except DuplicateKeyError as exc:
+            raise EmailTakenError from exc
+        return _to_user(document)
+
+    async def get(self, user_id: UUID) -> User | None:
+        document = await self.users.find_one({"id": str(user_id)})
+        return _to_user(document) if document else None
+
+    async def by_email(self, email: str) -> User | None:
+        document = await self.users.find_one({"email": email})
+        return _to_user(document) if document else None
+
+    async def by_ids(self, user_ids: Sequence[UUID]) -> list[User]:
+        cursor = self.users.find({"id": {"$in": [str(user_id) for user_id in user_ids]}})
+        return [_to_user(document) async for document in cursor]
+
+    async def set_password(
+        self, user_id: UUID, *, password_hash: str, previous: Sequence[str]
+    ) -> None:
+        await self.users.update_one(
+            {"id": str(user_id)},
+            {"$set": {"password_hash": password_hash, "previous_password_hashes": list(previous)}},
+        )
+
+    async def set_role(self, user_id: UUID, role: Role) -> None:
+        await self.users.update_one({"id": str(user_id)}, {"$set": {"role": role}})
+
+    async def page(self, *, after: UUID | None, limit: int) -> list[User]:
+        query = {"id": {"$gt": str(after)}} if after else {}
+        cursor = self.users.find(query).sort("id", ASCENDING).limit(limit)
+        return [_to_user(document) async for document in cursor]

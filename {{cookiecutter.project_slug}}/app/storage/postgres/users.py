@@ -1,0 +1,55 @@
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.storage.postgres.models import UserRow
+from app.users.errors import EmailTakenError
+from app.users.schemas import Role, User
+
+
+class PostgresUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, *, email: str, password_hash: str, role: Role) -> User:
+        row = UserRow(email=email, password_hash=password_hash, role=role)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError as exc:
+            raise EmailTakenError from exc
+        await self.session.refresh(row)
+        return User.model_validate(row)
+
+    async def get(self, user_id: UUID) -> User | None:
+        row = await self.session.get(UserRow, user_id)
+        return User.model_validate(row) if row else None
+
+    async def by_email(self, email: str) -> User | None:
+        row = await self.session.scalar(select(UserRow).where(UserRow.email == email))
+        return User.model_validate(row) if row else None
+
+    async def by_ids(self, user_ids: Sequence[UUID]) -> list[User]:
+        rows = await self.session.scalars(select(UserRow).where(UserRow.id.in_(user_ids)))
+        return [User.model_validate(row) for row in rows]
+
+    async def set_password(
+        self, user_id: UUID, *, password_hash: str, previous: Sequence[str]
+    ) -> None:
+        await self.session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(password_hash=password_hash, previous_password_hashes=list(previous))
+        )
+
+    async def set_role(self, user_id: UUID, role: Role) -> None:
+        await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(role=role))
+
+    async def page(self, *, after: UUID | None, limit: int) -> list[User]:
+        statement = select(UserRow).order_by(UserRow.id).limit(limit)
+        if after is not None:
+            statement = statement.where(UserRow.id > after)
+        return [User.model_validate(row) for row in await self.session.scalars(statement)]
