@@ -1,4 +1,4 @@
-"""The template's own code (hooks and these tests) meets the bar it sets for projects."""
+"""The template's own code (hooks, tests, benchmarks) meets the bar it sets for projects."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import sys
 
 from tests.rendering import TEMPLATE, run
 
+OWN_CODE = ("hooks", "tests", "benchmarks")
+
 
 def test_ruff() -> None:
-    run([sys.executable, "-m", "ruff", "check", "--no-cache", "hooks", "tests"], cwd=TEMPLATE)
-    run(
-        [sys.executable, "-m", "ruff", "format", "--no-cache", "--check", "hooks", "tests"],
-        cwd=TEMPLATE,
-    )
+    run([sys.executable, "-m", "ruff", "check", "--no-cache", *OWN_CODE], cwd=TEMPLATE)
+    run([sys.executable, "-m", "ruff", "format", "--no-cache", "--check", *OWN_CODE], cwd=TEMPLATE)
 
 
 def test_mypy_strict() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: render, template suite, and the rendered service under load; see __main__."""

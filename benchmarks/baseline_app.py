@@ -1,0 +1,160 @@
+"""The bare baseline: the same work as the rendered service, with nothing in between.
+
+A minimal Starlette app straight on the drivers (asyncpg or PyMongo, redis-py), no
+validation, auth, rate limit, logging or metrics. It is served by uvicorn with the
+rendered project's own interpreter, so both sides use the very same uvicorn, uvloop,
+httptools and driver versions. Configured by environment:
+
+BASELINE_DATABASE   postgres | mongodb
+BASELINE_DB_URL     postgresql://... (asyncpg form) or mongodb://.../dbname
+BASELINE_REDIS_URL  redis://...
+BASELINE_OWNER_ID   owner of the items it creates
+
+Routes: GET /items/{id} (cache-aside in Redis, as the service: GET, and on a miss the
+row, SET with a TTL), GET /items?status=&limit= (the indexed list query), POST /items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+DATABASE = os.environ.get("BASELINE_DATABASE", "postgres")
+DB_URL = os.environ.get("BASELINE_DB_URL", "")
+REDIS_URL = os.environ.get("BASELINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+OWNER_ID = os.environ.get("BASELINE_OWNER_ID", str(uuid.uuid4()))
+PREFIX = "baseline:item:"
+TTL = 300
+COLUMNS = "id, owner_id, name, description, price_cents, status, created_at, updated_at"
+_state: dict[str, Any] = {}
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    body = json.dumps(payload, default=str, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _document(document: dict[str, Any]) -> dict[str, Any]:
+    document.pop("_id", None)
+    return document
+
+
+async def _fetch_one(item_id: str) -> dict[str, Any] | None:
+    if DATABASE == "postgres":
+        row = await _state["pool"].fetchrow(
+            f"SELECT {COLUMNS} FROM items WHERE id = $1",
+            uuid.UUID(item_id),
+        )
+        return dict(row) if row else None
+    document = await _state["items"].find_one({"id": item_id})
+    return _document(document) if document else None
+
+
+async def get_item(request: Request) -> Response:
+    item_id = request.path_params["item_id"]
+    redis: Redis = _state["redis"]
+    raw = await redis.get(PREFIX + item_id)
+    if raw is None:
+        item = await _fetch_one(item_id)
+        if item is None:
+            return _json({"detail": "not found"}, 404)
+        raw = json.dumps(item, default=str, separators=(",", ":")).encode()
+        await redis.set(PREFIX + item_id, raw, ex=TTL)
+    return Response(raw, media_type="application/json")
+
+
+async def list_items(request: Request) -> Response:
+    status = request.query_params.get("status", "active")
+    limit = int(request.query_params.get("limit", "20"))
+    if DATABASE == "postgres":
+        rows = await _state["pool"].fetch(
+            f"SELECT {COLUMNS} FROM items WHERE status = $1 "
+            "ORDER BY created_at DESC, id DESC LIMIT $2",
+            status,
+            limit,
+        )
+        data = [dict(row) for row in rows]
+    else:
+        cursor = (
+            _state["items"]
+            .find({"status": status})
+            .sort([("created_at", -1), ("id", -1)])
+            .limit(limit)
+        )
+        data = [_document(document) async for document in cursor]
+    return _json({"data": data})
+
+
+async def create_item(request: Request) -> Response:
+    body = json.loads(await request.body())
+    now = datetime.now(UTC)
+    values = {
+        "id": uuid.uuid4(),
+        "owner_id": uuid.UUID(OWNER_ID),
+        "name": body["name"],
+        "description": body.get("description", ""),
+        "price_cents": body.get("price_cents", 0),
+        "status": body.get("status", "draft"),
+        "created_at": now,
+        "updated_at": now,
+    }
+    if DATABASE == "postgres":
+        row = await _state["pool"].fetchrow(
+            f"INSERT INTO items ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            f"RETURNING {COLUMNS}",
+            *values.values(),
+        )
+        return _json(dict(row), 201)
+    document = {**values, "id": str(values["id"]), "owner_id": OWNER_ID}
+    await _state["items"].insert_one(document)
+    return _json(_document(document), 201)
+
+
+@asynccontextmanager
+async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    _state["redis"] = Redis.from_url(REDIS_URL)
+    if DATABASE == "postgres":
+        import asyncpg
+
+        # The same pool size as the service's default (10 + 10 overflow).
+        _state["pool"] = await asyncpg.create_pool(DB_URL, min_size=1, max_size=20)
+    else:
+        from pymongo import AsyncMongoClient
+
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(DB_URL, tz_aware=True)
+        _state["client"] = client
+        _state["items"] = client.get_default_database()["items"]
+    try:
+        yield
+    finally:
+        if DATABASE == "postgres":
+            await _state["pool"].close()
+        else:
+            await _state["client"].close()
+        await _state["redis"].aclose()
+
+
+async def ready(_: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+app = Starlette(
+    routes=[
+        Route("/health/ready", ready),
+        Route("/items", list_items),
+        Route("/items", create_item, methods=["POST"]),
+        Route("/items/{item_id}", get_item),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,494 @@
+"""The rendered service under load, next to the bare baseline, on loopback.
+
+For each measured combination: render it, `uv sync`, migrate, start it N times to time
+start-to-ready, register and log in, seed items, then load three scenarios at a few
+concurrency levels with wrk; then the baseline (benchmarks/baseline_app.py) on the same
+database and Redis, loaded the same way. One uvicorn worker process each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks import profile, wrk
+from benchmarks.client import Client, wait_ready
+from benchmarks.render import render
+from tests.services import ServiceUrls, create_postgres_database, mongodb_database_url
+
+PASSWORD = "Bench-mark-2026!"
+READY_TIMEOUT = 60.0
+ITEM_FIELDS = "id ownerId name description priceCents status createdAt updatedAt"
+SCENARIOS = ("read", "list", "create")
+SCENARIO_TITLES = {
+    "read": "read by id (warm cache)",
+    "list": "list 20, status filter",
+    "create": "create",
+}
+HOT_IDS = 100  # the cached-read scenario rotates over this many items, all warmed first
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    database: str
+    api: str
+    broker: str = "rabbitmq"
+    compliance_logging: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"{self.api}-{self.database}"
+
+    def answers(self) -> dict[str, Any]:
+        return {
+            "project_name": f"Bench {self.name}",
+            "database": self.database,
+            "api": self.api,
+            "broker": self.broker,
+            "compliance_logging": self.compliance_logging,
+        }
+
+
+def target_of(project: Path) -> Target:
+    """The combination an already rendered project was made with."""
+    answers = json.loads((project / ".cookiecutter.json").read_text())
+    return Target(
+        answers["database"], answers["api"], answers["broker"], bool(answers["compliance_logging"])
+    )
+
+
+TARGETS = {
+    t.name: t
+    for t in (Target("postgres", "rest"), Target("postgres", "graphql"), Target("mongodb", "rest"))
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    result: wrk.Result
+    cpu_us: float  # server CPU time per request
+
+
+@dataclasses.dataclass
+class Measurement:
+    target: str
+    scenario: str
+    connections: int
+    service: Cell
+    baseline: Cell
+
+
+@dataclasses.dataclass
+class TargetReport:
+    target: str
+    startup_seconds: list[float]
+    measurements: list[Measurement]
+    profiles: dict[str, list[tuple[float, str]]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A uvicorn process of its own session, stopped with SIGTERM (SIGKILL if it hangs)."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                [*argv, "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        self.started = time.monotonic()
+        self.pid = self.popen.pid
+
+    def wait_ready(self) -> float:
+        """Seconds from process start to /health/ready answering 200."""
+        try:
+            ready = wait_ready(
+                self.port, timeout=READY_TIMEOUT, alive=lambda: self.popen.poll() is None
+            )
+        except RuntimeError as exc:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{exc}; log {self.log}:\n{tail}") from None
+        return ready - self.started
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> Iterator[Server]:
+    server = Server(argv, cwd=cwd, env=env, log=log)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def clean_env() -> dict[str, str]:
+    # The template's own virtualenv must not leak into the rendered project's.
+    return {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+
+
+def _service_env(target: Target, urls: ServiceUrls, run_id: str, log_level: str) -> dict[str, str]:
+    db_name = f"bench_{target.name.replace('-', '_')}_{run_id}"
+    env = clean_env()
+    if target.database == "postgres":
+        url = create_postgres_database(urls.postgres, db_name)
+        env["DATABASE_URL"] = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    else:
+        env["MONGODB_URL"] = mongodb_database_url(urls.mongodb, db_name)
+    env.update(
+        REDIS_URL=urls.redis + "/0",
+        REDIS_KEY_PREFIX=f"bench-{run_id}-{target.name}:",
+        BROKER_URL=urls.rabbitmq if target.broker == "rabbitmq" else urls.kafka,
+        BROKER_PREFIX=f"bench-{run_id}-{target.name}.",
+        # As in production: strong secrets, no docs, the production checks on.
+        APP_ENVIRONMENT="production",
+        APP_LOG_LEVEL=log_level,
+        AUTH_SECRET_KEY=secrets.token_urlsafe(48),
+        AUDIT_SECRET_KEY=secrets.token_urlsafe(48),
+        # Limits far above what one worker can serve: the limiter still runs on every request.
+        RATE_LIMIT_API_PER_MINUTE="100000000",
+        RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE="1000",
+    )
+    return env
+
+
+class Api:
+    """The service's API, REST or GraphQL, for setup and for building wrk scenarios."""
+
+    def __init__(self, target: Target, port: int) -> None:
+        self.target = target
+        self.client = Client(port)
+        self.graphql = target.api == "graphql"
+
+    def login(self) -> str:
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        if self.graphql:
+            self.client.graphql(
+                "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { id } }",
+                e=email,
+                p=PASSWORD,
+            )
+            data = self.client.graphql(
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) "
+                "{ accessToken } }",
+                e=email,
+                p=PASSWORD,
+            )
+            token = str(data["login"]["accessToken"])
+        else:
+            body = {"email": email, "password": PASSWORD}
+            self.client.request("POST", "/api/v1/auth/register", json_body=body)
+            form = {"username": email, "password": PASSWORD}
+            token = str(
+                self.client.request("POST", "/api/v1/auth/token", form=form)["access_token"]
+            )
+        self.client.token = token
+        return token
+
+    def create(self, name: str, status: str) -> str:
+        if self.graphql:
+            data = self.client.graphql(
+                "mutation($n: String!, $s: ItemStatus!) "
+                "{ createItem(input: {name: $n, priceCents: 1999, status: $s}) { id } }",
+                n=name,
+                s=status.upper(),
+            )
+            return str(data["createItem"]["id"])
+        body = {"name": name, "price_cents": 1999, "status": status, "description": "seeded"}
+        return str(self.client.request("POST", "/api/v1/items", json_body=body)["id"])
+
+    def read(self, item_id: str) -> None:
+        if self.graphql:
+            self.client.graphql(
+                f"query($id: UUID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}", id=item_id
+            )
+        else:
+            self.client.request("GET", f"/api/v1/items/{item_id}")
+
+    def scenarios(self, token: str, ids: list[str]) -> dict[str, wrk.Scenario]:
+        auth = {"Authorization": f"Bearer {token}"}
+        if not self.graphql:
+            return {
+                "read": wrk.Scenario(
+                    "GET",
+                    "/api/v1/items",
+                    auth,
+                    paths=tuple(f"/api/v1/items/{i}" for i in ids),
+                ),
+                "list": wrk.Scenario("GET", "/api/v1/items?status=active&limit=20", auth),
+                "create": wrk.Scenario(
+                    "POST",
+                    "/api/v1/items",
+                    {**auth, "Content-Type": "application/json"},
+                    bodies=('{"name": "load-@N@", "price_cents": 500}',),
+                ),
+            }
+        headers = {**auth, "Content-Type": "application/json"}
+        read = f"query($id: UUID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}"
+        listing = (
+            f"{{ items(first: 20, filter: {{status: ACTIVE}}) {{ edges {{ cursor node "
+            f"{{ {ITEM_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+        )
+        create = (
+            'mutation { createItem(input: {name: "load-@N@", priceCents: 500}) '
+            f"{{ {ITEM_FIELDS} }} }}"
+        )
+
+        def body(query: str, **variables: str) -> str:
+            return json.dumps({"query": query, "variables": variables})
+
+        return {
+            "read": wrk.Scenario(
+                "POST", "/graphql", headers, bodies=tuple(body(read, id=i) for i in ids)
+            ),
+            "list": wrk.Scenario("POST", "/graphql", headers, bodies=(body(listing),)),
+            "create": wrk.Scenario("POST", "/graphql", headers, bodies=(body(create),)),
+        }
+
+
+def baseline_scenarios(ids: list[str]) -> dict[str, wrk.Scenario]:
+    return {
+        "read": wrk.Scenario("GET", "/items", {}, paths=tuple(f"/items/{i}" for i in ids)),
+        "list": wrk.Scenario("GET", "/items?status=active&limit=20", {}),
+        "create": wrk.Scenario(
+            "POST",
+            "/items",
+            {"Content-Type": "application/json"},
+            bodies=('{"name": "load-@N@", "price_cents": 500}',),
+        ),
+    }
+
+
+def _check(scenario: wrk.Scenario, port: int) -> None:
+    """One request of the scenario by hand: it must succeed, and a GraphQL one without errors."""
+    client = Client(port)
+    try:
+        body = (
+            scenario.bodies[0].replace("@N@", "check-" + uuid.uuid4().hex[:8])
+            if scenario.bodies
+            else None
+        )
+        path = scenario.paths[0] if scenario.paths else scenario.path
+        conn = client._conn
+        conn.request(scenario.method, path, body=body, headers=scenario.headers)
+        response = conn.getresponse()
+        raw = response.read()
+        if response.status >= 300 or b'"errors"' in raw:
+            raise RuntimeError(
+                f"scenario check failed: {scenario.method} {path}: {response.status} {raw[:400]!r}"
+            )
+    finally:
+        client.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cell(
+    server: Server | _Deferred, scenario: wrk.Scenario, c: int, seconds: float, tag: str
+) -> Cell:
+    url = f"http://127.0.0.1:{server.port}"
+    wrk_bin = wrk.ensure_wrk()
+    # A short warm-up at this concurrency: connections opened, pools filled.
+    wrk.run(wrk_bin, url, scenario, connections=c, seconds=1, tag=f"{tag}w")
+    before = cpu_seconds(server.pid)
+    result = wrk.run(wrk_bin, url, scenario, connections=c, seconds=seconds, tag=tag)
+    cpu = cpu_seconds(server.pid) - before
+    # CPU time per request: what a single worker's throughput is bound by, and far less
+    # sensitive than req/s to other work on the machine.
+    return Cell(result, 1e6 * cpu / result.requests if result.requests else 0.0)
+
+
+def measure_target(
+    target: Target,
+    urls: ServiceUrls,
+    workdir: Path,
+    *,
+    connections: list[int],
+    seconds: float,
+    starts: int,
+    seed_items: int,
+    log_level: str,
+    with_profile: bool,
+    say: Callable[[str], None],
+    project: Path | None = None,
+) -> TargetReport:
+    """Service and baseline run side by side, and each cell is measured on the service
+    and then at once on the baseline, so a slow spell of the machine hits both."""
+    run_id = uuid.uuid4().hex[:6]
+    wrk_bin = wrk.ensure_wrk()
+    if project is None:
+        project = render(target.answers(), workdir / target.name)
+    subprocess.run(["uv", "sync", "--quiet"], cwd=project, env=clean_env(), check=True)
+    env = _service_env(target, urls, run_id, log_level)
+    python = str(project / ".venv" / "bin" / "python")
+    if target.database == "postgres":
+        migrate = [python, "-m", "alembic", "upgrade", "head"]
+        subprocess.run(migrate, cwd=project, env=env, check=True, capture_output=True)
+    argv = [python, "-m", "uvicorn", "app.main:app", "--workers", "1"]
+    log = workdir / f"{target.name}.log"
+
+    startup = []
+    for _ in range(max(0, starts - 1)):
+        with serving(argv, cwd=project, env=env, log=log) as server:
+            startup.append(server.wait_ready())
+    profiles: dict[str, list[tuple[float, str]]] = {}
+    with (
+        serving(argv, cwd=project, env=env, log=log) as service,
+        _baseline_server(target, env, project, workdir) as baseline,
+    ):
+        startup.append(service.wait_ready())
+        median = statistics.median(startup)
+        say(f"  {target.name}: ready in {median:.2f} s (median of {len(startup)})")
+        api = Api(target, service.port)
+        token = api.login()
+        ids = [
+            # Every fourth item active: the list scenario filters on status=active.
+            api.create(f"seed-{n:05d}", "active" if n % 4 == 0 else "draft")
+            for n in range(seed_items)
+        ]
+        hot = ids[:HOT_IDS]
+        for item_id in hot:
+            api.read(item_id)  # warms the cache
+        owner = _owner_of(api, ids[0])
+        api.client.close()
+        baseline.env["BASELINE_OWNER_ID"] = owner
+        baseline.start()
+        baseline.wait_ready()
+        warm = Client(baseline.port)
+        for item_id in hot:
+            warm.request("GET", f"/items/{item_id}")  # warms the baseline's cache
+        warm.close()
+        say(f"  {target.name}: seeded {seed_items} items; loading")
+
+        ours, theirs = api.scenarios(token, hot), baseline_scenarios(hot)
+        for name in SCENARIOS:
+            _check(ours[name], service.port)
+            _check(theirs[name], baseline.port)
+        measurements = []
+        for c in connections:
+            for name in SCENARIOS:
+                tag = f"{run_id}-{name}-{c}-"
+                measured = _cell(service, ours[name], c, seconds, "s" + tag)
+                base = _cell(baseline, theirs[name], c, seconds, "b" + tag)
+                measurements.append(Measurement(target.name, name, c, measured, base))
+        if with_profile:
+            top = max(connections)
+            for name in SCENARIOS:
+                # Runs of their own: sampling slows the process a little, the figures above not.
+                recorder = profile.Recorder(
+                    service.popen.pid, seconds=seconds, label=f"{target.name}-{name}"
+                )
+                url = f"http://127.0.0.1:{service.port}"
+                wrk.run(
+                    wrk_bin,
+                    url,
+                    ours[name],
+                    connections=top,
+                    seconds=seconds + 1,
+                    tag=f"p{run_id}-{name}-",
+                )
+                profiles[name] = recorder.top()
+    return TargetReport(target.name, startup, measurements, profiles)
+
+
+def _owner_of(api: Api, item_id: str) -> str:
+    if api.graphql:
+        query = "query($id: UUID!) { item(id: $id) { ownerId } }"
+        return str(api.client.graphql(query, id=item_id)["item"]["ownerId"])
+    return str(api.client.request("GET", f"/api/v1/items/{item_id}")["owner_id"])
+
+
+class _Deferred:
+    """A server whose environment is completed before it starts (the baseline needs the
+    owner id of the seeded items)."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
+        self.argv, self.cwd, self.env, self.log = argv, cwd, env, log
+        self.server: Server | None = None
+
+    def start(self) -> None:
+        self.server = Server(self.argv, cwd=self.cwd, env=self.env, log=self.log)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.port
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    def wait_ready(self) -> float:
+        assert self.server is not None
+        return self.server.wait_ready()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@contextlib.contextmanager
+def _baseline_server(
+    target: Target, env: dict[str, str], project: Path, workdir: Path
+) -> Iterator[_Deferred]:
+    app_dir = workdir / "baseline"
+    app_dir.mkdir(exist_ok=True)
+    shutil.copy(Path(__file__).with_name("baseline_app.py"), app_dir / "baseline_app.py")
+    db_url = env.get("DATABASE_URL", "").replace("postgresql+asyncpg://", "postgresql://", 1)
+    base_env = {
+        **clean_env(),
+        "BASELINE_DATABASE": target.database,
+        "BASELINE_DB_URL": db_url or env["MONGODB_URL"],
+        "BASELINE_REDIS_URL": env["REDIS_URL"],
+    }
+    python = str(project / ".venv" / "bin" / "python")
+    argv = [
+        python, "-m", "uvicorn", "baseline_app:app", "--app-dir", str(app_dir),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    deferred = _Deferred(
+        argv, cwd=app_dir, env=base_env, log=workdir / f"baseline-{target.name}.log"
+    )
+    try:
+        yield deferred
+    finally:
+        deferred.stop()
