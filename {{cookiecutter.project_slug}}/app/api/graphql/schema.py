@@ -11,6 +11,7 @@ from fastapi import Request
 from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext, Info
 
@@ -28,6 +29,8 @@ from app.users.schemas import PasswordChange, UserCreate, UserPublic
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
+# Distinct query documents whose parse and validation are kept.
+QUERY_CACHE_SIZE = 256
 
 
 def validated(model: type[M], **data: Any) -> M:
@@ -362,5 +365,12 @@ class Schema(strawberry.Schema):
 schema = Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[AppErrorExtensions, mask_unexpected_errors],
+    # Parsing and validating a query costs far more than running it, and clients send
+    # the same few query documents over and over: both are cached by document.
+    extensions=[
+        AppErrorExtensions,
+        mask_unexpected_errors,
+        lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+    ],
 )
