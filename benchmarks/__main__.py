@@ -141,6 +141,8 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
             row += [f"{m.baseline.cpu_us / m.service.cpu_us:.0%}" if m.service.cpu_us else "-"]
             if s.errors or b.errors:
                 row[1] += f" ({s.errors}/{b.errors} errors)"
+            if not s.requests or not b.requests:
+                row[1] += " (no answer in time: the server is saturated)"
             rows.append(row)
     _say(
         f"\n## Service under load vs bare baseline (wrk, loopback, 1 uvicorn worker, "
