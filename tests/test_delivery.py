@@ -1,0 +1,363 @@
+"""Ready to run and ready to keep: each rendered project's container image, compose file,
+CI workflow, Dependabot config, pre-commit hooks and Makefile, checked with the real
+linters and schemas (no Docker engine, no network); the template's own workflow; and
+the update path, with cruft, from an older template commit to a newer one.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.combinations import ALL, Combination
+from tests.rendering import EVERY, TEMPLATE, clean_env, run
+
+# The checkers come with the template's dev dependencies, next to this interpreter.
+BIN = Path(sys.executable).parent
+PINNED = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$")
+USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)")
+# Prints the arguments that name no importable module.
+UNFOUND = "import importlib.util as u, sys; print(*(m for m in sys.argv[1:] if not u.find_spec(m)))"
+CACHES = shutil.ignore_patterns(
+    ".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"
+)
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), f"{name} not found next to {sys.executable}: run `uv sync`"
+    return str(path)
+
+
+def checker_env() -> dict[str, str]:
+    # actionlint runs shellcheck on `run:` scripts when it finds it on PATH.
+    return {**clean_env(), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def backing_services(combination: Combination) -> set[str]:
+    database = "postgres" if combination.database == "postgres" else "mongodb"
+    return {database, "redis", combination.broker}
+
+
+def check_workflow_files(workflows: list[Path], dependabot: Path, cwd: Path) -> None:
+    """Schemas (check-jsonschema's own copies), actionlint, zizmor, and pinned actions."""
+    env = checker_env()
+    schema = [tool("check-jsonschema"), "--builtin-schema"]
+    run([*schema, "vendor.github-workflows", *map(str, workflows)], cwd=cwd, env=env)
+    run([*schema, "vendor.dependabot", str(dependabot)], cwd=cwd, env=env)
+    run([tool("actionlint"), *map(str, workflows)], cwd=cwd, env=env)
+    run([tool("zizmor"), "--offline", *map(str, [*workflows, dependabot])], cwd=cwd, env=env)
+    ecosystems = {u["package-ecosystem"] for u in load_yaml(dependabot)["updates"]}
+    assert {"uv", "github-actions"} <= ecosystems
+    for workflow in workflows:
+        assert load_yaml(workflow)["permissions"] == {"contents": "read"}
+        for line in workflow.read_text().splitlines():
+            if USES.match(line):
+                assert PINNED.match(line), f"{workflow.name}: not pinned to a SHA: {line}"
+        steps = [step for job in load_yaml(workflow)["jobs"].values() for step in job["steps"]]
+        for step in steps:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def pins(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for line in text.splitlines() if (m := PINNED.match(line))}
+
+
+# --- the container image -------------------------------------------------------------
+
+
+def build_context(project: Path) -> set[str]:
+    """Top-level names that .dockerignore lets into the build context (last match wins)."""
+    rules = [
+        line.strip()
+        for line in (project / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sent: set[str] = set()
+    for path in project.iterdir():
+        included = True
+        for rule in rules:
+            pattern = rule.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path.name, pattern):
+                included = rule.startswith("!")
+        if included:
+            sent.add(path.name)
+    return sent
+
+
+def third_party_imports(package: Path) -> set[str]:
+    """Top-level names of the modules imported from outside the package and the stdlib."""
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {package.name, "__future__"}
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_container_image(combination: Combination, project: Path, tmp_path: Path) -> None:
+    dockerfile = project / "Dockerfile"
+    run([tool("hadolint"), str(dockerfile)], cwd=project)
+    text = dockerfile.read_text()
+    assert re.search(r"^USER \d+", text, re.M), "the image must not run as root"
+    assert "HEALTHCHECK" in text
+    assert "/health/live" in text
+
+    context = build_context(project)
+    assert not context & {".env", ".git", ".venv", "tests"}, context
+    copies = [
+        line.split()[1:-1]
+        for line in text.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+    ]
+    for sources in copies:
+        for source in sources:
+            if "*" not in source:
+                assert source.rstrip("/") in context, f"COPY {source}: not in the build context"
+
+    # What the builder stage does, outside Docker: the runtime dependencies alone, from
+    # the lock, in a fresh virtualenv, from the files the build context holds.
+    ctx = tmp_path / "context"
+    ctx.mkdir()
+    for name in context:
+        if (project / name).is_dir():
+            shutil.copytree(project / name, ctx / name, ignore=CACHES)
+        else:
+            shutil.copy2(project / name, ctx / name)
+    venv = tmp_path / "venv"
+    env = {**clean_env(), "UV_PROJECT_ENVIRONMENT": str(venv)}
+    run(["uv", "sync", "--locked", "--no-dev", "--quiet"], cwd=ctx, env=env)
+    # Every module the app imports resolves there (found, not imported: importing the
+    # app is the project's own suite's job, against real services).
+    imported = sorted(third_party_imports(ctx / "app"))
+    python = str(venv / "bin" / "python")
+    missing = run([python, "-c", UNFOUND, *imported, "pytest"], cwd=ctx, env=clean_env()).split()
+    assert missing == ["pytest"], f"missing at runtime, or a dev dependency leaked in: {missing}"
+    if combination.database == "postgres":
+        assert (venv / "bin" / "alembic").exists(), "the migrate service runs alembic"
+
+
+# --- docker compose ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_compose_file(combination: Combination, project: Path) -> None:
+    compose = project / "compose.yaml"
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)],
+        cwd=project,
+    )
+    services: dict[str, Any] = load_yaml(compose)["services"]
+    backing = backing_services(combination)
+    one_shot = {"migrate"} if combination.database == "postgres" else set()
+    assert set(services) == {"app"} | backing | one_shot
+
+    images = {
+        "postgres": "postgres:",
+        "mongodb": "mongo:",
+        "redis": "redis:",
+        "rabbitmq": "rabbitmq:",
+        "kafka": "apache/kafka:",
+    }
+    for name in backing:
+        assert services[name]["image"].startswith(images[name]), services[name]["image"]
+        assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+
+    app = services["app"]
+    assert app["env_file"] == ".env"  # the secrets
+    conditions = {name: dep["condition"] for name, dep in app["depends_on"].items()}
+    expected = dict.fromkeys(backing, "service_healthy")
+    if one_shot:
+        expected["migrate"] = "service_completed_successfully"
+        migrate = services["migrate"]
+        assert migrate["command"] == ["alembic", "upgrade", "head"]
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert conditions == expected
+
+    # The app's URLs are the settings' own variables (the ones .env.example documents),
+    # each pointing at a compose service by name.
+    url_vars = {"REDIS_URL": "redis", "BROKER_URL": combination.broker}
+    if combination.database == "postgres":
+        url_vars["DATABASE_URL"] = "postgres"
+    else:
+        url_vars["MONGODB_URL"] = "mongodb"
+    environment: dict[str, str] = app["environment"]
+    assert set(environment) == set(url_vars)
+    documented = (project / ".env.example").read_text()
+    for variable, host in url_vars.items():
+        assert f"\n{variable}=" in documented, f"{variable} is not a setting"
+        assert re.search(rf"(//|^|@){host}:\d+", environment[variable]), environment[variable]
+
+
+# --- CI and Dependabot -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_ci_workflow(combination: Combination, project: Path) -> None:
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    dependabot = project / ".github" / "dependabot.yml"
+    check_workflow_files([workflow], dependabot, cwd=project)
+    jobs = load_yaml(workflow)["jobs"]
+    assert set(jobs["test"]["services"]) == backing_services(combination)
+    commands = " ".join(s.get("run", "") for job in jobs.values() for s in job["steps"])
+    for command in ("ruff check", "ruff format --check", "mypy", "pytest", "docker build"):
+        assert command in commands, command
+    ecosystems = {u["package-ecosystem"] for u in load_yaml(dependabot)["updates"]}
+    assert ecosystems == {"uv", "docker", "docker-compose", "github-actions"}
+
+
+# --- pre-commit and the Makefile ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_pre_commit_passes_offline_and_changes_nothing(
+    combination: Combination, project: Path, tmp_path: Path
+) -> None:
+    config = load_yaml(project / ".pre-commit-config.yaml")
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]  # nothing to download
+    hooks = {hook["id"]: hook for hook in config["repos"][0]["hooks"]}
+    assert {hook["language"] for hook in hooks.values()} == {"system"}
+    assert hooks["mypy"]["pass_filenames"] is False
+
+    # In a copy turned into a git repository: the rendered project itself stays as made.
+    repo = tmp_path / "repo"
+    shutil.copytree(project, repo, ignore=CACHES)
+    run(["git", "init", "--quiet"], cwd=repo)
+    run(["git", "add", "--all"], cwd=repo)
+    env = {
+        **clean_env(),
+        "UV_PROJECT_ENVIRONMENT": str(project / ".venv"),
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+    }
+    # mypy runs on every combination in test_matrix with this same configuration; here
+    # it runs through its hook once, which is enough to prove the hook's wiring.
+    if combination != ALL[0]:
+        env["SKIP"] = "mypy"
+    pre_commit = str(project / ".venv" / "bin" / "pre-commit")
+    run([pre_commit, "run", "--all-files", "--show-diff-on-failure"], cwd=repo, env=env)
+    run(["git", "diff", "--exit-code"], cwd=repo)
+    untracked = run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo)
+    assert not untracked.strip(), f"pre-commit left new files: {untracked}"
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_makefile_targets(combination: Combination, project: Path) -> None:
+    targets = ["install", "run", "test", "lint", "format", "typecheck", "up", "services", "down"]
+    if combination.database == "postgres":
+        targets.append("migrate")
+    else:
+        assert "migrate:" not in (project / "Makefile").read_text()
+    # -n prints each recipe without running it: every target exists and the file parses.
+    printed = run(["make", "--dry-run", *targets], cwd=project)
+    assert "docker compose up" in printed
+    assert "make install" in run(["make", "help"], cwd=project)
+
+
+# --- the template's own repository -------------------------------------------------------
+
+
+def test_template_workflow_and_dependabot() -> None:
+    workflows = sorted((TEMPLATE / ".github" / "workflows").glob("*.yml"))
+    check_workflow_files(workflows, TEMPLATE / ".github" / "dependabot.yml", cwd=TEMPLATE)
+    template = load_yaml(TEMPLATE / ".github" / "workflows" / "template.yml")
+    matrix = template["jobs"]["combination"]["strategy"]["matrix"]
+    ids = {
+        f"{d}-{a}-{b}-{c}"
+        for d in matrix["database"]
+        for a in matrix["api"]
+        for b in matrix["broker"]
+        for c in matrix["compliance"]
+    }
+    assert ids == {combination.id for combination in ALL}
+    # One version of each action across the template's workflow and the rendered one, so a
+    # Dependabot bump of the template's pins shows up here until the project's follows.
+    rendered = TEMPLATE / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
+    ours = {k: v for workflow in workflows for k, v in pins(workflow.read_text()).items()}
+    theirs = pins(rendered.read_text())
+    for action in ours.keys() & theirs.keys():
+        assert ours[action] == theirs[action], f"{action} pinned differently"
+
+
+# --- the update path ---------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=Template Test", "-c", "user.email=test@example.com"]
+    return run(["git", *identity, *args], cwd=cwd)
+
+
+def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Path) -> None:
+    """Render from an older template commit, change the template, update the project."""
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE, template, ignore=CACHES)
+    git(template, "init", "--quiet")
+    git(template, "add", "--all")
+    git(template, "commit", "--quiet", "-m", "the template as it is")
+
+    combination = ALL[-1]  # not the defaults: the answers must be replayed on update
+    answers = combination.answers()
+    answers["project_slug"] = "kept-service"
+    cruft = tool("cruft")
+    out = tmp_path / "out"
+    run(
+        [
+            *(cruft, "create", "--no-input", "--output-dir", str(out), "--skip", ".env"),
+            *("--extra-context", json.dumps(answers), str(template)),
+        ],
+        cwd=tmp_path,
+    )
+    project = out / "kept-service"
+    recorded = json.loads((project / ".cruft.json").read_text())
+    assert recorded["context"]["cookiecutter"]["database"] == combination.database
+    secrets_before = (project / ".env").read_text()
+    # Fresh from the template, the project has no differences from it (.env skipped).
+    run([cruft, "diff", "--exit-code"], cwd=project)
+
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", "generated")
+    readme = project / "README.md"
+    user_line = "Our team's notes: deploys go through the platform pipeline."
+    readme.write_text(readme.read_text().replace("\n", f"\n\n{user_line}\n", 1))
+    git(project, "commit", "--quiet", "-am", "our own notes")
+
+    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
+    template_line = "# Added by a later version of the template."
+    makefile.write_text(makefile.read_text() + template_line + "\n")
+    git(template, "commit", "--quiet", "-am", "a later template change")
+    newer = git(template, "rev-parse", "HEAD").strip()
+
+    outdated = subprocess.run([cruft, "check"], cwd=project, capture_output=True, check=False)
+    assert outdated.returncode != 0, "cruft check should see the newer template commit"
+    run(
+        [cruft, "update", "--skip-apply-ask", "--allow-untracked-files"],
+        cwd=project,
+    )
+    run([cruft, "check"], cwd=project)
+
+    assert template_line in (project / "Makefile").read_text(), "the template change is missing"
+    assert user_line in readme.read_text(), "the user's edit was lost"
+    assert json.loads((project / ".cruft.json").read_text())["commit"] == newer
+    assert (project / ".env").read_text() == secrets_before, "the project's secrets changed"
+    assert not list(project.rglob("*.rej")), "the update left conflicts"
+    changed = set(git(project, "status", "--porcelain").split())
+    assert changed == {"M", "Makefile", ".cruft.json"}, changed
