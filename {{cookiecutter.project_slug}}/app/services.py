@@ -3,21 +3,20 @@ options were chosen, and wires the adapters behind the application's interfaces.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import structlog
 {% if cookiecutter.compliance_logging %}
 from app.audit.records import AuditLog
 {%- endif %}
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.rate_limit import RateLimiter
-from app.events.bus import EventBus
+from app.events.bus import EventBus, Subscription
 {%- if cookiecutter.broker == "kafka" %}
 from app.events.kafka import KafkaEventBus
+from app.events.outbox import OutboxRelay
 {%- else %}
+from app.events.outbox import OutboxRelay
 from app.events.rabbitmq import RabbitEventBus
 {%- endif %}
-from app.events.schemas import DomainEvent
 from app.events.subscribers import ActivityFeed
 from app.settings import Settings
 from app.storage.cache import Cache
@@ -34,8 +33,6 @@ from app.storage.postgres.database import PostgresDatabase
 {%- endif %}
 from app.storage.unit_of_work import Database
 
-log = structlog.get_logger(__name__)
-
 
 @dataclass
 class Services:
@@ -44,6 +41,7 @@ class Services:
     cache: Cache
     bus: EventBus
     activity: ActivityFeed
+    relay: OutboxRelay
     passwords: PasswordHasher
     tokens: Tokens
     limiter: RateLimiter
@@ -54,33 +52,36 @@ class Services:
     async def start(self) -> None:
         await self.database.connect()
         await self.bus.start()
+        self.relay.start()
 
     async def stop(self) -> None:
+        # The relay first, so nothing is published to a closing broker; the broker
+        # then lets the messages being processed finish.
+        await self.relay.stop()
         await self.bus.stop()
         await self.database.close()
         await self.cache.close()
 
 
+def build_bus(settings: Settings, subscriptions: Sequence[Subscription], cache: Cache) -> EventBus:
+{%- if cookiecutter.broker == "rabbitmq" %}
+    return RabbitEventBus(settings.broker, settings.events, subscriptions, cache)
+{%- else %}
+    return KafkaEventBus(settings.broker, settings.events, subscriptions, cache)
+{%- endif %}
+
+
 def build_services(settings: Settings) -> Services:
     cache = Cache(settings.redis)
     activity = ActivityFeed(cache)
-{%- if cookiecutter.broker == "rabbitmq" %}
-    bus = RabbitEventBus(settings.broker, activity.subscriptions())
+    bus = build_bus(settings, activity.subscriptions(), cache)
+{%- if cookiecutter.database == "postgres" %}
+    database = PostgresDatabase(settings.database)
 {%- else %}
-    bus = KafkaEventBus(settings.broker, activity.subscriptions())
+    database = MongoDatabase(settings.mongodb)
 {%- endif %}
-
-    async def publish(events: Sequence[DomainEvent]) -> None:
-        # The change is committed; a broker failure must not turn it into an error.
-        try:
-            await bus.publish(events)
-        except Exception:
-            log.exception("event_publish_failed", event_ids=[str(event.id) for event in events])
-{% if cookiecutter.database == "postgres" %}
-    database = PostgresDatabase(settings.database, after_commit=publish)
-{%- else %}
-    database = MongoDatabase(settings.mongodb, after_commit=publish)
-{%- endif %}
+    relay = OutboxRelay(database.outbox, bus, settings.events)
+    database.on_commit.append(relay.wake)
 {%- if cookiecutter.compliance_logging %}
     audit_key = settings.audit.secret_key.get_secret_value().encode()
 {%- if cookiecutter.database == "postgres" %}
@@ -97,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         cache=cache,
         bus=bus,
         activity=activity,
+        relay=relay,
         passwords=PasswordHasher(settings.auth),
         tokens=Tokens(settings.auth, cache),
         limiter=RateLimiter(cache),

@@ -78,6 +78,21 @@ class RateLimitSettings(BaseModel):
     login_per_account_per_minute: int = Field(default=5, ge=1)
 
 
+class EventsSettings(BaseModel):
+    relay_batch_size: int = Field(default=100, ge=1)
+    # The relay also wakes on every commit; polling only catches what that missed.
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_min_backoff_seconds: float = Field(default=0.5, gt=0)
+    relay_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    # A failing handler is tried this many times, then its message is dead-lettered.
+    consumer_attempts: int = Field(default=3, ge=1)
+    consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+    # How long a consumer remembers an event it processed, to ignore redeliveries.
+    processed_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    # On shutdown, messages being processed get this long to finish.
+    graceful_timeout_seconds: float = Field(default=15.0, gt=0)
+
+
 class CacheSettings(BaseModel):
     item_seconds: int = Field(default=300, ge=1)
 {% if cookiecutter.compliance_logging %}
@@ -106,6 +121,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     cache: CacheSettings = CacheSettings()
+    events: EventsSettings = EventsSettings()
 {%- if cookiecutter.compliance_logging %}
     audit: AuditSettings = AuditSettings()
 {%- endif %}

@@ -81,6 +81,15 @@ def settings() -> Settings:
         password_memory_kib=8192,
         password_time_cost=1,
     )
+    # Quick retries, so outage and failure tests recover in a fraction of a second.
+    settings = override(
+        settings,
+        "events",
+        relay_poll_seconds=0.2,
+        relay_min_backoff_seconds=0.1,
+        relay_max_backoff_seconds=0.5,
+        consumer_backoff_seconds=0.05,
+    )
     # High limits: the rate-limit tests lower them where they need to.
     settings = override(
         settings,

@@ -1,36 +1,172 @@
-"""Events go through the real broker to the real subscriber."""
+"""Events: through the outbox and the real broker to the real subscriber, exactly once."""
 
-from uuid import uuid4
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID, uuid4
 
-from app.events.schemas import ItemCreated
+from httpx import AsyncClient
+
+from app.events.bus import DeadLetter, EventBus, Subscription
+from app.events.schemas import Envelope, ItemCreated
 from app.items import service
 from app.items.schemas import ItemCreate
-from app.services import Services
-from tests.conftest import Account, eventually, unique
+from app.services import Services, build_bus, build_services
+from app.settings import Settings
+from tests.conftest import Account, eventually, override, unique, unreachable
 
 
-async def test_published_event_reaches_the_subscriber(services: Services) -> None:
-    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="direct")
-    await services.bus.publish([event])
-    expected = f"item.created {event.item_id}"
-
-    async def delivered() -> bool:
-        return expected in await services.activity.recent()
-
-    assert await eventually(delivered)
+def activity_of(item_id: UUID) -> str:
+    return f"item.created {item_id}"
 
 
-async def test_creating_an_item_emits_one_event(services: Services, account: Account) -> None:
+async def delivered(services: Services, *item_ids: UUID) -> bool:
+    recent = await services.activity.recent()
+    return all(activity_of(item_id) in recent for item_id in item_ids)
+
+
+async def create_item(services: Services, account: Account) -> UUID:
     item = await service.create_item(
-        database=services.database, owner=account.principal, data=ItemCreate(name=unique("evented"))
+        database=services.database, owner=account.principal, data=ItemCreate(name=unique("ev"))
     )
-    expected = f"item.created {item.id}"
+    return item.id
 
-    async def delivered() -> bool:
-        return expected in await services.activity.recent()
 
-    assert await eventually(delivered)
-    assert (await services.activity.recent()).count(expected) == 1
+async def test_an_action_produces_one_event_processed_once(
+    services: Services, account: Account
+) -> None:
+    item_id = await create_item(services, account)
+    assert await eventually(lambda: delivered(services, item_id))
+    await asyncio.sleep(0.5)  # time for a stray second delivery to show up
+    assert (await services.activity.recent()).count(activity_of(item_id)) == 1
+
+
+async def test_broker_outage_holds_events_until_it_is_back(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    relay, consumer = services.relay, services.bus.consumers[0]
+    real_bus = relay.bus
+    # The relay gets a bus whose broker address refuses connections: every publish fails.
+    relay.bus = build_services(unreachable(settings, "broker")).bus
+    try:
+        item_ids = [await create_item(services, account) for _ in range(5)]
+        await asyncio.sleep(1.5)  # the relay tries, fails and backs off meanwhile
+        held = await services.database.outbox.pending_count()
+        assert held >= len(item_ids)
+        assert not any([await delivered(services, item_id) for item_id in item_ids])
+    finally:
+        relay.bus = real_bus
+        relay.wake()
+    processed_before = consumer.outcomes["processed"]
+
+    async def all_processed() -> bool:
+        processed = consumer.outcomes["processed"] - processed_before >= len(item_ids)
+        return processed and await delivered(services, *item_ids)
+
+    assert await eventually(all_processed)
+    recent = await services.activity.recent()
+    assert [recent.count(activity_of(item_id)) for item_id in item_ids] == [1] * len(item_ids)
+    assert await eventually(lambda: _none_pending(services))
+
+
+async def _none_pending(services: Services) -> bool:
+    return await services.database.outbox.pending_count() == 0
+
+
+async def test_duplicate_deliveries_are_ignored(services: Services) -> None:
+    consumer = services.bus.consumers[0]
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="twice")
+    before = dict(consumer.outcomes)
+    for _ in range(3):
+        await services.bus.publish(Envelope.of(event))
+    # Other tests' events may be processed meanwhile: at least these are counted.
+    assert await eventually(lambda: _grew(consumer.outcomes, before, processed=1, duplicate=2))
+    assert (await services.activity.recent()).count(activity_of(event.item_id)) == 1
+
+
+async def _grew(outcomes: Any, before: dict[str, int], **expected: int) -> bool:
+    return all(outcomes[key] - before.get(key, 0) >= value for key, value in expected.items())
+
+
+async def find_dead_letter(bus: EventBus, body: bytes) -> DeadLetter:
+    for _ in range(20):
+        letter = await bus.next_dead_letter(wait_seconds=5)
+        if letter is not None and letter.body == body:
+            return letter
+    raise AssertionError("the message never reached the dead-letter destination")
+
+
+async def test_malformed_message_is_dead_lettered_and_consuming_goes_on(
+    services: Services, account: Account
+) -> None:
+    poison = b'{"item_id": "not-a-uuid", "marker": "' + uuid4().hex.encode() + b'"}'
+    await services.bus.publish_raw(ItemCreated.event_type, poison)
+    letter = await find_dead_letter(services.bus, poison)
+    assert letter.headers["x-error"].startswith("malformed")
+    assert letter.headers["x-attempts"] == "0"
+    assert letter.headers["x-consumer"] == "activity-feed"
+    item_id = await create_item(services, account)
+    assert await eventually(lambda: delivered(services, item_id))
+
+
+async def with_isolated_bus(
+    services: Services,
+    settings: Settings,
+    handler: Callable[[ItemCreated], Awaitable[None]],
+    test: Callable[[EventBus], Awaitable[None]],
+) -> None:
+    """A bus of its own (own queues or topics and group) with one subscription."""
+    isolated = override(settings, "broker", prefix=f"{settings.broker.prefix}{uuid4().hex[:8]}.")
+    isolated = override(isolated, "events", consumer_backoff_seconds=0.05)
+    bus = build_bus(isolated, [Subscription("probe", ItemCreated, handler)], services.cache)
+    await bus.start()
+    try:
+        await test(bus)
+    finally:
+        await bus.stop()
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(
+    services: Services, settings: Settings
+) -> None:
+    attempts: list[UUID] = []
+
+    async def always_fails(event: ItemCreated) -> None:
+        attempts.append(event.id)
+        raise RuntimeError("the downstream system is down")
+
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="doomed")
+
+    async def check(bus: EventBus) -> None:
+        await bus.publish(Envelope.of(event))
+        letter = await find_dead_letter(bus, Envelope.of(event).payload.encode())
+        assert "RuntimeError" in letter.headers["x-error"]
+        assert letter.headers["x-attempts"] == str(settings.events.consumer_attempts)
+
+    await with_isolated_bus(services, settings, always_fails, check)
+    assert attempts == [event.id] * settings.events.consumer_attempts
+
+
+async def test_shutdown_lets_the_message_in_hand_finish(
+    services: Services, settings: Settings
+) -> None:
+    started, finished = asyncio.Event(), []
+
+    async def slow(event: ItemCreated) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(event.id)
+
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="slow")
+    isolated = override(settings, "broker", prefix=f"{settings.broker.prefix}{uuid4().hex[:8]}.")
+    bus = build_bus(isolated, [Subscription("slow", ItemCreated, slow)], services.cache)
+    await bus.start()
+    try:
+        await bus.publish(Envelope.of(event))
+        await asyncio.wait_for(started.wait(), timeout=30)
+    finally:
+        await bus.stop()
+    assert finished == [event.id]
 
 
 def test_event_carries_identity_and_metadata() -> None:
@@ -38,4 +174,17 @@ def test_event_carries_identity_and_metadata() -> None:
     assert event.version == 1
     assert event.occurred_at.tzinfo is not None
     assert event.aggregate_id == str(event.item_id)
-    assert ItemCreated.model_validate_json(event.model_dump_json()) == event
+    envelope = Envelope.of(event)
+    assert (envelope.event_id, envelope.event_type) == (event.id, "item.created")
+    assert ItemCreated.model_validate_json(envelope.payload) == event
+
+
+async def test_asyncapi_document_describes_the_events(client: AsyncClient) -> None:
+    response = await client.get("/asyncapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["asyncapi"].startswith("3.")
+    text = response.text
+    for event_type in ("item.created", "item.updated", "item.deleted", "user.registered"):
+        assert event_type in text
+    assert "ItemCreated" in text

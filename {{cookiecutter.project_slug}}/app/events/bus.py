@@ -1,10 +1,13 @@
 """The one event-bus interface the application uses, whichever broker is behind it."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from app.events.schemas import DomainEvent
+from app.events.schemas import DomainEvent, Envelope
+
+if TYPE_CHECKING:
+    from app.events.consumer import EventConsumer
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -18,11 +21,44 @@ class Subscription:
     handler: Handler
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message no consumer could process, with why."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class EventBus(Protocol):
+    @property
+    def consumers(self) -> Sequence["EventConsumer"]:
+        """One per subscription, in the order given."""
+        ...
+
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop consuming; messages being processed finish first (graceful timeout)."""
+        ...
 
     async def ping(self) -> bool: ...
 
-    async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+    async def publish(self, envelope: Envelope) -> None:
+        """Send durably: return only once the broker has confirmed the message."""
+        ...
+
+    async def publish_raw(self, event_type: str, body: bytes) -> None:
+        """Send bytes as if they were an event of that type (tests, replays)."""
+        ...
+
+    async def dead_letter(
+        self, subscription: str, body: bytes, headers: dict[str, str]
+    ) -> None: ...
+
+    async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
+        """Take the oldest message from the dead-letter destination, if any."""
+        ...
+
+    def specification(self) -> dict[str, Any]:
+        """The AsyncAPI document of the events this service publishes and consumes."""
+        ...

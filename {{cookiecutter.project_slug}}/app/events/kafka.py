@@ -1,36 +1,74 @@
-"""Kafka behind the event bus: one topic per event type, one consumer group per subscription."""
+"""Kafka behind the event bus: one topic per event type, keyed by aggregate id so
+an aggregate's events stay in order; an idempotent producer with acks=all; one
+consumer group per subscription, committing only after processing; a dead-letter
+topic."""
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
 
-from app.events.bus import Subscription
-from app.events.schemas import DomainEvent
-from app.settings import BrokerSettings
+from app.events.bus import DeadLetter, Subscription
+from app.events.consumer import EventConsumer, raw_body
+from app.events.schemas import EVENT_TYPES, Envelope
+from app.settings import BrokerSettings, EventsSettings
+from app.storage.cache import Cache
 
 
 class KafkaEventBus:
-    def __init__(self, settings: BrokerSettings, subscriptions: Sequence[Subscription]) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        events: EventsSettings,
+        subscriptions: Sequence[Subscription],
+        cache: Cache,
+    ) -> None:
         self.prefix = settings.prefix
         self.broker = KafkaBroker(
             settings.url,
             acks="all",
             enable_idempotence=settings.idempotent_producer,
             logger=None,
+            graceful_timeout=events.graceful_timeout_seconds,
         )
+        self.consumers: list[EventConsumer] = []
         for subscription in subscriptions:
+            consumer = EventConsumer(subscription, bus=self, cache=cache, settings=events)
             self.broker.subscriber(
                 self.topic(subscription.event.event_type),
-                group_id=f"{settings.prefix}{subscription.name}",
+                group_id=f"{self.prefix}{subscription.name}",
                 # A new group starts from the beginning, so no event published before
                 # the group first joined is skipped.
                 auto_offset_reset="earliest",
-            )(subscription.handler)
+                decoder=raw_body,
+                # Committed after processing; consumed again if even dead-lettering failed.
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                title=f"{subscription.name}:{subscription.event.event_type}",
+            )(consumer.handle)
+            self.consumers.append(consumer)
+        # Declared for the AsyncAPI document: one channel per event type, with its schema.
+        self.publishers = {
+            event_type: self.broker.publisher(
+                self.topic(event_type), schema=event, title=event_type
+            )
+            for event_type, event in EVENT_TYPES.items()
+        }
+        self.dead_letters = self.broker.subscriber(
+            self.topic("dead-letter"),
+            group_id=f"{self.prefix}dead-letter-readers",
+            auto_offset_reset="earliest",
+            persistent=False,
+            include_in_schema=False,
+        )
 
-    def topic(self, event_type: str) -> str:
-        return f"{self.prefix}{event_type}"
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
 
     async def start(self) -> None:
+        # Starts every subscriber, the dead-letter reader included.
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -39,12 +77,36 @@ class KafkaEventBus:
     async def ping(self) -> bool:
         return await self.broker.ping(timeout=2)
 
-    async def publish(self, events: Sequence[DomainEvent]) -> None:
-        for event in events:
-            await self.broker.publish(
-                event,
-                self.topic(event.event_type),
-                key=event.aggregate_id.encode(),
-                correlation_id=event.correlation_id,
-                headers={"event-type": event.event_type},
-            )
+    async def publish(self, envelope: Envelope) -> None:
+        await self.broker.publish(
+            envelope.payload.encode(),
+            self.topic(envelope.event_type),
+            key=envelope.aggregate_id.encode(),
+            correlation_id=envelope.correlation_id,
+            headers={
+                "event-id": str(envelope.event_id),
+                "event-type": envelope.event_type,
+                "content-type": "application/json",
+            },
+        )
+
+    async def publish_raw(self, event_type: str, body: bytes) -> None:
+        await self.broker.publish(body, self.topic(event_type))
+
+    async def dead_letter(self, subscription: str, body: bytes, headers: dict[str, str]) -> None:
+        await self.broker.publish(
+            body, self.topic("dead-letter"), key=subscription.encode(), headers=headers
+        )
+
+    async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
+        message = await self.dead_letters.get_one(timeout=wait_seconds)
+        if message is None:
+            return None
+        await message.ack()
+        return DeadLetter(
+            body=message.body, headers={k: str(v) for k, v in message.headers.items()}
+        )
+
+    def specification(self) -> dict[str, Any]:
+        document = AsyncAPI(self.broker, title="Events", version="1.0.0").to_specification()
+        return dict(json.loads(document.to_json()))

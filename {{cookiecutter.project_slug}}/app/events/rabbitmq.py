@@ -1,29 +1,72 @@
-"""RabbitMQ behind the event bus: a durable topic exchange, one queue per subscription."""
+"""RabbitMQ behind the event bus: a durable topic exchange with one routing key per
+event type, persistent messages with publisher confirms, one durable queue per
+subscription, and a dead-letter exchange and queue."""
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
+from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.specification import AsyncAPI
 
-from app.events.bus import Subscription
-from app.events.schemas import DomainEvent
-from app.settings import BrokerSettings
+from app.events.bus import DeadLetter, Subscription
+from app.events.consumer import EventConsumer, raw_body
+from app.events.schemas import EVENT_TYPES, Envelope
+from app.settings import BrokerSettings, EventsSettings
+from app.storage.cache import Cache
 
 
 class RabbitEventBus:
-    def __init__(self, settings: BrokerSettings, subscriptions: Sequence[Subscription]) -> None:
-        self.broker = RabbitBroker(settings.url, logger=None)
-        self.exchange = RabbitExchange(
-            f"{settings.prefix}events", type=ExchangeType.TOPIC, durable=True
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        events: EventsSettings,
+        subscriptions: Sequence[Subscription],
+        cache: Cache,
+    ) -> None:
+        prefix = settings.prefix
+        # Publisher confirms are on by default: publish returns once the broker has the message.
+        self.broker = RabbitBroker(
+            settings.url, logger=None, graceful_timeout=events.graceful_timeout_seconds
         )
+        self.exchange = RabbitExchange(f"{prefix}events", type=ExchangeType.TOPIC, durable=True)
+        self.dead_exchange = RabbitExchange(
+            f"{prefix}dead-letters", type=ExchangeType.TOPIC, durable=True
+        )
+        self.consumers: list[EventConsumer] = []
         for subscription in subscriptions:
+            consumer = EventConsumer(subscription, bus=self, cache=cache, settings=events)
             queue = RabbitQueue(
-                f"{settings.prefix}{subscription.name}.{subscription.event.event_type}",
+                f"{prefix}{subscription.name}.{subscription.event.event_type}",
                 durable=True,
                 routing_key=subscription.event.event_type,
             )
-            self.broker.subscriber(queue, self.exchange)(subscription.handler)
+            self.broker.subscriber(
+                queue,
+                self.exchange,
+                decoder=raw_body,
+                # Acknowledged after processing; requeued if even dead-lettering failed.
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                title=f"{subscription.name}:{subscription.event.event_type}",
+            )(consumer.handle)
+            self.consumers.append(consumer)
+        # Declared for the AsyncAPI document: one channel per event type, with its schema.
+        self.publishers = {
+            event_type: self.broker.publisher(
+                exchange=self.exchange, routing_key=event_type, schema=event, title=event_type
+            )
+            for event_type, event in EVENT_TYPES.items()
+        }
+        self.dead_letters = self.broker.subscriber(
+            RabbitQueue(f"{prefix}dead-letter", durable=True, routing_key="#"),
+            self.dead_exchange,
+            persistent=False,
+            include_in_schema=False,
+        )
 
     async def start(self) -> None:
+        # Starts every subscriber, the dead-letter reader included.
         await self.broker.start()
 
     async def stop(self) -> None:
@@ -32,14 +75,45 @@ class RabbitEventBus:
     async def ping(self) -> bool:
         return await self.broker.ping(timeout=2)
 
-    async def publish(self, events: Sequence[DomainEvent]) -> None:
-        for event in events:
-            await self.broker.publish(
-                event,
-                exchange=self.exchange,
-                routing_key=event.event_type,
-                persist=True,
-                message_id=str(event.id),
-                correlation_id=event.correlation_id,
-                message_type=event.event_type,
-            )
+    async def publish(self, envelope: Envelope) -> None:
+        await self.broker.publish(
+            envelope.payload.encode(),
+            exchange=self.exchange,
+            routing_key=envelope.event_type,
+            persist=True,
+            # An event nobody subscribes to yet is not an error.
+            mandatory=False,
+            message_id=str(envelope.event_id),
+            correlation_id=envelope.correlation_id,
+            message_type=envelope.event_type,
+            content_type="application/json",
+            headers={"aggregate-id": envelope.aggregate_id},
+        )
+
+    async def publish_raw(self, event_type: str, body: bytes) -> None:
+        await self.broker.publish(
+            body, exchange=self.exchange, routing_key=event_type, persist=True, mandatory=False
+        )
+
+    async def dead_letter(self, subscription: str, body: bytes, headers: dict[str, str]) -> None:
+        amqp_headers: dict[str, Any] = dict(headers)
+        await self.broker.publish(
+            body,
+            exchange=self.dead_exchange,
+            routing_key=subscription,
+            persist=True,
+            headers=amqp_headers,
+        )
+
+    async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
+        message = await self.dead_letters.get_one(timeout=wait_seconds)
+        if message is None:
+            return None
+        await message.ack()
+        return DeadLetter(
+            body=message.body, headers={k: str(v) for k, v in message.headers.items()}
+        )
+
+    def specification(self) -> dict[str, Any]:
+        document = AsyncAPI(self.broker, title="Events", version="1.0.0").to_specification()
+        return dict(json.loads(document.to_json()))

@@ -77,3 +77,33 @@ class UserRegistered(UserEvent):
 
 class PasswordChanged(UserEvent):
     event_type: ClassVar[str] = "user.password_changed"
+
+
+# Every event type the service publishes, by its name on the broker.
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.event_type: cls
+    for cls in (ItemCreated, ItemUpdated, ItemDeleted, UserRegistered, PasswordChanged)
+}
+
+
+class Envelope(BaseModel):
+    """An event as stored in the outbox and sent to the broker: the JSON is kept as
+    written, so what is published is exactly what was committed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID
+    event_type: str
+    aggregate_id: str
+    correlation_id: str | None
+    payload: str
+
+    @classmethod
+    def of(cls, event: DomainEvent) -> "Envelope":
+        return cls(
+            event_id=event.id,
+            event_type=event.event_type,
+            aggregate_id=event.aggregate_id,
+            correlation_id=event.correlation_id,
+            payload=event.model_dump_json(),
+        )

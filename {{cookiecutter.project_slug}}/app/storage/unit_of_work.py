@@ -1,15 +1,16 @@
 """What every database adapter offers the features: a unit of work and a health check."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from app.events.outbox import Outbox
 from app.events.schemas import DomainEvent
 from app.items.repository import ItemRepository
 from app.users.repository import UserRepository
 
-# Runs once the transaction is committed, with the events it emitted.
-AfterCommit = Callable[[Sequence[DomainEvent]], Awaitable[None]]
+# Told that a unit of work committed events (the outbox relay wakes up).
+OnCommit = Callable[[], None]
 
 
 class UnitOfWork(Protocol):
@@ -20,11 +21,17 @@ class UnitOfWork(Protocol):
     def users(self) -> UserRepository: ...
 
     def emit(self, event: DomainEvent) -> None:
-        """Record an event; it is handed on only if the unit of work commits."""
+        """Record an event: it goes to the outbox with the changes, and only with them."""
         ...
 
 
 class Database(Protocol):
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def on_commit(self) -> list[OnCommit]: ...
+
     async def connect(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Initial schema: users and their items.
+"""Initial schema: users, their items, and the event outbox.
 
 Revision ID: 0001
 Revises:
@@ -65,8 +65,30 @@ def upgrade() -> None:
     op.create_index("ix_items_price_cents_id", "items", ["price_cents", "id"])
     op.create_index("ix_items_status_created_at_id", "items", ["status", "created_at", "id"])
 
+    op.create_table(
+        "outbox",
+        sa.Column("sequence", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("aggregate_id", sa.String(length=64), nullable=False),
+        sa.Column("correlation_id", sa.String(length=64), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("sequence", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    op.create_index("ix_outbox_sent_at_sequence", "outbox", ["sent_at", "sequence"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_sent_at_sequence", table_name="outbox")
+    op.drop_table("outbox")
     op.drop_index("ix_items_status_created_at_id", table_name="items")
     op.drop_index("ix_items_price_cents_id", table_name="items")
     op.drop_index("ix_items_owner_id_created_at_id", table_name="items")

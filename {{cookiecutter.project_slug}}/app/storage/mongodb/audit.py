@@ -8,6 +8,7 @@ two concurrent appends race safely: the loser re-reads the head and retries.
 from collections.abc import Sequence
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -50,10 +51,14 @@ class MongoAuditLog:
         await self.collection.create_index("actor", name="ix_audit_actor")
         await self.collection.create_index("action", name="ix_audit_action")
 
-    async def append(self, entries: Sequence[AuditEntry]) -> None:
+    async def append(
+        self, entries: Sequence[AuditEntry], session: AsyncClientSession | None = None
+    ) -> None:
         for entry in entries:
             for _ in range(APPEND_ATTEMPTS):
-                head = await self.collection.find_one(sort=[("sequence", DESCENDING)])
+                head = await self.collection.find_one(
+                    sort=[("sequence", DESCENDING)], session=session
+                )
                 previous = head["seal"] if head else GENESIS
                 document = entry.model_dump() | {
                     "sequence": head["sequence"] + 1 if head else 1,
@@ -61,7 +66,7 @@ class MongoAuditLog:
                     "seal": seal(self.key, previous, entry),
                 }
                 try:
-                    await self.collection.insert_one(document)
+                    await self.collection.insert_one(document, session=session)
                     break
                 except DuplicateKeyError:
                     continue
@@ -69,9 +74,9 @@ class MongoAuditLog:
                 raise RuntimeError("audit trail is too busy: could not append a record")
 
     async def record_events(
-        self, _: AsyncDatabase[Document], events: Sequence[DomainEvent]
+        self, session: AsyncClientSession | None, events: Sequence[DomainEvent]
     ) -> None:
-        await self.append(entries_for(events))
+        await self.append(entries_for(events), session)
 
     async def recent(self, *, limit: int) -> list[SealedEntry]:
         cursor = self.collection.find().sort("sequence", DESCENDING).limit(limit)

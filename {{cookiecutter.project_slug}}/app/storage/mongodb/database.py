@@ -1,32 +1,36 @@
 """MongoDB through PyMongo's async client.
 
-A unit of work here is not a multi-document transaction: those need a replica
-set. Each write is atomic on its own document, and the events are handed on
-after the work completes.
+A unit of work is a multi-document transaction when the server supports them (a
+replica set or a sharded cluster): the changes, whatever the before-commit hooks
+write, and the outbox events commit together. On a standalone server each write is atomic on
+its own document, and the events follow the change (see outbox.py).
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.events.schemas import DomainEvent
 from app.settings import MongodbSettings
 from app.storage.mongodb.items import Document, MongoItemRepository, create_item_indexes
+from app.storage.mongodb.outbox import MongoOutbox, add_to_outbox, create_outbox_indexes
 from app.storage.mongodb.users import MongoUserRepository, create_user_indexes
-from app.storage.unit_of_work import AfterCommit
+from app.storage.unit_of_work import OnCommit
 
-# Runs when the work is done, before events are handed on, with the events it emitted.
-BeforeCommit = Callable[[AsyncDatabase[Document], Sequence[DomainEvent]], Awaitable[None]]
+# Runs with the unit of work's events before it completes, in its transaction if any.
+BeforeCommit = Callable[[AsyncClientSession | None, Sequence[DomainEvent]], Awaitable[None]]
 IndexSetup = Callable[[AsyncDatabase[Document]], Awaitable[None]]
 
 
 class MongoUnitOfWork:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.items = MongoItemRepository(db["items"])
-        self.users = MongoUserRepository(db["users"])
+    def __init__(self, db: AsyncDatabase[Document], session: AsyncClientSession | None) -> None:
+        self.session = session
+        self.items = MongoItemRepository(db["items"], session)
+        self.users = MongoUserRepository(db["users"], session)
         self.events: list[DomainEvent] = []
 
     def emit(self, event: DomainEvent) -> None:
@@ -52,7 +56,7 @@ class _CommandCounter(monitoring.CommandListener):
 
 
 class MongoDatabase:
-    def __init__(self, settings: MongodbSettings, *, after_commit: AfterCommit) -> None:
+    def __init__(self, settings: MongodbSettings) -> None:
         self._commands = _CommandCounter()
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.url,
@@ -62,11 +66,14 @@ class MongoDatabase:
         )
         self.db: AsyncDatabase[Document] = self.client.get_default_database()
         self.before_commit: list[BeforeCommit] = []
+        self.on_commit: list[OnCommit] = []
         self.index_setups: list[IndexSetup] = [
             lambda db: create_item_indexes(db["items"]),
             lambda db: create_user_indexes(db["users"]),
+            create_outbox_indexes,
         ]
-        self.after_commit = after_commit
+        self.outbox = MongoOutbox(self.db)
+        self.transactions = False
 
     @property
     def round_trips(self) -> int:
@@ -76,6 +83,8 @@ class MongoDatabase:
         # Indexes are created at startup: creating an existing index is a no-op.
         for setup in self.index_setups:
             await setup(self.db)
+        hello: dict[str, Any] = await self.db.command("hello")
+        self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
 
     async def close(self) -> None:
         await self.client.close()
@@ -86,9 +95,16 @@ class MongoDatabase:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[MongoUnitOfWork]:
-        uow = MongoUnitOfWork(self.db)
-        yield uow
-        for hook in self.before_commit:
-            await hook(self.db, uow.events)
+        async with AsyncExitStack() as stack:
+            session = None
+            if self.transactions:
+                session = await stack.enter_async_context(self.client.start_session())
+                await stack.enter_async_context(await session.start_transaction())
+            uow = MongoUnitOfWork(self.db, session)
+            yield uow
+            for hook in self.before_commit:
+                await hook(session, uow.events)
+            await add_to_outbox(self.db, session, uow.events)
         if uow.events:
-            await self.after_commit(uow.events)
+            for notify in self.on_commit:
+                notify()

@@ -3,6 +3,7 @@ from typing import Any
 from uuid import UUID
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 from uuid_utils.compat import uuid7
@@ -51,8 +52,12 @@ def _to_item(document: Document) -> ItemPublic:
 
 
 class MongoItemRepository:
-    def __init__(self, items: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, items: AsyncCollection[Document], session: AsyncClientSession | None
+    ) -> None:
         self.items = items
+        # The unit of work's transaction, when the server supports them.
+        self.session = session
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
         now = now_ms()
@@ -64,13 +69,13 @@ class MongoItemRepository:
             "updated_at": now,
         }
         try:
-            await self.items.insert_one(document)
+            await self.items.insert_one(document, session=self.session)
         except DuplicateKeyError as exc:
             raise ItemNameTakenError from exc
         return _to_item(document)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
-        document = await self.items.find_one({"id": str(item_id)})
+        document = await self.items.find_one({"id": str(item_id)}, session=self.session)
         return _to_item(document) if document else None
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
@@ -79,13 +84,14 @@ class MongoItemRepository:
                 {"id": str(item_id)},
                 {"$set": {**changes, "updated_at": now_ms()}},
                 return_document=ReturnDocument.AFTER,
+                session=self.session,
             )
         except DuplicateKeyError as exc:
             raise ItemNameTakenError from exc
         return _to_item(document) if document else None
 
     async def delete(self, item_id: UUID) -> bool:
-        result = await self.items.delete_one({"id": str(item_id)})
+        result = await self.items.delete_one({"id": str(item_id)}, session=self.session)
         return result.deleted_count == 1
 
     async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
@@ -107,7 +113,7 @@ class MongoItemRepository:
             )
         direction = DESCENDING if query.descending else ASCENDING
         cursor = (
-            self.items.find({"$and": conditions} if conditions else {})
+            self.items.find({"$and": conditions} if conditions else {}, session=self.session)
             .sort([(field, direction), ("id", direction)])
             .limit(limit)
         )

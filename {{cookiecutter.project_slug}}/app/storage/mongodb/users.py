@@ -2,6 +2,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 from uuid_utils.compat import uuid7
@@ -21,8 +22,12 @@ def _to_user(document: Document) -> User:
 
 
 class MongoUserRepository:
-    def __init__(self, users: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, users: AsyncCollection[Document], session: AsyncClientSession | None
+    ) -> None:
         self.users = users
+        # The unit of work's transaction, when the server supports them.
+        self.session = session
 
     async def add(self, *, email: str, password_hash: str, role: Role) -> User:
         document: Document = {
@@ -34,21 +39,23 @@ class MongoUserRepository:
             "created_at": now_ms(),
         }
         try:
-            await self.users.insert_one(document)
+            await self.users.insert_one(document, session=self.session)
         except DuplicateKeyError as exc:
             raise EmailTakenError from exc
         return _to_user(document)
 
     async def get(self, user_id: UUID) -> User | None:
-        document = await self.users.find_one({"id": str(user_id)})
+        document = await self.users.find_one({"id": str(user_id)}, session=self.session)
         return _to_user(document) if document else None
 
     async def by_email(self, email: str) -> User | None:
-        document = await self.users.find_one({"email": email})
+        document = await self.users.find_one({"email": email}, session=self.session)
         return _to_user(document) if document else None
 
     async def by_ids(self, user_ids: Sequence[UUID]) -> list[User]:
-        cursor = self.users.find({"id": {"$in": [str(user_id) for user_id in user_ids]}})
+        cursor = self.users.find(
+            {"id": {"$in": [str(user_id) for user_id in user_ids]}}, session=self.session
+        )
         return [_to_user(document) async for document in cursor]
 
     async def set_password(
@@ -57,12 +64,15 @@ class MongoUserRepository:
         await self.users.update_one(
             {"id": str(user_id)},
             {"$set": {"password_hash": password_hash, "previous_password_hashes": list(previous)}},
+            session=self.session,
         )
 
     async def set_role(self, user_id: UUID, role: Role) -> None:
-        await self.users.update_one({"id": str(user_id)}, {"$set": {"role": role}})
+        await self.users.update_one(
+            {"id": str(user_id)}, {"$set": {"role": role}}, session=self.session
+        )
 
     async def page(self, *, after: UUID | None, limit: int) -> list[User]:
         query = {"id": {"$gt": str(after)}} if after else {}
-        cursor = self.users.find(query).sort("id", ASCENDING).limit(limit)
+        cursor = self.users.find(query, session=self.session).sort("id", ASCENDING).limit(limit)
         return [_to_user(document) async for document in cursor]

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from app.events.schemas import DomainEvent
 from app.settings import DatabaseSettings
 from app.storage.postgres.items import PostgresItemRepository
+from app.storage.postgres.outbox import PostgresOutbox, add_to_outbox
 from app.storage.postgres.users import PostgresUserRepository
-from app.storage.unit_of_work import AfterCommit
+from app.storage.unit_of_work import OnCommit
 
 # Runs inside the transaction, just before it commits, with the events it emitted.
 BeforeCommit = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
@@ -28,7 +29,7 @@ class PostgresUnitOfWork:
 
 
 class PostgresDatabase:
-    def __init__(self, settings: DatabaseSettings, *, after_commit: AfterCommit) -> None:
+    def __init__(self, settings: DatabaseSettings) -> None:
         self.engine = create_async_engine(
             settings.url,
             pool_size=settings.pool_size,
@@ -40,7 +41,8 @@ class PostgresDatabase:
         self.round_trips = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         self.before_commit: list[BeforeCommit] = []
-        self.after_commit = after_commit
+        self.on_commit: list[OnCommit] = []
+        self.outbox = PostgresOutbox(self.sessions)
 
     def _count(self, *_: object) -> None:
         self.round_trips += 1
@@ -64,5 +66,7 @@ class PostgresDatabase:
             yield uow
             for hook in self.before_commit:
                 await hook(session, uow.events)
+            add_to_outbox(session, uow.events)
         if uow.events:
-            await self.after_commit(uow.events)
+            for notify in self.on_commit:
+                notify()

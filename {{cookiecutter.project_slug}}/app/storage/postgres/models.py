@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     MetaData,
     String,
@@ -70,3 +71,22 @@ class ItemRow(Base):
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_price_cents_id", "price_cents", "id"),
     )
+
+
+class OutboxRow(Base):
+    """Events waiting to be published, written in the transaction that caused them."""
+
+    __tablename__ = "outbox"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    aggregate_id: Mapped[str] = mapped_column(String(64))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    # The JSON exactly as it will be published.
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # The relay's query: pending rows (sent_at IS NULL) in sequence order.
+    __table_args__ = (Index("ix_outbox_sent_at_sequence", "sent_at", "sequence"),)

@@ -1,0 +1,99 @@
+"""Processing one delivered message, the same way for every broker.
+
+A message is acknowledged only after this returns: processed, recognised as a
+duplicate, or moved to the dead-letter destination. A malformed message goes
+there at once; a failing handler is retried a bounded number of times first.
+If even the dead-letter send fails, the error propagates and the broker keeps
+the message.
+"""
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import structlog
+from faststream.message import StreamMessage
+from prometheus_client import Counter as Metric
+from pydantic import ValidationError
+
+from app.events.bus import EventBus, Subscription
+from app.settings import EventsSettings
+from app.storage.cache import Cache
+
+CONSUMED = Metric("events_consumed_total", "Delivered events by outcome.", ["consumer", "outcome"])
+log = structlog.get_logger(__name__)
+# Longer than the slowest processing with every retry: a claim outliving its worker
+# only delays the redelivery that finishes the job.
+CLAIM_SECONDS = 120
+
+
+class EventInProgressError(Exception):
+    """Raised so the broker redelivers a message whose event is being processed."""
+
+
+async def raw_body(message: StreamMessage[Any]) -> bytes:
+    """The broker's decoder: consumers get the bytes and validate them themselves, so a
+    malformed message is theirs to dead-letter instead of an error in the framework."""
+    return message.body
+
+
+class EventConsumer:
+    def __init__(
+        self, subscription: Subscription, *, bus: EventBus, cache: Cache, settings: EventsSettings
+    ) -> None:
+        self.subscription = subscription
+        self.bus = bus
+        self.cache = cache
+        self.settings = settings
+        self.outcomes: Counter[str] = Counter()
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        CONSUMED.labels(self.subscription.name, outcome).inc()
+
+    async def handle(self, body: bytes) -> None:
+        try:
+            event = self.subscription.event.model_validate_json(body)
+        except ValidationError as exc:
+            await self._dead_letter(body, f"malformed: {exc.error_count()} validation errors", 0)
+            return
+        # Claimed, then remembered, per consumer: each consumer processes an event once
+        # however often, and however concurrently, the broker delivers it.
+        key = self.cache.key(f"processed:{self.subscription.name}:{event.id}")
+        if not await self.cache.redis.set(key, "processing", nx=True, ex=CLAIM_SECONDS):
+            if await self.cache.redis.get(key) == "done":
+                self._count("duplicate")
+                return
+            # Another delivery of it is being processed right now: the broker retries this
+            # one later, when it will be a duplicate (or, if that worker died, work).
+            raise EventInProgressError(str(event.id))
+        for attempt in range(1, self.settings.consumer_attempts + 1):
+            try:
+                await self.subscription.handler(event)
+            except Exception as exc:
+                log.warning(
+                    "event_handler_failed",
+                    consumer=self.subscription.name,
+                    event_id=str(event.id),
+                    attempt=attempt,
+                    error=repr(exc),
+                )
+                if attempt == self.settings.consumer_attempts:
+                    await self._dead_letter(body, repr(exc), attempt)
+                    break
+                await asyncio.sleep(self.settings.consumer_backoff_seconds * 2 ** (attempt - 1))
+            else:
+                self._count("processed")
+                break
+        await self.cache.redis.set(key, "done", ex=self.settings.processed_ttl_seconds)
+
+    async def _dead_letter(self, body: bytes, error: str, attempts: int) -> None:
+        headers = {
+            "x-error": error[:500],
+            "x-attempts": str(attempts),
+            "x-consumer": self.subscription.name,
+            "x-event-type": self.subscription.event.event_type,
+        }
+        await self.bus.dead_letter(self.subscription.name, body, headers)
+        self._count("dead_lettered")
+        log.error("event_dead_lettered", consumer=self.subscription.name, error=error[:500])

@@ -1,0 +1,110 @@
+"""The transactional outbox and its relay.
+
+Events are written to the outbox in the same transaction as the change that
+caused them (see the database adapters), so a committed change always has its
+events. The relay publishes pending events in the order they were written,
+marks each sent once the broker has confirmed it, and while the broker is down
+retries with exponential backoff, never skipping ahead: the events of one
+aggregate are never lost or reordered. A crash between publishing and marking
+sends an event twice; consumers ignore the repeat (see consumer.py).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from prometheus_client import Counter
+
+from app.events.bus import EventBus
+from app.events.schemas import Envelope
+from app.settings import EventsSettings
+
+RELAYED = Counter("outbox_relayed_total", "Events published from the outbox.")
+RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay rounds stopped by a publish error.")
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    sequence: int
+    envelope: Envelope
+
+
+class OutboxBatch(Protocol):
+    messages: Sequence[OutboxMessage]
+
+    async def mark_sent(self, sequences: Sequence[int]) -> None: ...
+
+
+class Outbox(Protocol):
+    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch | None]:
+        """The oldest pending messages, or None while another process is relaying."""
+        ...
+
+    async def pending_count(self) -> int: ...
+
+
+class OutboxRelay:
+    def __init__(self, outbox: Outbox, bus: EventBus, settings: EventsSettings) -> None:
+        self.outbox = outbox
+        self.bus = bus
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New events were committed: relay now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Publish one batch; return how many were sent. Raise if the broker failed."""
+        failure: Exception | None = None
+        async with self.outbox.claim(self.settings.relay_batch_size) as batch:
+            if batch is None:
+                return 0
+            sent: list[int] = []
+            for message in batch.messages:
+                try:
+                    await self.bus.publish(message.envelope)
+                except Exception as exc:
+                    failure = exc
+                    break
+                sent.append(message.sequence)
+            await batch.mark_sent(sent)
+        RELAYED.inc(len(sent))
+        if failure is not None:
+            RELAY_FAILURES.inc()
+            raise failure
+        return len(sent)
+
+    async def _run(self) -> None:
+        backoff = self.settings.relay_min_backoff_seconds
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.run_once()
+            except Exception as exc:
+                log.warning("outbox_relay_failed", error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.relay_max_backoff_seconds)
+                continue
+            backoff = self.settings.relay_min_backoff_seconds
+            if sent < self.settings.relay_batch_size:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.relay_poll_seconds):
+                        await self._wake.wait()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

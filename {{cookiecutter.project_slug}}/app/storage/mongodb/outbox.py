@@ -1,0 +1,109 @@
+"""The outbox in MongoDB.
+
+On a replica set (or sharded cluster) the outbox documents are inserted in the
+same multi-document transaction as the change: exactly the committed changes
+have events. A standalone server has no transactions; there the events are
+inserted right after the change succeeds, so a crash in between can lose them
+(at most once). Production MongoDB should run as a replica set, even of one node.
+One relay at a time holds a short lease.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from app.events.outbox import OutboxMessage
+from app.events.schemas import DomainEvent, Envelope
+from app.storage.mongodb.items import Document, now_ms
+
+LEASE = timedelta(seconds=60)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def create_outbox_indexes(db: AsyncDatabase[Document]) -> None:
+    outbox = db["outbox"]
+    await outbox.create_index([("sequence", ASCENDING)], name="uq_outbox_sequence", unique=True)
+    await outbox.create_index([("event_id", ASCENDING)], name="uq_outbox_event_id", unique=True)
+    await outbox.create_index(
+        [("sent", ASCENDING), ("sequence", ASCENDING)], name="ix_outbox_sent_sequence"
+    )
+
+
+async def add_to_outbox(
+    db: AsyncDatabase[Document], session: AsyncClientSession | None, events: Sequence[DomainEvent]
+) -> None:
+    for event in events:
+        counter = await db["counters"].find_one_and_update(
+            {"_id": "outbox"},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if counter is None:  # an upsert returning the new document always finds one
+            raise RuntimeError("the outbox sequence counter is missing")
+        document = {
+            **Envelope.of(event).model_dump(mode="json"),
+            "sequence": counter["value"],
+            "created_at": now_ms(),
+            # A boolean flag, not a null date: the relay's query is a plain equality.
+            "sent": False,
+        }
+        await db["outbox"].insert_one(document, session=session)
+
+
+def _message(document: Document) -> OutboxMessage:
+    fields = ("event_id", "event_type", "aggregate_id", "correlation_id", "payload")
+    envelope = Envelope.model_validate({field: document[field] for field in fields})
+    return OutboxMessage(sequence=document["sequence"], envelope=envelope)
+
+
+class MongoOutboxBatch:
+    def __init__(self, db: AsyncDatabase[Document], messages: Sequence[OutboxMessage]) -> None:
+        self.db = db
+        self.messages = messages
+
+    async def mark_sent(self, sequences: Sequence[int]) -> None:
+        if sequences:
+            await self.db["outbox"].update_many(
+                {"sequence": {"$in": list(sequences)}},
+                {"$set": {"sent": True, "sent_at": now_ms()}},
+            )
+
+
+class MongoOutbox:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+
+    async def _take_lease(self) -> bool:
+        now = datetime.now(UTC)
+        query: dict[str, Any] = {"_id": "outbox-relay", "until": {"$lt": now}}
+        try:
+            await self.db["leases"].find_one_and_update(
+                query, {"$set": {"until": now + LEASE}}, upsert=True
+            )
+        except DuplicateKeyError:
+            return False  # the lease exists and has not expired: another relay holds it
+        return True
+
+    @asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[MongoOutboxBatch | None]:
+        if not await self._take_lease():
+            yield None
+            return
+        try:
+            cursor = (
+                self.db["outbox"].find({"sent": False}).sort("sequence", ASCENDING).limit(limit)
+            )
+            yield MongoOutboxBatch(self.db, [_message(document) async for document in cursor])
+        finally:
+            await self.db["leases"].update_one({"_id": "outbox-relay"}, {"$set": {"until": EPOCH}})
+
+    async def pending_count(self) -> int:
+        return await self.db["outbox"].count_documents({"sent": False})
