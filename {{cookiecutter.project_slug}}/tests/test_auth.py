@@ -11,20 +11,26 @@ from pydantic import ValidationError
 from app.auth import service as auth
 from app.core.errors import RateLimitedError, UnauthorizedError
 from app.services import Services
-from app.settings import Settings
+from app.settings import RateLimitSettings, Settings
 from app.users import service as user_service
 from app.users.errors import EmailTakenError, PasswordReusedError, WrongPasswordError
 from app.users.schemas import PasswordChange, UserCreate
 from tests.conftest import PASSWORD, Account, override, unique
 
 
-async def login(services: Services, email: str, password: str, ip: str = "192.0.2.1") -> Any:
+async def login(
+    services: Services,
+    email: str,
+    password: str,
+    ip: str = "192.0.2.1",
+    limits: RateLimitSettings | None = None,
+) -> Any:
     return await auth.login(
         database=services.database,
         passwords=services.passwords,
         tokens=services.tokens,
         limiter=services.limiter,
-        limits=services.settings.rate_limit,
+        limits=limits or services.settings.rate_limit,
         email=email,
         password=password,
         client_ip=ip,
@@ -181,27 +187,9 @@ async def test_login_is_rate_limited_per_account(
     limits = strict.rate_limit
     for attempt in range(3):
         with pytest.raises(UnauthorizedError):
-            await auth.login(
-                database=services.database,
-                passwords=services.passwords,
-                tokens=services.tokens,
-                limiter=services.limiter,
-                limits=limits,
-                email=account.email,
-                password="Wrong-passw0rd!",
-                client_ip=f"198.51.100.{attempt}",
-            )
+            await login(services, account.email, "Wrong-passw0rd!", f"198.51.100.{attempt}", limits)
     with pytest.raises(RateLimitedError) as limited:
-        await auth.login(
-            database=services.database,
-            passwords=services.passwords,
-            tokens=services.tokens,
-            limiter=services.limiter,
-            limits=limits,
-            email=account.email,
-            password=PASSWORD,
-            client_ip="198.51.100.9",
-        )
+        await login(services, account.email, PASSWORD, "198.51.100.9", limits)
     assert 1 <= int(limited.value.headers["Retry-After"]) <= 60
 
 

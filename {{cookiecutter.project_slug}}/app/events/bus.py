@@ -1,8 +1,11 @@
 """The one event-bus interface the application uses, whichever broker is behind it."""
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from faststream.specification import AsyncAPI
 
 from app.events.schemas import DomainEvent, Envelope
 
@@ -62,3 +65,17 @@ class EventBus(Protocol):
     def specification(self) -> dict[str, Any]:
         """The AsyncAPI document of the events this service publishes and consumes."""
         ...
+
+
+async def take_dead_letter(reader: Any, *, wait_seconds: float) -> DeadLetter | None:
+    """One message from a FastStream subscriber kept for reading on demand, acknowledged."""
+    message = await reader.get_one(timeout=wait_seconds)
+    if message is None:
+        return None
+    await message.ack()
+    return DeadLetter(body=message.body, headers={k: str(v) for k, v in message.headers.items()})
+
+
+def asyncapi_document(broker: Any) -> dict[str, Any]:
+    document = AsyncAPI(broker, title="Events", version="1.0.0").to_specification()
+    return dict(json.loads(document.to_json()))

@@ -3,15 +3,13 @@ an aggregate's events stay in order; an idempotent producer with acks=all; one
 consumer group per subscription, committing only after processing; a dead-letter
 topic."""
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI
 
-from app.events.bus import DeadLetter, Subscription
+from app.events.bus import DeadLetter, Subscription, asyncapi_document, take_dead_letter
 from app.events.consumer import EventConsumer, raw_body
 from app.events.schemas import EVENT_TYPES, Envelope
 from app.settings import BrokerSettings, EventsSettings
@@ -99,14 +97,7 @@ class KafkaEventBus:
         )
 
     async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
-        message = await self.dead_letters.get_one(timeout=wait_seconds)
-        if message is None:
-            return None
-        await message.ack()
-        return DeadLetter(
-            body=message.body, headers={k: str(v) for k, v in message.headers.items()}
-        )
+        return await take_dead_letter(self.dead_letters, wait_seconds=wait_seconds)
 
     def specification(self) -> dict[str, Any]:
-        document = AsyncAPI(self.broker, title="Events", version="1.0.0").to_specification()
-        return dict(json.loads(document.to_json()))
+        return asyncapi_document(self.broker)
