@@ -30,6 +30,11 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _load_average() -> str:
+    """Other work on the machine skews every figure; the 1-minute load average tells how much."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -209,18 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     _say(
         f"# Benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}; "
+        f"{_load_average()}"
     )
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         if "render" in sections:
             results["render"] = _render_section(args.render_runs)
+            _say(f"({_load_average()} at the end of this section)")
         if "matrix" in sections:
             report = _matrix_section(workdir, args.matrix_args.split())
             results["matrix"] = {**dataclasses.asdict(report), "log": str(report.log)}
+            _say(f"({_load_average()} at the end of this section)")
         if "load" in sections:
             results["load"] = [dataclasses.asdict(r) for r in _load_section(args, workdir)]
+            _say(f"({_load_average()} at the end of this section)")
     _say(f"\n(benchmarks took {time.monotonic() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
