@@ -15,6 +15,9 @@ from app.api.rest import router as rest_router
 {%- else %}
 from app.api.graphql import create_router as create_graphql_router
 {%- endif %}
+{%- if cookiecutter.compliance_logging %}
+from app.audit.masking import mask_personal_data
+{%- endif %}
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import install_problem_handlers
@@ -26,7 +29,13 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+{%- if cookiecutter.compliance_logging %}
+    configure_logging(
+        level=settings.app.log_level, json=settings.app.log_json, redact=mask_personal_data
+    )
+{%- else %}
     configure_logging(level=settings.app.log_level, json=settings.app.log_json)
+{%- endif %}
     development = settings.app.environment == "development"
 
     @asynccontextmanager

@@ -1,9 +1,16 @@
 """The audit trail records audited actions, sealed in a verifiable chain."""
 
+import io
+import json
+import logging
 from uuid import uuid4
 
+import structlog
+
+from app.audit.masking import mask_personal_data
 from app.audit.records import GENESIS, AuditEntry, SealedEntry, seal, verify_chain
 from app.core.context import RequestContext, set_current_request
+from app.core.logging import configure_logging
 from app.items import service
 from app.items.schemas import ItemCreate
 from app.services import Services
@@ -72,3 +79,41 @@ def test_verify_finds_a_deleted_record_and_a_wrong_key() -> None:
     records = _chain(key, 4)
     assert verify_chain(key, [*records[:1], *records[2:]]).first_broken == 3
     assert verify_chain(b"x" * 32, records).first_broken == 1
+
+
+def test_personal_data_is_masked_in_real_log_output() -> None:
+    stream = io.StringIO()
+    configure_logging(level="INFO", json=True, stream=stream, redact=mask_personal_data)
+    try:
+        logging.getLogger("app.test").warning(
+            "contact kim.minji@example.co.kr or +82 10-1234-5678, rrn 900101-1234567, "
+            "card 4111 1111 1111 1111, order 1234567812345678, header Bearer abc.def-ghi"
+        )
+        structlog.get_logger("app.test").info(
+            "signup", email="Jane.Doe@example.com", password="hunter2-secret!", attempts=3
+        )
+        try:
+            raise ValueError("cannot charge 5500-0000-0000-0004 for lee@example.org")
+        except ValueError:
+            logging.getLogger("app.test").exception("payment failed")
+    finally:
+        configure_logging(level="INFO", json=True)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    text = stream.getvalue()
+    for secret in (
+        "kim.minji@example.co.kr",
+        "1234-5678",
+        "900101-1234567",
+        "4111 1111 1111 1111",
+        "abc.def-ghi",
+        "Jane.Doe@example.com",
+        "hunter2",
+        "5500-0000-0000-0004",
+        "lee@example.org",
+    ):
+        assert secret not in text, secret
+    assert "order 1234567812345678" in lines[0]["event"]  # not Luhn-valid: not a card
+    assert "[rrn]" in lines[0]["event"]
+    assert "[card]" in lines[0]["event"]
+    assert (lines[1]["password"], lines[1]["attempts"]) == ("[redacted]", 3)
+    assert "[email]" in lines[2]["exception"]

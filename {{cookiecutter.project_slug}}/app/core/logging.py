@@ -18,7 +18,10 @@ _SHARED: list[Any] = [
 ]
 
 
-def configure_logging(*, level: str, json: bool, stream: TextIO = sys.stdout) -> None:
+def configure_logging(
+    *, level: str, json: bool, stream: TextIO = sys.stdout, redact: Any = None
+) -> None:
+    """`redact`, a structlog processor, sees each line last, exception text included."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -39,6 +42,7 @@ def configure_logging(*, level: str, json: bool, stream: TextIO = sys.stdout) ->
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                *([redact] if redact else []),
                 renderer,
             ],
         )
