@@ -146,7 +146,9 @@ async def test_refresh_rotates_and_reuse_revokes_every_session(
 
 async def test_logout_ends_only_that_session(services: Services, account: Account) -> None:
     other = await login(services, account.email, PASSWORD)
-    await auth.logout(tokens=services.tokens, principal=account.principal)
+    await auth.logout(
+        database=services.database, tokens=services.tokens, principal=account.principal
+    )
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(account.tokens.access_token)
     with pytest.raises(UnauthorizedError):

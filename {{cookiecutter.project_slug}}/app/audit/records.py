@@ -21,8 +21,14 @@ from app.events.schemas import (
     ItemCreated,
     ItemDeleted,
     ItemUpdated,
+    LoggedOut,
+    LoginFailed,
+    LoginSucceeded,
     PasswordChanged,
+    RefreshReuseDetected,
+    TokenRefreshed,
     UserRegistered,
+    UsersListed,
 )
 
 GENESIS = "0" * 64
@@ -59,13 +65,19 @@ def seal(key: bytes, previous: str, entry: AuditEntry) -> str:
     return hmac.new(key, previous.encode() + b"\n" + entry.canonical(), hashlib.sha256).hexdigest()
 
 
-# Audited events: the action recorded, and the kind of resource it touched.
-AUDITED: dict[type[DomainEvent], tuple[str, str]] = {
-    ItemCreated: ("item.create", "item"),
-    ItemUpdated: ("item.update", "item"),
-    ItemDeleted: ("item.delete", "item"),
-    UserRegistered: ("user.register", "user"),
-    PasswordChanged: ("user.password_change", "user"),
+# Audited events: the action recorded, the kind of resource it touched, the outcome.
+AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
+    ItemCreated: ("item.create", "item", "success"),
+    ItemUpdated: ("item.update", "item", "success"),
+    ItemDeleted: ("item.delete", "item", "success"),
+    UserRegistered: ("user.register", "user", "success"),
+    PasswordChanged: ("user.password_change", "user", "success"),
+    UsersListed: ("user.list", "user", "success"),
+    LoginSucceeded: ("session.login", "user", "success"),
+    LoginFailed: ("session.login", "user", "failed"),
+    LoggedOut: ("session.logout", "user", "success"),
+    TokenRefreshed: ("session.refresh", "user", "success"),
+    RefreshReuseDetected: ("session.refresh_reuse", "user", "denied"),
 }
 
 
@@ -73,13 +85,14 @@ def entry_for(event: DomainEvent) -> AuditEntry | None:
     """The audit record of an event, or None for events that are not audited."""
     if type(event) not in AUDITED:
         return None
-    action, resource_type = AUDITED[type(event)]
+    action, resource_type, outcome = AUDITED[type(event)]
     context = current_request()
     return AuditEntry(
         actor=event.actor_id or "anonymous",
         action=action,
         resource_type=resource_type,
         resource_id=event.aggregate_id,
+        outcome=outcome,
         client_ip=context.client_ip if context else None,
         user_agent=context.user_agent if context else None,
         request_id=event.correlation_id,

@@ -35,6 +35,12 @@ return 1
 """
 
 
+class RefreshReuseError(UnauthorizedError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__("Refresh token reuse detected: every session was revoked.")
+        self.user_id = user_id
+
+
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
@@ -118,7 +124,7 @@ class Tokens:
         return self._pair(user_id=user_id, role=user.role, session_id=session_id, refresh_jti=jti)
 
     async def rotate(self, refresh_token: str) -> TokenPair:
-        claims = self.decode(refresh_token, kind="refresh")
+        claims = self.subject_of_refresh(refresh_token)
         session_key = self._session_key(claims["sid"])
         new_jti = uuid.uuid4().hex
         outcome = await self._rotate(
@@ -126,13 +132,16 @@ class Tokens:
         )
         if outcome == -1:
             await self.revoke_all(claims["sub"])
-            raise UnauthorizedError("Refresh token reuse detected: every session was revoked.")
+            raise RefreshReuseError(claims["sub"])
         if outcome == 0:
             raise UnauthorizedError("The session has ended; log in again.")
         role = await self.cache.redis.hget(session_key, "role")
         return self._pair(
             user_id=claims["sub"], role=str(role), session_id=claims["sid"], refresh_jti=new_jti
         )
+
+    def subject_of_refresh(self, refresh_token: str) -> dict[str, Any]:
+        return self.decode(refresh_token, kind="refresh")
 
     async def authenticate(self, access_token: str) -> Principal:
         claims = self.decode(access_token, kind="access")

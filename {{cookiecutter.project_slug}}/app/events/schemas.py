@@ -79,10 +79,61 @@ class PasswordChanged(UserEvent):
     event_type: ClassVar[str] = "user.password_changed"
 
 
+class SessionEvent(DomainEvent):
+    """Security events of sign-in sessions, for monitoring and records of who did what."""
+
+    # None when a login names no known account.
+    user_id: UUID | None
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(self.user_id) if self.user_id else "anonymous"
+
+
+class LoginSucceeded(SessionEvent):
+    event_type: ClassVar[str] = "session.login_succeeded"
+
+
+class LoginFailed(SessionEvent):
+    event_type: ClassVar[str] = "session.login_failed"
+
+
+class LoggedOut(SessionEvent):
+    event_type: ClassVar[str] = "session.logged_out"
+
+
+class TokenRefreshed(SessionEvent):
+    event_type: ClassVar[str] = "session.token_refreshed"
+
+
+class RefreshReuseDetected(SessionEvent):
+    event_type: ClassVar[str] = "session.refresh_reuse_detected"
+
+
+class UsersListed(DomainEvent):
+    """An administrator read other users' personal data."""
+
+    event_type: ClassVar[str] = "user.listed"
+
+    count: int
+
+
 # Every event type the service publishes, by its name on the broker.
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.event_type: cls
-    for cls in (ItemCreated, ItemUpdated, ItemDeleted, UserRegistered, PasswordChanged)
+    for cls in (
+        ItemCreated,
+        ItemUpdated,
+        ItemDeleted,
+        UserRegistered,
+        PasswordChanged,
+        LoginSucceeded,
+        LoginFailed,
+        LoggedOut,
+        TokenRefreshed,
+        RefreshReuseDetected,
+        UsersListed,
+    )
 }
 
 

@@ -5,7 +5,7 @@ from uuid import UUID
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.pagination import PAGE_MAX
-from app.events.schemas import PasswordChanged, UserRegistered
+from app.events.schemas import PasswordChanged, UserRegistered, UsersListed
 from app.storage.unit_of_work import Database
 from app.users.errors import PasswordReusedError, UserNotFoundError, WrongPasswordError
 from app.users.schemas import PASSWORD_HISTORY, PasswordChange, Role, UserCreate, UserPublic
@@ -68,5 +68,7 @@ async def list_users(
     """A page of users and the id to continue after (None on the last page)."""
     async with database.unit_of_work() as uow:
         users = await uow.users.page(after=after, limit=limit + 1)
-    page = [user.public() for user in users[:limit]]
+        page = [user.public() for user in users[:limit]]
+        # Reading other people's personal data is itself recorded.
+        uow.emit(UsersListed(count=len(page)))
     return page, (page[-1].id if len(users) > limit else None)

@@ -294,13 +294,17 @@ class Mutation:
 
     @strawberry.mutation
     async def refresh_token(self, info: GraphQLInfo, refresh_token: str) -> TokenPair:
-        pair = await auth.refresh(tokens=info.context.services.tokens, refresh_token=refresh_token)
+        services = info.context.services
+        pair = await auth.refresh(
+            database=services.database, tokens=services.tokens, refresh_token=refresh_token
+        )
         return TokenPair(**pair.model_dump())
 
     @strawberry.mutation
     async def logout(self, info: GraphQLInfo) -> bool:
         principal = await info.context.principal()
-        await auth.logout(tokens=info.context.services.tokens, principal=principal)
+        services = info.context.services
+        await auth.logout(database=services.database, tokens=services.tokens, principal=principal)
         return True
 
     @strawberry.mutation

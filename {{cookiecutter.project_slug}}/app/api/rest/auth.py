@@ -38,9 +38,11 @@ async def token(
 
 @router.post("/refresh")
 async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
-    return await auth.refresh(tokens=services.tokens, refresh_token=data.refresh_token)
+    return await auth.refresh(
+        database=services.database, tokens=services.tokens, refresh_token=data.refresh_token
+    )
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(principal: CurrentPrincipal, services: ServicesDep) -> None:
-    await auth.logout(tokens=services.tokens, principal=principal)
+    await auth.logout(database=services.database, tokens=services.tokens, principal=principal)
