@@ -3,7 +3,7 @@
 Runs `pytest` at the repository root exactly as `uv run pytest` does (xdist on every
 core, real services), with benchmarks.matrix_plugin recording each command and test
 phase; then sums them by stage: render, environment (`uv sync`), static (ruff, mypy),
-the rendered project's own suite, migrations, and the rest of the checks.
+the rendered project's own suite, migrations, the delivery files' checks, and the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("render", "environment", "ruff", "mypy", "suite", "migrations", "other")
+STAGES = ("render", "environment", "ruff", "mypy", "suite", "migrations", "delivery", "other")
+# Checks of the delivery files (tests/test_delivery.py): the image's runtime-only
+# environment (`uv sync --no-dev`), the linters of the Dockerfile, workflows and Compose
+# file, pre-commit in a git copy, the Makefile.
+_DELIVERY = ("hadolint", "actionlint", "zizmor", "check_jsonschema", "check-jsonschema",
+             "pre-commit", "pre_commit", "make", "git")  # fmt: skip
 _COMBINATION = re.compile(r"(postgres|mongodb)-(rest|graphql)-(rabbitmq|kafka)-(audit|plain)")
 
 
@@ -42,9 +47,14 @@ def run_matrix(record: Path, log: Path, extra_args: list[str]) -> int:
         # So xdist workers import the plugin too; the rendered projects never see it.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+    # The repository's own environment, as `uv run pytest` uses: under `uv run --with`
+    # sys.executable is a temporary overlay, next to which the suite finds none of the
+    # checkers it runs (hadolint, zizmor, ...).
+    own = REPO / ".venv" / "bin" / "python"
+    python = str(own) if own.exists() else sys.executable
     with log.open("w") as out:
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "benchmarks.matrix_plugin", *extra_args],
+            [python, "-m", "pytest", "-p", "benchmarks.matrix_plugin", *extra_args],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -57,6 +67,8 @@ def _stage(argv: list[str], kind: str) -> str:
     if kind == "render":
         return "render"
     words = " ".join(argv)
+    if "--no-dev" in argv or any(Path(a).name.startswith(_DELIVERY) for a in argv[:3]):
+        return "delivery"
     if " sync" in words:
         return "environment"
     for tool, stage in (
@@ -89,7 +101,8 @@ def summarise(record: Path, log: Path) -> MatrixReport:
             else:
                 template_checks += e["seconds"]
         elif e["kind"] in {"command", "render"}:
-            match = _COMBINATION.search(e["where"])
+            # The test that ran the command names its combination; else its directory does.
+            match = _COMBINATION.search(e.get("test", "")) or _COMBINATION.search(e["where"])
             if match:
                 stages[match.group(0)][_stage(e["argv"], e["kind"])] += e["seconds"]
     for combination, total in tests.items():

@@ -24,6 +24,7 @@ import pytest
 
 _RECORD = os.environ.get("BENCH_MATRIX_RECORD")
 _started = time.time()
+_current_test = ""  # in a process that runs tests: the one running now
 
 
 def _write(entry: dict[str, Any]) -> None:
@@ -57,6 +58,7 @@ def _timed(kind: str, function: Callable[..., Any]) -> Callable[..., Any]:
                     "seconds": time.time() - started,
                     "ok": ok,
                     "pid": os.getpid(),
+                    "test": _current_test,
                 }
             )
 
@@ -76,6 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
         rendering.run = _timed("command", rendering.run)
     if hasattr(rendering, "cookiecutter") and not hasattr(rendering.cookiecutter, "__wrapped__"):
         rendering.cookiecutter = _timed("render", rendering.cookiecutter)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    global _current_test  # one test at a time in a process
+    _current_test = nodeid
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
