@@ -9,6 +9,7 @@ from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.storage.postgres.models import ItemRow
+from app.storage.postgres.rows import insert_unique
 
 # Sortable fields map to columns here, never to raw input.
 SORT_COLUMNS = {
@@ -24,14 +25,7 @@ class PostgresItemRepository:
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
         row = ItemRow(**data.model_dump(), owner_id=owner_id)
-        try:
-            # A savepoint, so a duplicate name leaves the rest of the transaction usable.
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError as exc:
-            raise ItemNameTakenError from exc
-        await self.session.refresh(row)
-        return ItemPublic.model_validate(row)
+        return ItemPublic.model_validate(await insert_unique(self.session, row, ItemNameTakenError))
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
         row = await self.session.get(ItemRow, item_id)

@@ -2,10 +2,10 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.storage.postgres.models import UserRow
+from app.storage.postgres.rows import insert_unique
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, User
 
@@ -16,13 +16,7 @@ class PostgresUserRepository:
 
     async def add(self, *, email: str, password_hash: str, role: Role) -> User:
         row = UserRow(email=email, password_hash=password_hash, role=role)
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError as exc:
-            raise EmailTakenError from exc
-        await self.session.refresh(row)
-        return User.model_validate(row)
+        return User.model_validate(await insert_unique(self.session, row, EmailTakenError))
 
     async def get(self, user_id: UUID) -> User | None:
         row = await self.session.get(UserRow, user_id)
