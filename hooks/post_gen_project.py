@@ -18,16 +18,24 @@ RAW_ANSWERS = r"""{{ cookiecutter | tojson }}"""
 PRUNE: dict[tuple[str, Any], list[str]] = {
     ("database", "postgres"): ["app/storage/mongodb"],
     ("database", "mongodb"): ["app/storage/postgres", "migrations", "alembic.ini"],
-    ("api", "rest"): ["app/api/graphql", "tests/test_graphql_api.py"],
-    ("api", "graphql"): ["app/api/rest", "tests/test_rest_api.py"],
+    ("api", "rest"): [
+        "app/api/graphql",
+        "tests/test_graphql_api.py",
+        "tests/test_audit_graphql.py",
+    ],
+    ("api", "graphql"): ["app/api/rest", "tests/test_rest_api.py", "tests/test_audit_rest.py"],
     ("broker", "rabbitmq"): ["app/events/kafka.py"],
     ("broker", "kafka"): ["app/events/rabbitmq.py"],
     ("compliance_logging", False): [
         "app/audit",
+        "app/api/rest/audit.py",
+        "app/api/graphql/audit.py",
         "app/storage/postgres/audit.py",
         "app/storage/mongodb/audit.py",
         "migrations/versions/0002_audit_log.py",
         "tests/test_audit.py",
+        "tests/test_audit_rest.py",
+        "tests/test_audit_graphql.py",
     ],
 }
 

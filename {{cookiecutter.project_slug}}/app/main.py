@@ -11,8 +11,14 @@ from starlette.responses import Response
 
 from app.api import health
 {%- if cookiecutter.api == "rest" %}
-from app.api.rest import router as rest_router
+from app.api.rest import create_router as create_rest_router
+{%- if cookiecutter.compliance_logging %}
+from app.api.rest.audit import router as audit_router
+{%- endif %}
 {%- else %}
+{%- if cookiecutter.compliance_logging %}
+from app.api.graphql import audit as graphql_audit
+{%- endif %}
 from app.api.graphql import create_router as create_graphql_router
 {%- endif %}
 {%- if cookiecutter.compliance_logging %}
@@ -63,9 +69,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
 {%- if cookiecutter.api == "rest" %}
-    app.include_router(rest_router)
+{%- if cookiecutter.compliance_logging %}
+    app.include_router(create_rest_router(audit_router))
+{%- else %}
+    app.include_router(create_rest_router())
+{%- endif %}
+{%- else %}
+{%- if cookiecutter.compliance_logging %}
+    audit_api = (graphql_audit.Query, graphql_audit.Mutation)
+    app.include_router(create_graphql_router(audit_api, ide=development))
 {%- else %}
     app.include_router(create_graphql_router(ide=development))
+{%- endif %}
 {%- endif %}
 
     @app.get("/asyncapi.json", include_in_schema=False)

@@ -4,6 +4,7 @@ options were chosen, and wires the adapters behind the application's interfaces.
 from collections.abc import Sequence
 from dataclasses import dataclass
 {% if cookiecutter.compliance_logging %}
+from app.audit.events import AUDIT_EVENT_TYPES
 from app.audit.records import AuditLog
 {%- endif %}
 from app.auth.passwords import PasswordHasher
@@ -17,6 +18,7 @@ from app.events.outbox import OutboxRelay
 from app.events.outbox import OutboxRelay
 from app.events.rabbitmq import RabbitEventBus
 {%- endif %}
+from app.events.schemas import EVENT_TYPES
 from app.events.subscribers import ActivityFeed
 from app.settings import Settings
 from app.storage.cache import Cache
@@ -64,10 +66,15 @@ class Services:
 
 
 def build_bus(settings: Settings, subscriptions: Sequence[Subscription], cache: Cache) -> EventBus:
-{%- if cookiecutter.broker == "rabbitmq" %}
-    return RabbitEventBus(settings.broker, settings.events, subscriptions, cache)
+{%- if cookiecutter.compliance_logging %}
+    event_types = EVENT_TYPES | AUDIT_EVENT_TYPES
 {%- else %}
-    return KafkaEventBus(settings.broker, settings.events, subscriptions, cache)
+    event_types = EVENT_TYPES
+{%- endif %}
+{%- if cookiecutter.broker == "rabbitmq" %}
+    return RabbitEventBus(settings.broker, settings.events, subscriptions, cache, event_types)
+{%- else %}
+    return KafkaEventBus(settings.broker, settings.events, subscriptions, cache, event_types)
 {%- endif %}
 
 

@@ -100,6 +100,11 @@ class CacheSettings(BaseModel):
 class AuditSettings(BaseModel):
     # Key of the HMAC that chains audit records: without it an edited chain cannot be re-sealed.
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Records older than this are removed by `python -m app.audit purge`.
+    retention_days: int = Field(default=5 * 365 + 1, ge=1)
+    # The shortest retention the law you operate under allows: the purge refuses to run
+    # with less. Five years covers electronic financial transaction records in Korea.
+    legal_minimum_days: int = Field(default=5 * 365 + 1, ge=0)
 {% endif %}
 
 class Settings(BaseSettings):

@@ -7,24 +7,49 @@ import logging
 import os
 import subprocess
 import sys
-from uuid import uuid4
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
 
 import pytest
 import structlog
 
+from app.audit import service as audit_service
 from app.audit.masking import mask_personal_data
-from app.audit.records import GENESIS, AuditEntry, SealedEntry, seal, verify_chain
+from app.audit.records import (
+    GENESIS,
+    PURGE,
+    AuditEntry,
+    AuditQuery,
+    SealedEntry,
+    seal,
+    verify_chain,
+)
+from app.audit.service import Erasure
 from app.auth import service as auth
 from app.core.context import RequestContext, set_current_request
 from app.core.errors import UnauthorizedError
 from app.core.logging import configure_logging
 from app.items import service
+from app.items.errors import ItemNotFoundError
 from app.items.schemas import ItemCreate
 from app.services import Services
 from app.settings import Settings
 from app.users import service as user_service
+from app.users.errors import WrongPasswordError
 from tests.conftest import PASSWORD, Account, unique
 from tests.test_auth import login
+
+
+@contextmanager
+def acting_as(account: Account) -> Iterator[None]:
+    """What the API does for an authenticated request: the caller is the actor."""
+    set_current_request(RequestContext(request_id=uuid4().hex, actor_id=str(account.user.id)))
+    try:
+        yield
+    finally:
+        set_current_request(None)
 
 
 async def test_creating_an_item_is_audited(services: Services, account: Account) -> None:
@@ -167,23 +192,26 @@ async def test_sign_in_actions_are_audited(services: Services, account: Account)
 
 
 async def test_admin_reading_users_is_audited(services: Services, admin_account: Account) -> None:
-    set_current_request(RequestContext(request_id=uuid4().hex, actor_id=str(admin_account.user.id)))
-    try:
+    with acting_as(admin_account):
         await user_service.list_users(database=services.database, after=None, limit=5)
-    finally:
-        set_current_request(None)
     assert ("user.list", "success") in await actions_of(services, str(admin_account.user.id))
 
 
-def run_verify(settings: Settings) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AUDIT_SECRET_KEY": settings.audit.secret_key.get_secret_value()}
+def run_command(
+    settings: Settings, command: str, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AUDIT_SECRET_KEY": settings.audit.secret_key.get_secret_value(),
+        **env_vars,
+    }
 {%- if cookiecutter.database == "postgres" %}
     env["DATABASE_URL"] = settings.database.url
 {%- else %}
     env["MONGODB_URL"] = settings.mongodb.url
 {%- endif %}
-    return subprocess.run(
-        [sys.executable, "-m", "app.audit", "verify"],
+    return subprocess.run(  # noqa: S603 - this interpreter, a command named by the tests
+        [sys.executable, "-m", "app.audit", command],
         env=env,
         capture_output=True,
         text=True,
@@ -198,7 +226,7 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
     await service.create_item(
         database=services.database, owner=account.principal, data=ItemCreate(name=unique("v"))
     )
-    intact = await asyncio.to_thread(run_verify, settings)
+    intact = await asyncio.to_thread(run_command, settings, "verify")
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "audit trail intact" in intact.stdout
 
@@ -223,7 +251,7 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
         await connection.execute(edit, {"actor": "mallory", "sequence": last.sequence})
         await connection.execute(text(toggle.format("ENABLE")))
     try:
-        broken = await asyncio.to_thread(run_verify, settings)
+        broken = await asyncio.to_thread(run_command, settings, "verify")
     finally:
         async with engine.begin() as connection:
             await connection.execute(text(toggle.format("DISABLE")))
@@ -237,7 +265,7 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
     collection = services.database.db["audit_log"]
     await collection.update_one({"sequence": last.sequence}, {"$set": {"actor": "mallory"}})
     try:
-        broken = await asyncio.to_thread(run_verify, settings)
+        broken = await asyncio.to_thread(run_command, settings, "verify")
     finally:
         await collection.update_one(
             {"sequence": last.sequence}, {"$set": {"actor": last.entry.actor}}
@@ -246,3 +274,205 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
     assert broken.returncode == 1
     assert f"broken at record {last.sequence}" in broken.stdout
     assert (await services.audit.verify()).intact
+
+
+async def create_items(services: Services, account: Account, count: int) -> list[str]:
+    ids = []
+    with acting_as(account):
+        for _ in range(count):
+            item = await service.create_item(
+                database=services.database,
+                owner=account.principal,
+                data=ItemCreate(name=unique("i")),
+            )
+            ids.append(str(item.id))
+    return ids
+
+
+async def test_export_holds_everything_about_the_caller_and_nobody_else(
+    services: Services, account: Account, other_account: Account
+) -> None:
+    mine = await create_items(services, account, 2)
+    await create_items(services, other_account, 1)
+
+    with acting_as(account):
+        data = await audit_service.export_personal_data(
+            database=services.database, audit=services.audit, user_id=account.user.id
+        )
+
+    me = str(account.user.id)
+    assert data.user == account.user
+    assert sorted(str(item.id) for item in data.items) == sorted(mine)
+    actions = [record.action for record in data.audit_trail]
+    assert actions[0] == "user.register"
+    assert actions.count("item.create") == 2
+    assert all(me in (record.actor, record.resource_id) for record in data.audit_trail)
+    sequences = [record.sequence for record in data.audit_trail]
+    assert sequences == sorted(sequences)
+    # The export is itself recorded.
+    assert ("user.export", "success") in await actions_of(services, me)
+
+
+async def test_erasure_anonymises_keeps_the_trail_and_ends_every_session(
+    services: Services, account: Account
+) -> None:
+    user_id = account.user.id
+    item_ids = await create_items(services, account, 2)
+    ttl = services.settings.cache.item_seconds
+    # Cached before the erasure: it must not outlive it.
+    cached = await service.get_item(
+        database=services.database, cache=services.cache, item_id=UUID(item_ids[0]), ttl=ttl
+    )
+    assert str(cached.id) == item_ids[0]
+
+    async def erase(password: str) -> None:
+        with acting_as(account):
+            await audit_service.erase_account(
+                database=services.database,
+                passwords=services.passwords,
+                tokens=services.tokens,
+                cache=services.cache,
+                user_id=user_id,
+                data=Erasure(password=password),
+            )
+
+    with pytest.raises(WrongPasswordError):
+        await erase("Not-the-passw0rd!")
+    assert (await user_service.get_user(database=services.database, user_id=user_id)).email == (
+        account.email
+    )
+
+    await erase(account.password)
+
+    user = await user_service.get_user(database=services.database, user_id=user_id)
+    assert user.email == audit_service.erased_email(user_id)
+    assert user.id == user_id
+    for item_id in item_ids:
+        with pytest.raises(ItemNotFoundError):
+            await service.get_item(
+                database=services.database,
+                cache=services.cache,
+                item_id=UUID(item_id),
+                ttl=ttl,
+            )
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(account.tokens.access_token)
+    with pytest.raises(UnauthorizedError):
+        await login(services, account.email, account.password)
+
+    # The trail is kept: everything before the erasure, and the erasure itself.
+    kept = await services.audit.query(
+        AuditQuery(resource_id=str(user_id)), before_sequence=None, limit=50
+    )
+    actions = [record.entry.action for record in kept]
+    assert actions[0] == "user.erase"
+    assert "user.register" in actions
+    deleted = await services.audit.query(
+        AuditQuery(actor=str(user_id), action="item.delete"), before_sequence=None, limit=50
+    )
+    assert sorted(record.entry.resource_id or "" for record in deleted) == sorted(item_ids)
+    assert (await services.audit.verify()).intact
+
+
+async def test_admin_query_filters_and_pages_and_is_itself_audited(
+    services: Services, account: Account, admin_account: Account
+) -> None:
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    item_ids = await create_items(services, account, 3)
+    query = AuditQuery(actor=str(account.user.id), action="item.create", since=started)
+    with acting_as(admin_account):
+        first, before = await audit_service.query_trail(
+            database=services.database, audit=services.audit, query=query, before=None, limit=2
+        )
+        second, end = await audit_service.query_trail(
+            database=services.database, audit=services.audit, query=query, before=before, limit=2
+        )
+        none, _ = await audit_service.query_trail(
+            database=services.database,
+            audit=services.audit,
+            query=query.model_copy(update={"until": started}),
+            before=None,
+            limit=2,
+        )
+
+    assert [record.resource_id for record in first + second] == item_ids[::-1]
+    assert before is not None
+    assert end is None
+    assert none == []
+    assert ("audit.read", "success") in await actions_of(services, str(admin_account.user.id))
+
+
+async def test_purge_removes_only_records_older_than_the_cut_off(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    (old,) = await create_items(services, account, 1)
+    cut_off = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    (recent,) = await create_items(services, account, 1)
+
+    report = await services.audit.purge(before=cut_off)
+
+    assert report.removed >= 1
+    removed = await services.audit.query(AuditQuery(resource_id=old), before_sequence=None, limit=5)
+    kept = await services.audit.query(AuditQuery(resource_id=recent), before_sequence=None, limit=5)
+    assert removed == []
+    assert [record.entry.action for record in kept] == ["item.create"]
+    (last,) = await services.audit.recent(limit=1)
+    assert (last.entry.action, last.entry.actor) == (PURGE, "system")
+    assert last.entry.detail["removed"] == report.removed
+    # The chain still verifies from the anchor the purge record holds.
+    chain = await services.audit.verify()
+    assert chain.intact
+    assert chain.anchor_sequence == last.entry.detail["anchor_sequence"] > 0
+    verified = await asyncio.to_thread(run_command, settings, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "purged" in verified.stdout
+
+
+async def test_purge_command_keeps_the_legal_minimum(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    (before,) = await services.audit.recent(limit=1)
+    refused = await asyncio.to_thread(
+        run_command,
+        settings,
+        "purge",
+        AUDIT_RETENTION_DAYS="30",
+        AUDIT_LEGAL_MINIMUM_DAYS="365",
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "legal minimum" in refused.stderr
+    assert await services.audit.recent(limit=1) == [before]
+
+    # With the defaults (5 years) nothing recorded by this suite is old enough to go.
+    purged = await asyncio.to_thread(run_command, settings, "purge")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert "0 records" in purged.stdout
+    (last,) = await services.audit.recent(limit=1)
+    assert last.sequence > before.sequence
+    assert (last.entry.action, last.entry.detail["removed"]) == (PURGE, 0)
+    assert (await services.audit.verify()).intact
+{%- if cookiecutter.database == "postgres" %}
+
+
+async def test_the_database_refuses_to_delete_a_record_newer_than_the_cut_off(
+    services: Services,
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage.postgres.database import PostgresDatabase
+
+    assert isinstance(services.database, PostgresDatabase)
+    (last,) = await services.audit.recent(limit=1)
+    cut_off = (last.entry.occurred_at - timedelta(days=1)).isoformat()
+    async with services.database.engine.connect() as connection:
+        await connection.execute(
+            text("SELECT set_config('audit.purge_before', :cut_off, true)"), {"cut_off": cut_off}
+        )
+        delete = text("DELETE FROM audit_log WHERE sequence = :sequence")
+        with pytest.raises(DBAPIError, match="append-only"):
+            await connection.execute(delete, {"sequence": last.sequence})
+        await connection.rollback()
+    assert await services.audit.recent(limit=1) == [last]
+{%- endif %}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.audit.events import AccountErased, AuditTrailRead, PersonalDataExported
 from app.core.context import current_request
 from app.events.schemas import (
     DomainEvent,
@@ -32,6 +33,8 @@ from app.events.schemas import (
 )
 
 GENESIS = "0" * 64
+# The action of the record a retention purge leaves: it anchors the chain's new start.
+PURGE = "audit.purge"
 Outcome = Literal["success", "denied", "failed"]
 
 
@@ -78,6 +81,9 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
     LoggedOut: ("session.logout", "user", "success"),
     TokenRefreshed: ("session.refresh", "user", "success"),
     RefreshReuseDetected: ("session.refresh_reuse", "user", "denied"),
+    PersonalDataExported: ("user.export", "user", "success"),
+    AccountErased: ("user.erase", "user", "success"),
+    AuditTrailRead: ("audit.read", "audit_log", "success"),
 }
 
 
@@ -112,29 +118,130 @@ class SealedEntry:
     seal: str
 
 
+class AuditRecord(AuditEntry):
+    """A stored record as the API shows it: the entry, its place in the chain, its seal."""
+
+    sequence: int
+    seal: str
+
+    @classmethod
+    def of(cls, record: SealedEntry) -> "AuditRecord":
+        return cls(**record.entry.model_dump(), sequence=record.sequence, seal=record.seal)
+
+
+class AuditQuery(BaseModel):
+    """Filters of the administrators' audit query; all optional, combined with AND."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: str | None = Field(default=None, max_length=64)
+    action: str | None = Field(default=None, max_length=64)
+    resource_type: str | None = Field(default=None, max_length=64)
+    resource_id: str | None = Field(default=None, max_length=64)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
 @dataclass(frozen=True)
 class ChainReport:
     checked: int
     first_broken: int | None = None
+    # The last record a retention purge removed; the chain starts from its seal.
+    anchor_sequence: int = 0
 
     @property
     def intact(self) -> bool:
         return self.first_broken is None
 
 
+def chain_anchor(records: Sequence[SealedEntry]) -> tuple[int, str]:
+    """Where the stored chain starts: after the records the latest purge removed.
+
+    The purge record is sealed like any other, so its anchor cannot be forged; removing
+    older records by other means leaves a first record that does not fit the anchor.
+    """
+    for record in reversed(records):
+        if record.entry.action == PURGE:
+            return int(record.entry.detail["anchor_sequence"]), str(
+                record.entry.detail["anchor_seal"]
+            )
+    return 0, GENESIS
+
+
 def verify_chain(key: bytes, records: Sequence[SealedEntry]) -> ChainReport:
     """Walk records in sequence order; report the first one whose seal does not hold."""
-    previous = GENESIS
+    anchor_sequence, previous = chain_anchor(records)
     for checked, record in enumerate(records):
         if record.previous != previous or not hmac.compare_digest(
             record.seal, seal(key, previous, record.entry)
         ):
-            return ChainReport(checked=checked, first_broken=record.sequence)
+            return ChainReport(checked, record.sequence, anchor_sequence)
         previous = record.seal
-    return ChainReport(checked=len(records))
+    return ChainReport(len(records), None, anchor_sequence)
+
+
+class BrokenTrailError(Exception):
+    def __init__(self, report: ChainReport) -> None:
+        super().__init__(f"the audit trail is broken at record {report.first_broken}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """Records to remove (sequence up to `through`) and the record that says so."""
+
+    through: int
+    removed: int
+    record: AuditEntry
+
+
+def plan_purge(key: bytes, records: Sequence[SealedEntry], *, before: datetime) -> PurgePlan:
+    """Remove the oldest records, up to the first one not older than `before`.
+
+    Only a prefix of the chain goes, so what stays is still one unbroken chain; a
+    broken trail is not purged at all, so the evidence of tampering is kept.
+    """
+    report = verify_chain(key, records)
+    if not report.intact:
+        raise BrokenTrailError(report)
+    expired = 0
+    while expired < len(records) and records[expired].entry.occurred_at < before:
+        expired += 1
+    if expired:
+        anchor_sequence, anchor_seal = records[expired - 1].sequence, records[expired - 1].seal
+    else:
+        anchor_sequence, anchor_seal = chain_anchor(records)
+    record = AuditEntry(
+        actor="system",
+        action=PURGE,
+        resource_type="audit_log",
+        detail={
+            "before": before.astimezone(UTC).isoformat(),
+            "removed": expired,
+            "anchor_sequence": anchor_sequence,
+            "anchor_seal": anchor_seal,
+        },
+    )
+    return PurgePlan(through=anchor_sequence, removed=expired, record=record)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    removed: int
+    before: datetime
 
 
 class AuditLog(Protocol):
     async def recent(self, *, limit: int) -> list[SealedEntry]: ...
 
+    async def query(
+        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+    ) -> list[SealedEntry]:
+        """Matching records, newest first, older than `before_sequence` when given."""
+        ...
+
     async def verify(self) -> ChainReport: ...
+
+    async def purge(self, *, before: datetime) -> PurgeReport:
+        """Remove the records older than `before` and append a record of the purge."""
+        ...

@@ -3,7 +3,7 @@ an aggregate's events stay in order; an idempotent producer with acks=all; one
 consumer group per subscription, committing only after processing; a dead-letter
 topic."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faststream import AckPolicy
@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 
 from app.events.bus import DeadLetter, Subscription, asyncapi_document, take_dead_letter
 from app.events.consumer import EventConsumer, raw_body
-from app.events.schemas import EVENT_TYPES, Envelope
+from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
 from app.settings import BrokerSettings, EventsSettings
 from app.storage.cache import Cache
 
@@ -23,6 +23,7 @@ class KafkaEventBus:
         events: EventsSettings,
         subscriptions: Sequence[Subscription],
         cache: Cache,
+        event_types: Mapping[str, type[DomainEvent]] = EVENT_TYPES,
     ) -> None:
         self.prefix = settings.prefix
         self.broker = KafkaBroker(
@@ -52,7 +53,7 @@ class KafkaEventBus:
             event_type: self.broker.publisher(
                 self.topic(event_type), schema=event, title=event_type
             )
-            for event_type, event in EVENT_TYPES.items()
+            for event_type, event in event_types.items()
         }
         self.dead_letters = self.broker.subscriber(
             self.topic("dead-letter"),

@@ -2,7 +2,7 @@
 event type, persistent messages with publisher confirms, one durable queue per
 subscription, and a dead-letter exchange and queue."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faststream import AckPolicy
@@ -10,7 +10,7 @@ from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, Rabbit
 
 from app.events.bus import DeadLetter, Subscription, asyncapi_document, take_dead_letter
 from app.events.consumer import EventConsumer, raw_body
-from app.events.schemas import EVENT_TYPES, Envelope
+from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
 from app.settings import BrokerSettings, EventsSettings
 from app.storage.cache import Cache
 
@@ -22,6 +22,7 @@ class RabbitEventBus:
         events: EventsSettings,
         subscriptions: Sequence[Subscription],
         cache: Cache,
+        event_types: Mapping[str, type[DomainEvent]] = EVENT_TYPES,
     ) -> None:
         prefix = settings.prefix
         # Publisher confirms are on by default: publish returns once the broker has the message.
@@ -54,7 +55,7 @@ class RabbitEventBus:
             event_type: self.broker.publisher(
                 exchange=self.exchange, routing_key=event_type, schema=event, title=event_type
             )
-            for event_type, event in EVENT_TYPES.items()
+            for event_type, event in event_types.items()
         }
         self.dead_letters = self.broker.subscriber(
             RabbitQueue(f"{prefix}dead-letter", durable=True, routing_key="#"),

@@ -11,7 +11,7 @@ from app.storage.cache import Cache
 from app.storage.unit_of_work import Database
 
 
-def _cache_key(item_id: UUID) -> str:
+def cache_key(item_id: UUID) -> str:
     return f"item:{item_id}"
 
 
@@ -24,13 +24,13 @@ async def create_item(*, database: Database, owner: Principal, data: ItemCreate)
 
 async def get_item(*, database: Database, cache: Cache, item_id: UUID, ttl: int) -> ItemPublic:
     """Cache-aside: Redis first, the database on a miss; writes invalidate."""
-    item = await cache.get_model(_cache_key(item_id), ItemPublic)
+    item = await cache.get_model(cache_key(item_id), ItemPublic)
     if item is None:
         async with database.unit_of_work() as uow:
             item = await uow.items.get(item_id)
         if item is None:
             raise ItemNotFoundError
-        await cache.set_model(_cache_key(item_id), item, seconds=ttl)
+        await cache.set_model(cache_key(item_id), item, seconds=ttl)
     return item
 
 
@@ -55,7 +55,7 @@ async def update_item(
             raise ItemNotFoundError
         if changes:
             uow.emit(ItemUpdated(item_id=item.id, changed=sorted(changes)))
-    await cache.delete(_cache_key(item.id))
+    await cache.delete(cache_key(item.id))
     return updated
 
 
@@ -64,7 +64,7 @@ async def delete_item(*, database: Database, cache: Cache, item: ItemPublic) -> 
         if not await uow.items.delete(item.id):
             raise ItemNotFoundError
         uow.emit(ItemDeleted(item_id=item.id))
-    await cache.delete(_cache_key(item.id))
+    await cache.delete(cache_key(item.id))
 
 
 async def list_items(*, database: Database, query: ItemQuery) -> Page[ItemPublic]:

@@ -22,6 +22,10 @@ class UserRepository(Protocol):
 
     async def set_role(self, user_id: UUID, role: Role) -> None: ...
 
+    async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
+        """Replace what identifies the person; the id stays, so records still refer to it."""
+        ...
+
     async def page(self, *, after: UUID | None, limit: int) -> list[User]:
         """Users in id order (oldest first), starting after the given id."""
         ...

@@ -39,23 +39,37 @@ def upgrade() -> None:
     op.create_index(op.f("ix_audit_log_action"), "audit_log", ["action"])
     op.create_index(op.f("ix_audit_log_actor"), "audit_log", ["actor"])
     op.create_index(op.f("ix_audit_log_occurred_at"), "audit_log", ["occurred_at"])
-    # The database itself refuses to change or remove a record, whatever the client.
+    op.create_index(op.f("ix_audit_log_resource_id"), "audit_log", ["resource_id"])
+    # The database itself refuses to change or remove a record, whatever the client. The
+    # one exception is the retention purge: a transaction that declares a cut-off with
+    # SET LOCAL audit.purge_before may delete the rows older than it, and no others.
     op.execute(
         """
         CREATE FUNCTION audit_log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            purge_before text := coalesce(current_setting('audit.purge_before', true), '');
         BEGIN
+            IF TG_OP = 'DELETE' AND purge_before <> ''
+                AND OLD.occurred_at < purge_before::timestamptz THEN
+                RETURN OLD;
+            END IF;
             RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
         END;
         $$
         """
     )
     op.execute(
-        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log "
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR TRUNCATE ON audit_log "
         "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_is_append_only()"
+    )
+    op.execute(
+        "CREATE TRIGGER audit_log_retention BEFORE DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_is_append_only()"
     )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER audit_log_retention ON audit_log")
     op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
     op.execute("DROP FUNCTION audit_log_is_append_only()")
     op.drop_table("audit_log")

@@ -4,12 +4,13 @@ from fastapi import Depends
 from strawberry.fastapi import GraphQLRouter
 
 from app.api.dependencies import rate_limit_api
-from app.api.graphql.schema import Context, get_context, schema
+from app.api.graphql.schema import Context, build_schema, get_context
 
 
-def create_router(*, ide: bool) -> GraphQLRouter[Context, None]:
+def create_router(*extra: tuple[type, type], ide: bool) -> GraphQLRouter[Context, None]:
+    """The endpoint; `extra` adds the (query, mutation) types of the options chosen."""
     return GraphQLRouter(
-        schema,
+        build_schema(*extra),
         path="/graphql",
         context_getter=get_context,
         graphql_ide="graphiql" if ide else None,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.fastapi import BaseContext
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip
@@ -42,6 +43,12 @@ def validated(model: type[M], **data: Any) -> M:
         raise InvalidInputError(f"Invalid input: {fields}.") from exc
 
 
+def page_size(first: int) -> int:
+    if not 1 <= first <= PAGE_MAX:
+        raise InvalidInputError(f"first must be between 1 and {PAGE_MAX}.")
+    return first
+
+
 class Context(BaseContext):
     def __init__(self, services: Services, request: Request) -> None:
         super().__init__()
@@ -55,6 +62,12 @@ class Context(BaseContext):
         if self._principal is None:
             self._principal = await authenticate(self.http_request, self.services)
         return self._principal
+
+    async def admin(self) -> Principal:
+        principal = await self.principal()
+        if not principal.is_admin:
+            raise ForbiddenError("Administrators only.")
+        return principal
 
     async def _load_users(self, ids: list[UUID]) -> list["User | None"]:
         async with self.services.database.unit_of_work() as uow:
@@ -204,12 +217,9 @@ class Query:
         self, info: GraphQLInfo, first: int = PAGE_DEFAULT, after: UUID | None = None
     ) -> UserConnection:
         """Administrators only."""
-        if not (await info.context.principal()).is_admin:
-            raise ForbiddenError("Administrators only.")
-        if not 1 <= first <= PAGE_MAX:
-            raise InvalidInputError(f"first must be between 1 and {PAGE_MAX}.")
+        await info.context.admin()
         page, next_after = await user_service.list_users(
-            database=info.context.services.database, after=after, limit=first
+            database=info.context.services.database, after=after, limit=page_size(first)
         )
         return UserConnection(
             edges=[UserEdge(cursor=str(user.id), node=User.from_public(user)) for user in page],
@@ -366,15 +376,17 @@ class Schema(strawberry.Schema):
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
 
 
-schema = Schema(
-    query=Query,
-    mutation=Mutation,
-    # Parsing and validating a query costs far more than running it, and clients send
-    # the same few query documents over and over: both are cached by document.
-    extensions=[
-        AppErrorExtensions,
-        mask_unexpected_errors,
-        lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
-    ],
-)
+def build_schema(*extra: tuple[type, type]) -> Schema:
+    """The schema, with the (query, mutation) types of the options chosen at generation."""
+    return Schema(
+        query=merge_types("Query", (Query, *(query for query, _ in extra))),
+        mutation=merge_types("Mutation", (Mutation, *(mutation for _, mutation in extra))),
+        # Parsing and validating a query costs far more than running it, and clients send
+        # the same few query documents over and over: both are cached by document.
+        extensions=[
+            AppErrorExtensions,
+            mask_unexpected_errors,
+            lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+        ],
+    )

@@ -72,6 +72,19 @@ class MongoUserRepository:
             {"id": str(user_id)}, {"$set": {"role": role}}, session=self.session
         )
 
+    async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
+        await self.users.update_one(
+            {"id": str(user_id)},
+            {
+                "$set": {
+                    "email": email,
+                    "password_hash": password_hash,
+                    "previous_password_hashes": [],
+                }
+            },
+            session=self.session,
+        )
+
     async def page(self, *, after: UUID | None, limit: int) -> list[User]:
         query = {"id": {"$gt": str(after)}} if after else {}
         cursor = self.users.find(query, session=self.session).sort("id", ASCENDING).limit(limit)

@@ -1,13 +1,14 @@
 """The audit trail in PostgreSQL: rows are appended in the transaction they describe.
 
-The migration adds a trigger that rejects UPDATE and DELETE on the table.
+The migration adds triggers that reject UPDATE and TRUNCATE, and DELETE of any row
+not older than the cut-off a retention purge declares in its own transaction.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, func, select
+from sqlalchemy import BigInteger, DateTime, Identity, Select, String, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -15,9 +16,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.audit.records import (
     GENESIS,
     AuditEntry,
+    AuditQuery,
     ChainReport,
+    PurgeReport,
     SealedEntry,
     entries_for,
+    plan_purge,
     seal,
     verify_chain,
 )
@@ -37,7 +41,7 @@ class AuditLogRow(Base):
     actor: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
     resource_type: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str | None] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     client_ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(256))
@@ -60,6 +64,7 @@ class PostgresAuditLog:
     async def append(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
+        # Re-entrant: a purge holding the lock may append.
         await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
         previous = await session.scalar(
             select(AuditLogRow.seal).order_by(AuditLogRow.sequence.desc()).limit(1)
@@ -75,13 +80,46 @@ class PostgresAuditLog:
         await self.append(session, entries_for(events))
 
     async def recent(self, *, limit: int) -> list[SealedEntry]:
+        return await self.query(AuditQuery(), before_sequence=None, limit=limit)
+
+    async def query(
+        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+    ) -> list[SealedEntry]:
+        statement = _filtered(select(AuditLogRow), query)
+        if before_sequence is not None:
+            statement = statement.where(AuditLogRow.sequence < before_sequence)
+        statement = statement.order_by(AuditLogRow.sequence.desc()).limit(limit)
         async with self.database.sessions() as session:
-            rows = await session.scalars(
-                select(AuditLogRow).order_by(AuditLogRow.sequence.desc()).limit(limit)
-            )
-            return [_sealed(row) for row in rows]
+            return [_sealed(row) for row in await session.scalars(statement)]
+
+    async def _chain(self, session: AsyncSession) -> list[SealedEntry]:
+        rows = await session.scalars(select(AuditLogRow).order_by(AuditLogRow.sequence))
+        return [_sealed(row) for row in rows]
 
     async def verify(self) -> ChainReport:
         async with self.database.sessions() as session:
-            rows = await session.scalars(select(AuditLogRow).order_by(AuditLogRow.sequence))
-            return verify_chain(self.key, [_sealed(row) for row in rows])
+            return verify_chain(self.key, await self._chain(session))
+
+    async def purge(self, *, before: datetime) -> PurgeReport:
+        async with self.database.sessions() as session, session.begin():
+            # Holds appends off, so the plan still holds when the rows go.
+            await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+            plan = plan_purge(self.key, await self._chain(session), before=before)
+            # The trigger lets this transaction delete rows older than the cut-off, no others.
+            await session.execute(
+                select(func.set_config("audit.purge_before", before.isoformat(), True))
+            )
+            await session.execute(delete(AuditLogRow).where(AuditLogRow.sequence <= plan.through))
+            await self.append(session, [plan.record])
+        return PurgeReport(removed=plan.removed, before=before)
+
+
+def _filtered(statement: Select[Any], query: AuditQuery) -> Select[Any]:
+    for field in ("actor", "action", "resource_type", "resource_id"):
+        if (value := getattr(query, field)) is not None:
+            statement = statement.where(getattr(AuditLogRow, field) == value)
+    if query.since is not None:
+        statement = statement.where(AuditLogRow.occurred_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(AuditLogRow.occurred_at < query.until)
+    return statement

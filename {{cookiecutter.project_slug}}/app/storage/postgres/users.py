@@ -42,6 +42,13 @@ class PostgresUserRepository:
     async def set_role(self, user_id: UUID, role: Role) -> None:
         await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(role=role))
 
+    async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
+        await self.session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(email=email, password_hash=password_hash, previous_password_hashes=[])
+        )
+
     async def page(self, *, after: UUID | None, limit: int) -> list[User]:
         statement = select(UserRow).order_by(UserRow.id).limit(limit)
         if after is not None:

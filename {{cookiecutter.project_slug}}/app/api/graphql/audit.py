@@ -1,0 +1,126 @@
+"""Data-subject rights and the administrators' audit query, in GraphQL."""
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.api.graphql.schema import GraphQLInfo, PageInfo, page_size, validated
+from app.audit import service
+from app.audit.records import AuditQuery, AuditRecord
+from app.audit.service import Erasure
+from app.core.errors import BadRequestError
+from app.core.pagination import PAGE_DEFAULT
+
+
+@strawberry.type(name="AuditRecord")
+class AuditRecordType:
+    sequence: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: str
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    detail: JSON
+    seal: str
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> "AuditRecordType":
+        return cls(**record.model_dump())
+
+
+@strawberry.type
+class AuditRecordEdge:
+    cursor: str
+    node: AuditRecordType
+
+
+@strawberry.type
+class AuditRecordConnection:
+    edges: list[AuditRecordEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    # Inclusive and exclusive bounds; with a UTC offset.
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _sequence(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise BadRequestError("The cursor is not valid.")
+    return int(cursor)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def my_personal_data(self, info: GraphQLInfo) -> JSON:
+        """Everything held about the caller."""
+        principal = await info.context.principal()
+        services = info.context.services
+        data = await service.export_personal_data(
+            database=services.database, audit=services.audit, user_id=principal.user_id
+        )
+        return JSON(data.model_dump(mode="json"))
+
+    @strawberry.field
+    async def audit_records(
+        self,
+        info: GraphQLInfo,
+        first: int = PAGE_DEFAULT,
+        after: str | None = None,
+        filter: AuditFilter | None = None,
+    ) -> AuditRecordConnection:
+        """Administrators only: records newest first."""
+        await info.context.admin()
+        query = validated(AuditQuery, **vars(filter) if filter else {})
+        services = info.context.services
+        page, before = await service.query_trail(
+            database=services.database,
+            audit=services.audit,
+            query=query,
+            before=_sequence(after),
+            limit=page_size(first),
+        )
+        edges = [
+            AuditRecordEdge(cursor=str(record.sequence), node=AuditRecordType.of(record))
+            for record in page
+        ]
+        return AuditRecordConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=before is not None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def erase_my_account(self, info: GraphQLInfo, password: str) -> bool:
+        """Delete the caller's items, anonymise the account and end every session."""
+        principal = await info.context.principal()
+        services = info.context.services
+        await service.erase_account(
+            database=services.database,
+            passwords=services.passwords,
+            tokens=services.tokens,
+            cache=services.cache,
+            user_id=principal.user_id,
+            data=validated(Erasure, password=password),
+        )
+        return True

@@ -1,0 +1,69 @@
+"""Data-subject rights and the administrators' audit query."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
+
+from app.api.dependencies import ServicesDep
+from app.api.rest.dependencies import Admin, CurrentPrincipal
+from app.api.rest.schemas import PageMeta, Paginated
+from app.audit import service as audit
+from app.audit.records import AuditQuery, AuditRecord
+from app.audit.service import Erasure, PersonalData
+from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
+
+router = APIRouter()
+Text = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get("/users/me/export", tags=["users"])
+async def export_personal_data(principal: CurrentPrincipal, services: ServicesDep) -> PersonalData:
+    """Everything held about the caller, as JSON."""
+    return await audit.export_personal_data(
+        database=services.database, audit=services.audit, user_id=principal.user_id
+    )
+
+
+@router.post("/users/me/erase", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+async def erase_account(data: Erasure, principal: CurrentPrincipal, services: ServicesDep) -> None:
+    """Delete the caller's items, anonymise the account and end every session.
+    The audit trail is kept for its retention period."""
+    await audit.erase_account(
+        database=services.database,
+        passwords=services.passwords,
+        tokens=services.tokens,
+        cache=services.cache,
+        user_id=principal.user_id,
+        data=data,
+    )
+
+
+@router.get("/audit", tags=["audit"])
+async def query_audit_trail(
+    _: Admin,
+    services: ServicesDep,
+    actor: Text = None,
+    action: Text = None,
+    resource_type: Text = None,
+    resource_id: Text = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=1)] = None,
+) -> Paginated[AuditRecord]:
+    """Administrators only: records newest first; `since` inclusive, `until` exclusive."""
+    query = AuditQuery(
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        since=since,
+        until=until,
+    )
+    page, before = await audit.query_trail(
+        database=services.database, audit=services.audit, query=query, before=cursor, limit=limit
+    )
+    return Paginated(
+        data=page, meta=PageMeta(limit=limit, next_cursor=str(before) if before else None)
+    )

@@ -1,0 +1,67 @@
+"""Data-subject rights and the audit query over GraphQL, against the real services."""
+
+from httpx import AsyncClient
+
+from tests.conftest import Account
+from tests.test_graphql_api import CREATE, ME, code, data, graphql
+
+EXPORT = "{ myPersonalData }"
+ERASE = "mutation E($password: String!) { eraseMyAccount(password: $password) }"
+TRAIL = """
+query T($first: Int!, $after: String, $filter: AuditFilter) {
+  auditRecords(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { sequence action actor resourceId outcome occurredAt detail } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def test_export_returns_the_callers_data(client: AsyncClient, account: Account) -> None:
+    token = account.tokens.access_token
+    created = data(await graphql(client, CREATE, token, input={"name": "exported"}))
+
+    exported = data(await graphql(client, EXPORT, token))["myPersonalData"]
+
+    assert exported["user"]["email"] == account.email
+    assert "password_hash" not in str(exported)
+    assert [item["id"] for item in exported["items"]] == [created["createItem"]["id"]]
+    assert {"user.register", "item.create"} <= {r["action"] for r in exported["audit_trail"]}
+    assert code(await graphql(client, EXPORT)) == ("unauthorized", 401)
+
+
+async def test_erasure_needs_the_password_and_ends_the_session(
+    client: AsyncClient, account: Account
+) -> None:
+    token = account.tokens.access_token
+    wrong = await graphql(client, ERASE, token, password="Wrong-passw0rd!")
+    assert code(wrong) == ("wrong_password", 400)
+
+    assert data(await graphql(client, ERASE, token, password=account.password)) == {
+        "eraseMyAccount": True
+    }
+    assert code(await graphql(client, ME, token)) == ("unauthorized", 401)
+
+
+async def test_audit_query_is_for_administrators(
+    client: AsyncClient, account: Account, admin_account: Account
+) -> None:
+    for name in ("a", "b", "c"):
+        data(await graphql(client, CREATE, account.tokens.access_token, input={"name": name}))
+    admin = admin_account.tokens.access_token
+    wanted = {"actor": str(account.user.id), "action": "item.create"}
+
+    denied = await graphql(client, TRAIL, account.tokens.access_token, first=2, filter=wanted)
+    assert code(denied) == ("forbidden", 403)
+    first = data(await graphql(client, TRAIL, admin, first=2, filter=wanted))["auditRecords"]
+    assert [edge["node"]["action"] for edge in first["edges"]] == ["item.create"] * 2
+    assert first["pageInfo"]["hasNextPage"] is True
+    after = first["pageInfo"]["endCursor"]
+    second = data(await graphql(client, TRAIL, admin, first=2, after=after, filter=wanted))
+    assert len(second["auditRecords"]["edges"]) == 1
+    assert second["auditRecords"]["pageInfo"]["hasNextPage"] is False
+
+    naive = {**wanted, "since": "2026-01-01T00:00:00"}
+    assert code(await graphql(client, TRAIL, admin, first=2, filter=naive))[1] == 422
+    assert code(await graphql(client, TRAIL, admin, first=2, after="x"))[1] == 400
+    assert code(await graphql(client, TRAIL, admin, first=101))[1] == 422
