@@ -55,9 +55,11 @@ class KafkaEventBus:
             )
             for event_type, event in event_types.items()
         }
+        # A reader for inspecting dead letters, not a consumer: no consumer group, so it
+        # reads the topic from the start and starting it costs no group join (a broker
+        # holds a new group's first join for seconds, waiting for more members).
         self.dead_letters = self.broker.subscriber(
             self.topic("dead-letter"),
-            group_id=f"{self.prefix}dead-letter-readers",
             auto_offset_reset="earliest",
             persistent=False,
             include_in_schema=False,
