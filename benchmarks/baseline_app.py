@@ -11,7 +11,8 @@ BASELINE_REDIS_URL  redis://...
 BASELINE_OWNER_ID   owner of the items it creates
 
 Routes: GET /items/{id} (cache-aside in Redis, as the service: GET, and on a miss the
-row, SET with a TTL), GET /items?status=&limit= (the indexed list query), POST /items.
+row, SET with a TTL), GET /items?status=&limit= (the indexed list query, over the
+caller's own items as the service lists them), POST /items.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ async def list_items(request: Request) -> Response:
     limit = int(request.query_params.get("limit", "20"))
     if DATABASE == "postgres":
         rows = await _state["pool"].fetch(
-            f"SELECT {COLUMNS} FROM items WHERE status = $1 "
-            "ORDER BY created_at DESC, id DESC LIMIT $2",
+            f"SELECT {COLUMNS} FROM items WHERE owner_id = $1 AND status = $2 "
+            "ORDER BY created_at DESC, id DESC LIMIT $3",
+            uuid.UUID(OWNER_ID),
             status,
             limit,
         )
@@ -88,7 +90,7 @@ async def list_items(request: Request) -> Response:
     else:
         cursor = (
             _state["items"]
-            .find({"status": status})
+            .find({"owner_id": OWNER_ID, "status": status})
             .sort([("created_at", -1), ("id", -1)])
             .limit(limit)
         )

@@ -22,8 +22,14 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "app/api/graphql",
         "tests/test_graphql_api.py",
         "tests/test_audit_graphql.py",
+        "tests/test_fuzz_graphql.py",
     ],
-    ("api", "graphql"): ["app/api/rest", "tests/test_rest_api.py", "tests/test_audit_rest.py"],
+    ("api", "graphql"): [
+        "app/api/rest",
+        "tests/test_rest_api.py",
+        "tests/test_audit_rest.py",
+        "tests/test_fuzz_rest.py",
+    ],
     ("broker", "rabbitmq"): ["app/events/kafka.py"],
     ("broker", "kafka"): ["app/events/rabbitmq.py"],
     ("compliance_logging", False): [

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -25,8 +26,13 @@ from app.api.graphql import create_router as create_graphql_router
 from app.audit.masking import mask_personal_data
 {%- endif %}
 from app.core.logging import configure_logging
-from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.core.problems import install_problem_handlers
+from app.core.rate_limit import RATE_LIMIT_HEADERS
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
@@ -65,7 +71,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # The last added runs first: request ids wrap everything, the size limit included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.app.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+        max_age=600,
+    )
     app.add_middleware(RequestContextMiddleware)
+    # Outermost, so even the last-resort 500 carries the headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_problem_handlers(app)
     app.include_router(health.router)
 {%- if cookiecutter.api == "rest" %}

@@ -25,6 +25,9 @@ class AppSettings(BaseModel):
     log_json: bool = True
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Browser origins allowed to call the API, e.g. ["https://app.example.com"]. None by
+    # default: a browser page on another origin cannot read any response.
+    cors_origins: list[str] = Field(default_factory=list)
 {% if cookiecutter.database == "postgres" %}
 
 class DatabaseSettings(BaseModel):
@@ -44,6 +47,13 @@ class RedisSettings(BaseModel):
     url: str = "redis://localhost:6379/0"
     # Every key this service writes starts with the prefix, so services can share a Redis.
     key_prefix: str = f"{SERVICE}:"
+    # A command that gets no answer in this time counts as Redis being down.
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    # While Redis is down the cache is bypassed. Then, with fail_open, rate limits are
+    # not enforced and access tokens are trusted on their signature and expiry (they
+    # live AUTH_ACCESS_TOKEN_MINUTES); without it, every API request answers 503.
+    # Logging in, refreshing and logging out need Redis either way.
+    fail_open: bool = True
 
 
 class BrokerSettings(BaseModel):

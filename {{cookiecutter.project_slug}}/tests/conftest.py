@@ -9,9 +9,10 @@ import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from app.services import Services, build_services
 from app.settings import MIN_SECRET_LENGTH, Settings
 from app.users import service as user_service
 from app.users.schemas import UserCreate, UserPublic
+from tests.faults import FaultProxy
 
 RUN_ID = uuid.uuid4().hex[:8]
 # Used where the configured secret is too weak to pass the checks of a non-development
@@ -203,8 +205,12 @@ async def admin_account(services: Services) -> Account:
     return await new_account(services, admin=True)
 
 
-# Which field of Services each dependency of the readiness check lives in.
-COMPONENT = {"database": "database", "redis": "cache", "broker": "bus"}
+# The fields of Services built on each dependency of the readiness check.
+COMPONENT = {
+    "database": ("database",),
+    "redis": ("cache", "tokens", "limiter"),
+    "broker": ("bus",),
+}
 
 
 @asynccontextmanager
@@ -218,15 +224,59 @@ async def serving(app: FastAPI, **replacements: Any) -> AsyncIterator[None]:
         app.state.services = services
 
 
+class FailingDatabase:
+    """Fails every unit of work with an error whose text must never reach a client."""
+
+    SECRET = "connection to 10.0.0.7 failed: secret-detail"
+
+    def unit_of_work(self) -> Any:
+        raise RuntimeError(self.SECRET)
+
+
 @asynccontextmanager
-async def unreachable_dependency(
-    app: FastAPI, settings: Settings, dependency: str
-) -> AsyncIterator[None]:
-    """Serve with one dependency pointed at a closed port; the others stay real."""
-    broken = build_services(unreachable(settings, dependency))
-    field = COMPONENT[dependency]
+async def serving_with(app: FastAPI, dependency: str, settings: Settings) -> AsyncIterator[None]:
+    """Serve with one dependency built from other settings; the others stay as they are."""
+    other = build_services(settings)
     try:
-        async with serving(app, **{field: getattr(broken, field)}):
+        async with serving(
+            app, **{field: getattr(other, field) for field in COMPONENT[dependency]}
+        ):
             yield
     finally:
-        await broken.stop()
+        await other.stop()
+
+
+def unreachable_dependency(
+    app: FastAPI, settings: Settings, dependency: str
+) -> AbstractAsyncContextManager[None]:
+    """Serve with one dependency pointed at a closed port; the others stay real."""
+    return serving_with(app, dependency, unreachable(settings, dependency))
+
+
+# Where the URL of each dependency a FaultProxy can stand in front of is set.
+URL_SECTION = {
+{%- if cookiecutter.database == "postgres" %}
+    "database": "database",
+{%- else %}
+    "database": "mongodb",
+{%- endif %}
+    "redis": "redis",
+}
+
+
+@asynccontextmanager
+async def behind_proxy(
+    app: FastAPI, settings: Settings, dependency: str, **changes: Any
+) -> AsyncIterator[FaultProxy]:
+    """Serve with one dependency reached through a FaultProxy, the test's to cut."""
+    section = URL_SECTION[dependency]
+    url = urlsplit(getattr(settings, section).url)
+    proxy = await FaultProxy(url.hostname or "127.0.0.1", url.port or 0).start()
+    userinfo = url.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    proxied = override(settings, section, url=urlunsplit(url._replace(netloc=netloc)), **changes)
+    try:
+        async with serving_with(app, dependency, proxied):
+            yield proxy
+    finally:
+        await proxy.close()

@@ -321,7 +321,11 @@ async def test_erasure_anonymises_keeps_the_trail_and_ends_every_session(
     ttl = services.settings.cache.item_seconds
     # Cached before the erasure: it must not outlive it.
     cached = await service.get_item(
-        database=services.database, cache=services.cache, item_id=UUID(item_ids[0]), ttl=ttl
+        database=services.database,
+        cache=services.cache,
+        item_id=UUID(item_ids[0]),
+        ttl=ttl,
+        principal=account.principal,
     )
     assert str(cached.id) == item_ids[0]
 
@@ -354,6 +358,7 @@ async def test_erasure_anonymises_keeps_the_trail_and_ends_every_session(
                 cache=services.cache,
                 item_id=UUID(item_id),
                 ttl=ttl,
+                principal=account.principal,
             )
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(account.tokens.access_token)

@@ -19,9 +19,13 @@ async def create(services: Services, owner: Account, **fields: object) -> ItemPu
     return await service.create_item(database=services.database, owner=owner.principal, data=data)
 
 
-async def get(services: Services, item: ItemPublic) -> ItemPublic:
+async def get(services: Services, item: ItemPublic, reader: Account) -> ItemPublic:
     return await service.get_item(
-        database=services.database, cache=services.cache, item_id=item.id, ttl=TTL
+        database=services.database,
+        cache=services.cache,
+        item_id=item.id,
+        ttl=TTL,
+        principal=reader.principal,
     )
 
 
@@ -29,7 +33,7 @@ async def test_create_then_get(services: Services, account: Account) -> None:
     created = await create(services, account, description="blue", price_cents=250)
     assert created.owner_id == account.user.id
     assert (created.description, created.price_cents, created.status) == ("blue", 250, "draft")
-    assert await get(services, created) == created
+    assert await get(services, created, account) == created
 
 
 async def test_names_are_unique_per_owner(
@@ -41,20 +45,24 @@ async def test_names_are_unique_per_owner(
     assert (await create(services, other_account, name=item.name)).name == item.name
 
 
-async def test_missing_item(services: Services) -> None:
+async def test_missing_item(services: Services, account: Account) -> None:
     with pytest.raises(ItemNotFoundError):
         await service.get_item(
-            database=services.database, cache=services.cache, item_id=uuid4(), ttl=TTL
+            database=services.database,
+            cache=services.cache,
+            item_id=uuid4(),
+            ttl=TTL,
+            principal=account.principal,
         )
 
 
 async def test_second_read_comes_from_the_cache(services: Services, account: Account) -> None:
     item = await create(services, account)
-    await get(services, item)
+    await get(services, item, account)
     await services.relay.stop()  # its background polling would count too
     try:
         before = services.database.round_trips
-        assert await get(services, item) == item
+        assert await get(services, item, account) == item
         assert services.database.round_trips == before
     finally:
         services.relay.start()
@@ -64,7 +72,7 @@ async def test_updates_are_visible_at_once_and_deletes_too(
     services: Services, account: Account
 ) -> None:
     item = await create(services, account, price_cents=100)
-    await get(services, item)  # now cached
+    await get(services, item, account)  # now cached
     editable = await service.editable_item(
         database=services.database, item_id=item.id, principal=account.principal
     )
@@ -76,21 +84,25 @@ async def test_updates_are_visible_at_once_and_deletes_too(
     )
     assert (updated.price_cents, updated.status, updated.name) == (150, "active", item.name)
     assert updated.updated_at >= item.updated_at
-    assert await get(services, item) == updated
+    assert await get(services, item, account) == updated
 
     await service.delete_item(database=services.database, cache=services.cache, item=updated)
     with pytest.raises(ItemNotFoundError):
-        await get(services, item)
+        await get(services, item, account)
 
 
-async def test_only_the_owner_or_an_admin_may_change_an_item(
+async def test_only_the_owner_or_an_admin_may_see_or_change_an_item(
     services: Services, account: Account, other_account: Account, admin_account: Account
 ) -> None:
     item = await create(services, account)
+    await get(services, item, account)  # cached: the check holds for cached reads too
+    with pytest.raises(NotItemOwnerError):
+        await get(services, item, other_account)
     with pytest.raises(NotItemOwnerError):
         await service.editable_item(
             database=services.database, item_id=item.id, principal=other_account.principal
         )
+    assert await get(services, item, admin_account) == item
     for allowed in (account, admin_account):
         editable = await service.editable_item(
             database=services.database, item_id=item.id, principal=allowed.principal
@@ -98,10 +110,12 @@ async def test_only_the_owner_or_an_admin_may_change_an_item(
         assert editable == item
 
 
-async def page_through(services: Services, query: ItemQuery) -> list[ItemPublic]:
+async def page_through(services: Services, query: ItemQuery, reader: Account) -> list[ItemPublic]:
     seen: list[ItemPublic] = []
     while True:
-        page = await service.list_items(database=services.database, query=query)
+        page = await service.list_items(
+            database=services.database, query=query, principal=reader.principal
+        )
         seen.extend(page.items)
         if page.next_cursor is None:
             return seen
@@ -121,11 +135,27 @@ async def test_filter_sort_and_cursor_pages(
     query = ItemQuery.model_validate(
         {"owner_id": account.user.id, "status": "active", "sort": sort, "limit": 2}
     )
-    listed = await page_through(services, query)
+    listed = await page_through(services, query, account)
 
     field, descending = sort.lstrip("-"), sort.startswith("-")
     expected = sorted(mine, key=lambda i: (getattr(i, field), i.id), reverse=descending)
     assert [item.id for item in listed] == [item.id for item in expected]
+
+
+async def test_users_list_only_their_own_items_and_admins_everyones(
+    services: Services, account: Account, other_account: Account, admin_account: Account
+) -> None:
+    mine = await create(services, account)
+    theirs = await create(services, other_account)
+
+    listed = await page_through(services, ItemQuery(), account)
+    assert [item.id for item in listed] == [mine.id]
+    with pytest.raises(NotItemOwnerError):
+        await page_through(services, ItemQuery(owner_id=other_account.user.id), account)
+    by_admin = await page_through(
+        services, ItemQuery(owner_id=other_account.user.id), admin_account
+    )
+    assert [item.id for item in by_admin] == [theirs.id]
 
 
 async def test_page_size_default_and_cap() -> None:
@@ -138,11 +168,15 @@ async def test_bad_cursors_are_refused(services: Services, account: Account) -> 
     for _ in range(3):
         await create(services, account)
     query = ItemQuery(owner_id=account.user.id, sort="name", limit=1)
-    page = await service.list_items(database=services.database, query=query)
+    page = await service.list_items(
+        database=services.database, query=query, principal=account.principal
+    )
     assert page.next_cursor is not None
     for cursor, sort in [("not-base64!", "name"), ("e30", "name"), (page.next_cursor, "-name")]:
         bad = ItemQuery.model_validate(
             {"owner_id": account.user.id, "sort": sort, "cursor": cursor}
         )
         with pytest.raises(BadRequestError):
-            await service.list_items(database=services.database, query=bad)
+            await service.list_items(
+                database=services.database, query=bad, principal=account.principal
+            )

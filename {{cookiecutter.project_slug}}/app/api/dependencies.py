@@ -3,12 +3,15 @@
 import contextlib
 from typing import Annotated, cast
 
+import structlog
 from fastapi import Depends, Request, Response
 
 from app.auth.tokens import Principal
 from app.core.context import set_actor
-from app.core.errors import UnauthorizedError
+from app.core.errors import REDIS_DOWN, UnauthorizedError
 from app.services import Services
+
+log = structlog.get_logger(__name__)
 
 
 async def get_services(request: Request) -> Services:
@@ -37,22 +40,45 @@ async def authenticate(request: Request, services: Services) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise UnauthorizedError("Authentication required.")
-    principal = await services.tokens.authenticate(token)
+    return _authenticated(request, await services.tokens.authenticate(token))
+
+
+def _authenticated(request: Request, principal: Principal) -> Principal:
     set_actor(str(principal.user_id))
     request.state.principal = principal
     return principal
 
 
 async def rate_limit_api(request: Request, response: Response, services: ServicesDep) -> None:
-    """Per user when the request carries a valid token, otherwise per client IP."""
-    identity = f"ip:{client_ip(request)}"
-    if bearer_token(request) is not None:
-        # An invalid token counts as anonymous here; the route itself refuses it. A valid one
-        # is kept for the route, so the token is decoded and its session checked only once.
+    """Per user when the request carries a valid token of a live session, otherwise per
+    client IP. The session is checked in the same Redis call, and the caller kept for the
+    route; an invalid token counts as anonymous here, and the route itself refuses it."""
+    token = bearer_token(request)
+    principal = None
+    if token is not None:
         with contextlib.suppress(UnauthorizedError):
-            identity = f"user:{(await authenticate(request, services)).user_id}"
-    limit = await services.limiter.hit(
-        f"api:{identity}", limit=services.settings.rate_limit.api_per_minute
-    )
+            principal = services.tokens.verify(token)
+    anonymous = f"api:ip:{client_ip(request)}"
+    try:
+        if principal is None:
+            live, limit = False, await services.limiter.hit(anonymous, limit=_api_limit(services))
+        else:
+            live, limit = await services.limiter.hit_for_session(
+                services.tokens.session_key(principal),
+                user=f"api:user:{principal.user_id}",
+                anonymous=anonymous,
+                limit=_api_limit(services),
+            )
+    except REDIS_DOWN:
+        if not services.cache.fail_open:
+            raise
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        return
+    if principal is not None and live:
+        _authenticated(request, principal)
     response.headers.update(limit.headers())
     limit.enforce()
+
+
+def _api_limit(services: Services) -> int:
+    return services.settings.rate_limit.api_per_minute

@@ -9,7 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.dependencies import ServicesDep
-from app.core.problems import PROBLEM_JSON, problem
+from app.api.responses import problem_response
+from app.core.problems import problem
 
 CHECK_TIMEOUT_SECONDS = 2.0
 router = APIRouter(prefix="/health", tags=["health"])
@@ -31,10 +32,7 @@ async def _check(name: str, ping: Callable[[], Awaitable[bool]]) -> tuple[str, b
         return name, False
 
 
-NOT_READY = {"description": "A dependency is unreachable", "content": {PROBLEM_JSON: {}}}
-
-
-@router.get("/ready", responses={503: NOT_READY})
+@router.get("/ready", responses={503: problem_response("A dependency is unreachable")})
 async def ready(services: ServicesDep) -> Any:
     """Every dependency answers; checked concurrently, each within a timeout."""
     results = dict(

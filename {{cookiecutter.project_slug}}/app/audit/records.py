@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.events import AccountErased, AuditTrailRead, PersonalDataExported
 from app.core.context import current_request
+from app.core.types import IsoDateTime, StorableText
 from app.events.schemas import (
     DomainEvent,
     ItemCreated,
@@ -134,12 +135,12 @@ class AuditQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    actor: str | None = Field(default=None, max_length=64)
-    action: str | None = Field(default=None, max_length=64)
-    resource_type: str | None = Field(default=None, max_length=64)
-    resource_id: str | None = Field(default=None, max_length=64)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    actor: StorableText | None = Field(default=None, max_length=64)
+    action: StorableText | None = Field(default=None, max_length=64)
+    resource_type: StorableText | None = Field(default=None, max_length=64)
+    resource_id: StorableText | None = Field(default=None, max_length=64)
+    since: IsoDateTime | None = None
+    until: IsoDateTime | None = None
 
 
 @dataclass(frozen=True)

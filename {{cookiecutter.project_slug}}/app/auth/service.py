@@ -8,6 +8,7 @@ from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Principal, RefreshReuseError, TokenPair, Tokens
 from app.core.errors import UnauthorizedError
 from app.core.rate_limit import RateLimiter
+from app.core.types import is_storable, is_unicode
 from app.events.schemas import (
     LoggedOut,
     LoginFailed,
@@ -36,6 +37,10 @@ async def login(
     email = email.strip().lower()
     # Both limits count every attempt: guessing is slowed per source and per target.
     (await limiter.hit(f"login-ip:{client_ip}", limit=limits.login_per_ip_per_minute)).enforce()
+    if not (is_storable(email) and is_unicode(password)):
+        # No account has an email no database can hold, or a password with no UTF-8 form.
+        await _record(database, LoginFailed(user_id=None))
+        raise UnauthorizedError(BAD_LOGIN)
     (
         await limiter.hit(f"login-account:{email}", limit=limits.login_per_account_per_minute)
     ).enforce()

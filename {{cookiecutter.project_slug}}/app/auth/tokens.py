@@ -13,13 +13,15 @@ from typing import Any, Literal, cast, get_args
 from uuid import UUID
 
 import jwt
+import structlog
 from pydantic import BaseModel
 
-from app.core.errors import UnauthorizedError
+from app.core.errors import REDIS_DOWN, UnauthorizedError
 from app.settings import AuthSettings
 from app.storage.cache import Cache
 from app.users.schemas import Role, UserPublic
 
+log = structlog.get_logger(__name__)
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
 
@@ -33,6 +35,10 @@ redis.call('HSET', KEYS[1], 'jti', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+
+
+def session_ended() -> UnauthorizedError:
+    return UnauthorizedError("The session has ended; log in again.")
 
 
 class RefreshReuseError(UnauthorizedError):
@@ -134,7 +140,7 @@ class Tokens:
             await self.revoke_all(claims["sub"])
             raise RefreshReuseError(claims["sub"])
         if outcome == 0:
-            raise UnauthorizedError("The session has ended; log in again.")
+            raise session_ended()
         role = await self.cache.redis.hget(session_key, "role")
         return self._pair(
             user_id=claims["sub"], role=str(role), session_id=claims["sid"], refresh_jti=new_jti
@@ -143,10 +149,9 @@ class Tokens:
     def subject_of_refresh(self, refresh_token: str) -> dict[str, Any]:
         return self.decode(refresh_token, kind="refresh")
 
-    async def authenticate(self, access_token: str) -> Principal:
+    def verify(self, access_token: str) -> Principal:
+        """The caller a valid access token names, before its session is checked."""
         claims = self.decode(access_token, kind="access")
-        if not await self.cache.redis.exists(self._session_key(claims["sid"])):
-            raise UnauthorizedError("The session has ended; log in again.")
         role = claims.get("role")
         try:
             user_id = UUID(claims["sub"])
@@ -155,6 +160,27 @@ class Tokens:
         if role not in get_args(Role):
             raise UnauthorizedError("Invalid or expired token.")
         return Principal(user_id=user_id, role=cast(Role, role), session_id=claims["sid"])
+
+    def session_key(self, principal: Principal) -> str:
+        return self._session_key(principal.session_id)
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """A valid access token of a live session, or 401."""
+        principal = self.verify(access_token)
+        if not await self._session_is_live(principal.session_id):
+            raise session_ended()
+        return principal
+
+    async def _session_is_live(self, session_id: str) -> bool:
+        try:
+            return bool(await self.cache.redis.exists(self._session_key(session_id)))
+        except REDIS_DOWN:
+            if not self.cache.fail_open:
+                raise
+            # The token's signature and expiry still hold; a logout made before the
+            # outage is not seen until Redis is back.
+            log.warning("session_unchecked", reason="redis unavailable")
+            return True
 
     async def end_session(self, principal: Principal) -> None:
         async with self.cache.redis.pipeline(transaction=True) as pipe:

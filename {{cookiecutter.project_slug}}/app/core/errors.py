@@ -4,6 +4,14 @@ the `code` and `status` below; nothing else about an exception reaches a client.
 
 from typing import ClassVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Redis cannot be reached. The cache is bypassed; what cannot do without Redis
+# (sessions, rate limits unless they fail open) answers 503.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+RETRY_AFTER_SECONDS = 5
+
 
 class AppError(Exception):
     status: ClassVar[int] = 500
@@ -54,6 +62,12 @@ class ServiceUnavailableError(AppError):
     code = "service_unavailable"
     title = "Service Unavailable"
 
+    def __init__(self, dependency: str) -> None:
+        super().__init__(
+            f"The {dependency} is unavailable; try again shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
 
 class InvalidInputError(AppError):
     """Input that fails validation outside FastAPI's own request parsing."""
@@ -67,3 +81,12 @@ class BadRequestError(AppError):
     status = 400
     code = "bad_request"
     title = "Bad Request"
+
+
+def as_app_error(exc: BaseException) -> AppError | None:
+    """The error a client gets for an exception, or None for an unexpected one."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, REDIS_DOWN):
+        return ServiceUnavailableError("cache and session store")
+    return None

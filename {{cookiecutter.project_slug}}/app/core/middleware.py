@@ -110,3 +110,57 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+# API responses are data, never a page: nothing may load from them or frame them.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The interactive docs (Swagger UI, GraphiQL, development only) load their scripts and
+# styles from these CDNs; nothing else, and they may not be framed either.
+_DOCS_CDNS = "https://cdn.jsdelivr.net https://unpkg.com"
+DOCS_CSP = (
+    f"default-src 'none'; script-src 'self' 'unsafe-inline' {_DOCS_CDNS}; "
+    f"style-src 'self' 'unsafe-inline' {_DOCS_CDNS}; font-src {_DOCS_CDNS}; "
+    f"img-src 'self' data: https://fastapi.tiangolo.com {_DOCS_CDNS}; "
+    "connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+_COMMON_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response; HSTS only over HTTPS (behind a proxy that
+    terminates TLS, run uvicorn with --proxy-headers so the scheme is known)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = dict(headers).get(b"content-type", b"")
+                page = content_type.startswith(b"text/html")
+                headers += _COMMON_HEADERS
+                headers.append(
+                    (b"content-security-policy", (DOCS_CSP if page else API_CSP).encode())
+                )
+                if not page:
+                    # Tokens and personal data must not be kept by caches on the way.
+                    headers.append((b"cache-control", b"no-store"))
+                if https:
+                    headers.append((b"strict-transport-security", HSTS.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core.errors import BadRequestError
+from app.core.types import StorableText
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
@@ -21,7 +22,8 @@ T = TypeVar("T")
 
 class Cursor(BaseModel):
     sort: str
-    value: str | int | datetime
+    # Cursors are opaque but not signed: a forged value must still be one a query can use.
+    value: StorableText | int | datetime
     id: UUID
 
     def typed(self, kind: type[Any]) -> "Cursor":

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.core.context import current_request
-from app.core.errors import AppError
+from app.core.errors import REDIS_DOWN, AppError, as_app_error
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -25,7 +25,9 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    error = cast(AppError, exc)
+    error = as_app_error(exc)
+    if error is None:
+        raise exc
     response = problem(error.status, error.title, error.detail, code=error.code)
     response.headers.update(error.headers)
     return response
@@ -59,6 +61,7 @@ def _title(status: int) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
+    for error in (AppError, *REDIS_DOWN):
+        app.add_exception_handler(error, _app_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -13,21 +13,35 @@ from app.core.errors import RateLimitedError
 from app.storage.cache import Cache
 
 WINDOW_SECONDS = 60
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
-_SLIDING_WINDOW = """
+# The window of KEYS[key_index]: drop hits older than the window, take a slot if one is
+# free, keep the key as long as the window.
+_WINDOW = """
 local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
+local key = KEYS[key_index]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
 local allowed = 0
 if count < limit then
-    redis.call('ZADD', KEYS[1], now, ARGV[4])
+    redis.call('ZADD', key, now, ARGV[4])
     count = count + 1
     allowed = 1
 end
-redis.call('EXPIRE', KEYS[1], math.ceil(window))
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-return {allowed, count, tostring(oldest or now)}
+redis.call('EXPIRE', key, math.ceil(window))
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
 """
+_SLIDING_WINDOW = (
+    "local key_index = 1" + _WINDOW + "return {allowed, count, tostring(oldest or now)}"
+)
+# A request with a token: is its session (KEYS[1]) live? Then the hit counts for the user
+# (KEYS[2]), otherwise for the client address (KEYS[3]). One round trip for both checks.
+_SESSION_WINDOW = (
+    "local live = redis.call('EXISTS', KEYS[1])\n"
+    "local key_index = live == 1 and 2 or 3"
+    + _WINDOW
+    + "return {allowed, count, tostring(oldest or now), live}"
+)
 
 
 @dataclass(frozen=True)
@@ -58,17 +72,35 @@ class RateLimiter:
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
         self.script = cache.redis.register_script(_SLIDING_WINDOW)
+        self.session_script = cache.redis.register_script(_SESSION_WINDOW)
+
+    def _bucket(self, key: str) -> str:
+        return self.cache.key(f"ratelimit:{key}")
 
     async def hit(self, key: str, *, limit: int, window: int = WINDOW_SECONDS) -> RateLimit:
         now = time.time()
         allowed, count, oldest = await self.script(
-            keys=[self.cache.key(f"ratelimit:{key}")],
+            keys=[self._bucket(key)], args=[now, window, limit, f"{now}:{uuid.uuid4().hex}"]
+        )
+        return _limit(limit, window, now, allowed, count, oldest)
+
+    async def hit_for_session(
+        self, session_key: str, *, user: str, anonymous: str, limit: int
+    ) -> tuple[bool, RateLimit]:
+        """Whether the session is live, and the hit: the user's if so, else the anonymous key's."""
+        now, window = time.time(), WINDOW_SECONDS
+        allowed, count, oldest, live = await self.session_script(
+            keys=[session_key, self._bucket(user), self._bucket(anonymous)],
             args=[now, window, limit, f"{now}:{uuid.uuid4().hex}"],
         )
-        reset = max(1, int(float(oldest) + window - now + 0.999))
-        return RateLimit(
-            limit=limit,
-            remaining=max(0, limit - int(count)),
-            reset_seconds=reset,
-            allowed=bool(allowed),
-        )
+        return bool(live), _limit(limit, window, now, allowed, count, oldest)
+
+
+def _limit(limit: int, window: int, now: float, allowed: int, count: int, oldest: str) -> RateLimit:
+    reset = max(1, int(float(oldest) + window - now + 0.999))
+    return RateLimit(
+        limit=limit,
+        remaining=max(0, limit - int(count)),
+        reset_seconds=reset,
+        allowed=bool(allowed),
+    )

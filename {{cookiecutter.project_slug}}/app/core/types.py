@@ -1,7 +1,8 @@
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -10,3 +11,37 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _iso_8601(value: object) -> object:
+    # Pydantic alone would also read a number, such as "0.5", as seconds since 1970.
+    if isinstance(value, str):
+        datetime.fromisoformat(value)
+    return value
+
+
+# A point in time given as documented: ISO 8601, with its UTC offset.
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+
+# A lone surrogate: a code point of a UTF-16 pair on its own, which has no UTF-8 form.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_unicode(text: str) -> bool:
+    """Whether the text can be encoded: JSON's escapes can carry a lone surrogate."""
+    return _SURROGATE.search(text) is None
+
+
+def is_storable(text: str) -> bool:
+    """Text every supported database keeps as given: Unicode, without NUL, which
+    some databases refuse."""
+    return "\x00" not in text and is_unicode(text)
+
+
+def _storable(text: str) -> str:
+    if not is_storable(text):
+        raise ValueError("text must be valid Unicode without NUL characters")
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]

@@ -19,4 +19,4 @@ class NotItemOwnerError(ForbiddenError):
     code = "not_item_owner"
 
     def __init__(self) -> None:
-        super().__init__("Only the item's owner or an admin may change it.")
+        super().__init__("Only the item's owner or an admin may see or change it.")

@@ -5,7 +5,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import UtcDateTime
+from app.core.types import StorableText, UtcDateTime
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -17,10 +17,11 @@ SORT_TYPES: dict[str, type[object]] = {"created_at": datetime, "name": str, "pri
 
 
 class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Strict: JSON's types as documented, so `true` or "5" is no price.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    name: str = Field(min_length=1, max_length=NAME_MAX)
-    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    name: StorableText = Field(min_length=1, max_length=NAME_MAX)
+    description: StorableText = Field(default="", max_length=DESCRIPTION_MAX)
     price_cents: int = Field(default=0, ge=0, le=PRICE_MAX)
     status: ItemStatus = "draft"
 
@@ -28,10 +29,10 @@ class ItemCreate(BaseModel):
 class ItemUpdate(BaseModel):
     """A partial update: only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    name: StorableText | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: StorableText | None = Field(default=None, max_length=DESCRIPTION_MAX)
     price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
     status: ItemStatus | None = None
 

@@ -22,7 +22,15 @@ async def create_item(*, database: Database, owner: Principal, data: ItemCreate)
     return item
 
 
-async def get_item(*, database: Database, cache: Cache, item_id: UUID, ttl: int) -> ItemPublic:
+def _check_access(item: ItemPublic, principal: Principal) -> None:
+    """Items are their owner's: other users can neither see nor change them."""
+    if item.owner_id != principal.user_id and not principal.is_admin:
+        raise NotItemOwnerError
+
+
+async def get_item(
+    *, database: Database, cache: Cache, item_id: UUID, ttl: int, principal: Principal
+) -> ItemPublic:
     """Cache-aside: Redis first, the database on a miss; writes invalidate."""
     item = await cache.get_model(cache_key(item_id), ItemPublic)
     if item is None:
@@ -31,6 +39,7 @@ async def get_item(*, database: Database, cache: Cache, item_id: UUID, ttl: int)
         if item is None:
             raise ItemNotFoundError
         await cache.set_model(cache_key(item_id), item, seconds=ttl)
+    _check_access(item, principal)
     return item
 
 
@@ -40,8 +49,7 @@ async def editable_item(*, database: Database, item_id: UUID, principal: Princip
         item = await uow.items.get(item_id)
     if item is None:
         raise ItemNotFoundError
-    if item.owner_id != principal.user_id and not principal.is_admin:
-        raise NotItemOwnerError
+    _check_access(item, principal)
     return item
 
 
@@ -67,7 +75,14 @@ async def delete_item(*, database: Database, cache: Cache, item: ItemPublic) -> 
     await cache.delete(cache_key(item.id))
 
 
-async def list_items(*, database: Database, query: ItemQuery) -> Page[ItemPublic]:
+async def list_items(
+    *, database: Database, query: ItemQuery, principal: Principal
+) -> Page[ItemPublic]:
+    """Admins list everyone's items; other users only their own."""
+    if not principal.is_admin:
+        if query.owner_id not in (None, principal.user_id):
+            raise NotItemOwnerError
+        query = query.model_copy(update={"owner_id": principal.user_id})
     after = None
     if query.cursor:
         after = Cursor.decode(query.cursor, sort=query.sort).typed(query.sort_type)

@@ -1,22 +1,46 @@
-"""Redis, with every key under the service's prefix."""
+"""Redis, with every key under the service's prefix.
+
+Cached models are an optimisation: while Redis is down they are neither read nor
+written, and callers go to the database.
+"""
 
 from typing import TypeVar, cast
 
+import structlog
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
+from app.core.errors import REDIS_DOWN
 from app.settings import RedisSettings
 
 M = TypeVar("M", bound=BaseModel)
+log = structlog.get_logger(__name__)
 
 
 class Cache:
     def __init__(self, settings: RedisSettings) -> None:
-        self.redis: Redis = Redis.from_url(settings.url, decode_responses=True)
+        self.redis: Redis = Redis.from_url(
+            settings.url,
+            decode_responses=True,
+            socket_timeout=settings.timeout_seconds,
+            socket_connect_timeout=settings.timeout_seconds,
+            # One quick retry covers a dropped connection; more only delays the answer
+            # while Redis is down.
+            retry=Retry(NoBackoff(), retries=1),
+        )
         self.prefix = settings.key_prefix
+        self.fail_open = settings.fail_open
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
+
+    @property
+    def connections_in_use(self) -> int:
+        """Connections taken from the pool and not yet given back."""
+        # redis-py keeps no public count; this set is what its pool hands out.
+        return len(self.redis.connection_pool._in_use_connections)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -25,14 +49,26 @@ class Cache:
         await self.redis.aclose()
 
     async def get_model(self, name: str, model: type[M]) -> M | None:
-        raw = await self.redis.get(self.key(name))
+        try:
+            raw = await self.redis.get(self.key(name))
+        except REDIS_DOWN:
+            log.warning("cache_bypassed", reason="redis unavailable")
+            return None
         return model.model_validate_json(raw) if raw is not None else None
 
     async def set_model(self, name: str, value: BaseModel, *, seconds: int) -> None:
-        await self.redis.set(self.key(name), value.model_dump_json(), ex=seconds)
+        try:
+            await self.redis.set(self.key(name), value.model_dump_json(), ex=seconds)
+        except REDIS_DOWN:
+            log.warning("cache_bypassed", reason="redis unavailable")
 
     async def delete(self, name: str) -> None:
-        await self.redis.delete(self.key(name))
+        """Drop a cached model after a change; if Redis is down, it may serve the old
+        value once back, for at most its time to live."""
+        try:
+            await self.redis.delete(self.key(name))
+        except REDIS_DOWN:
+            log.error("cache_invalidation_failed", key=name, reason="redis unavailable")
 
     async def push_recent(self, name: str, value: str, *, keep: int) -> None:
         """Prepend to a bounded list (newest first)."""

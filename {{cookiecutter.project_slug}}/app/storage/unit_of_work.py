@@ -41,6 +41,11 @@ class Database(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
     @property
+    def connections_in_use(self) -> int:
+        """Connections checked out of the pool right now: zero when the service is idle."""
+        ...
+
+    @property
     def round_trips(self) -> int:
         """Statements or commands sent so far: what N+1 and cache tests count."""
         ...

@@ -62,6 +62,12 @@ def upgrade() -> None:
     op.create_index("ix_items_created_at_id", "items", ["created_at", "id"])
     op.create_index("ix_items_name_id", "items", ["name", "id"])
     op.create_index("ix_items_owner_id_created_at_id", "items", ["owner_id", "created_at", "id"])
+    op.create_index("ix_items_owner_id_price_cents_id", "items", ["owner_id", "price_cents", "id"])
+    op.create_index(
+        "ix_items_owner_id_status_created_at_id",
+        "items",
+        ["owner_id", "status", "created_at", "id"],
+    )
     op.create_index("ix_items_price_cents_id", "items", ["price_cents", "id"])
     op.create_index("ix_items_status_created_at_id", "items", ["status", "created_at", "id"])
 

@@ -1,15 +1,56 @@
 """The GraphQL API, served at /graphql."""
 
-from fastapi import Depends
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 from strawberry.fastapi import GraphQLRouter
 
 from app.api.dependencies import rate_limit_api
 from app.api.graphql.schema import Context, build_schema, get_context
 
 
+class ProblemRoute(APIRoute):
+    """Strawberry refuses a request it cannot take (not JSON, no query, a query over
+    GET) in plain text; here the refusal gets the service's one error shape, a problem."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_as_problem(request: Request) -> Response:
+            response = await handle(request)
+            if isinstance(response, PlainTextResponse) and response.status_code >= 400:
+                raise HTTPException(response.status_code, bytes(response.body).decode())
+            return response
+
+        return handle_as_problem
+
+
+class Router(GraphQLRouter[Context, None]):
+    def decode_json(self, data: str | bytes) -> object:
+        """A request is a JSON object (a list is a batch) of text with a UTF-8 form.
+        Strawberry would fail with a server error on another JSON value, such as a bare
+        string, on invalid UTF-8 and on JSON nested past the interpreter's recursion limit;
+        a lone surrogate (a JSON escape can carry one) would fail wherever it is encoded."""
+        try:
+            decoded = super().decode_json(data)
+            # Fails on a lone surrogate anywhere, keys included.
+            json.dumps(decoded, ensure_ascii=False).encode()
+        except UnicodeError as exc:
+            raise HTTPException(400, "The request body is not valid UTF-8 JSON.") from exc
+        except RecursionError as exc:
+            raise HTTPException(400, "The request body is nested too deeply.") from exc
+        if not isinstance(decoded, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return decoded
+
+
 def create_router(*extra: tuple[type, type], ide: bool) -> GraphQLRouter[Context, None]:
     """The endpoint; `extra` adds the (query, mutation) types of the options chosen."""
-    return GraphQLRouter(
+    return Router(
         build_schema(*extra),
         path="/graphql",
         context_getter=get_context,
@@ -17,4 +58,5 @@ def create_router(*extra: tuple[type, type], ide: bool) -> GraphQLRouter[Context
         # Queries over GET could be triggered cross-site; POST only.
         allow_queries_via_get=False,
         dependencies=[Depends(rate_limit_api)],
+        route_class=ProblemRoute,
     )

@@ -1,7 +1,7 @@
 """GraphQL's error shape: the message, plus `code` and `status` in the extensions.
 
-Errors the application raised on purpose (AppError) keep their message; anything
-else is logged with the request id and masked.
+Errors the application raised on purpose (AppError), and outages of a dependency,
+keep their message; anything else is logged with the request id and masked.
 """
 
 from collections.abc import Iterator
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from app.core.errors import AppError
+from app.core.errors import as_app_error
 
 UNEXPECTED = "An unexpected error occurred."
 
@@ -19,15 +19,20 @@ class AppErrorExtensions(SchemaExtension):
         yield
         result = self.execution_context.result
         for error in (result.errors if result else None) or []:
-            original = error.original_error
-            if isinstance(original, AppError):
-                error.extensions = {"code": original.code, "status": original.status}
+            known = as_app_error(error.original_error) if error.original_error else None
+            if known is not None:
+                error.message = known.detail
+                error.extensions = {"code": known.code, "status": known.status}
 
 
 def is_unexpected(error: GraphQLError) -> bool:
     # GraphQL's own errors (syntax, unknown field, bad variables) are safe to show.
     original = error.original_error
-    return original is not None and not isinstance(original, AppError | GraphQLError)
+    return (
+        original is not None
+        and not isinstance(original, GraphQLError)
+        and as_app_error(original) is None
+    )
 
 
 def mask_unexpected_errors() -> MaskErrors:

@@ -11,7 +11,13 @@ from fastapi import Request
 from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.fastapi import BaseContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
@@ -32,6 +38,11 @@ log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 # Distinct query documents whose parse and validation are kept.
 QUERY_CACHE_SIZE = 256
+# Bounds on one document, so no query costs more than a few list pages: with lists of at
+# most PAGE_MAX nodes, these bound the fields a query can make the server resolve.
+MAX_DEPTH = 8
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
 
 
 def validated(model: type[M], **data: Any) -> M:
@@ -231,13 +242,14 @@ class Query:
 
     @strawberry.field
     async def item(self, info: GraphQLInfo, id: UUID) -> Item:
-        await info.context.principal()
+        """The owner's or an admin's: forbidden for anyone else."""
         services = info.context.services
         item = await item_service.get_item(
             database=services.database,
             cache=services.cache,
             item_id=id,
             ttl=services.settings.cache.item_seconds,
+            principal=await info.context.principal(),
         )
         return Item.from_public(item)
 
@@ -250,8 +262,9 @@ class Query:
         filter: ItemFilter | None = None,
         sort: ItemSort = ItemSort.CREATED_AT_DESC,
     ) -> ItemConnection:
-        """Up to PAGE_MAX items a page; pass pageInfo.endCursor as `after` for the next."""
-        await info.context.principal()
+        """The caller's items (an admin's: everyone's, `ownerId` to pick one owner), up to
+        PAGE_MAX a page; pass pageInfo.endCursor as `after` for the next."""
+        principal = await info.context.principal()
         query = validated(
             ItemQuery,
             limit=first,
@@ -259,7 +272,9 @@ class Query:
             sort=sort.value,
             **_set(status=filter.status, owner_id=filter.owner_id) if filter else {},
         )
-        page = await item_service.list_items(database=info.context.services.database, query=query)
+        page = await item_service.list_items(
+            database=info.context.services.database, query=query, principal=principal
+        )
         edges = [
             ItemEdge(
                 cursor=cursor_for(item, sort=query.sort, field=query.sort_field),
@@ -386,6 +401,9 @@ def build_schema(*extra: tuple[type, type]) -> Schema:
         extensions=[
             AppErrorExtensions,
             mask_unexpected_errors,
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
             lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
         ],

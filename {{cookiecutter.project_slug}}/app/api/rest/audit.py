@@ -3,21 +3,22 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime
 
 from app.api.dependencies import ServicesDep
+from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
 from app.api.rest.schemas import PageMeta, Paginated
 from app.audit import service as audit
 from app.audit.records import AuditQuery, AuditRecord
 from app.audit.service import Erasure, PersonalData
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
+from app.core.types import IsoDateTime, StorableText
 
 router = APIRouter()
-Text = Annotated[str | None, Query(max_length=64)]
+Text = Annotated[StorableText | None, Query(max_length=64)]
 
 
-@router.get("/users/me/export", tags=["users"])
+@router.get("/users/me/export", tags=["users"], responses=problems(401, 404))
 async def export_personal_data(principal: CurrentPrincipal, services: ServicesDep) -> PersonalData:
     """Everything held about the caller, as JSON."""
     return await audit.export_personal_data(
@@ -25,7 +26,12 @@ async def export_personal_data(principal: CurrentPrincipal, services: ServicesDe
     )
 
 
-@router.post("/users/me/erase", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+@router.post(
+    "/users/me/erase",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["users"],
+    responses=problems(400, 401, 404, body=True),
+)
 async def erase_account(data: Erasure, principal: CurrentPrincipal, services: ServicesDep) -> None:
     """Delete the caller's items, anonymise the account and end every session.
     The audit trail is kept for its retention period."""
@@ -39,7 +45,7 @@ async def erase_account(data: Erasure, principal: CurrentPrincipal, services: Se
     )
 
 
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", tags=["audit"], responses=problems(401, 403, 422))
 async def query_audit_trail(
     _: Admin,
     services: ServicesDep,
@@ -47,8 +53,8 @@ async def query_audit_trail(
     action: Text = None,
     resource_type: Text = None,
     resource_id: Text = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
     cursor: Annotated[int | None, Query(ge=1)] = None,
 ) -> Paginated[AuditRecord]:

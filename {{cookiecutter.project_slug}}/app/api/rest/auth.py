@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.dependencies import ServicesDep, client_ip
+from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal
 from app.api.rest.schemas import RefreshRequest
 from app.auth import service as auth
@@ -14,12 +15,12 @@ from app.users.schemas import UserCreate, UserPublic
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses=problems(409, body=True))
 async def register(data: UserCreate, services: ServicesDep) -> UserPublic:
     return await users.register(database=services.database, passwords=services.passwords, data=data)
 
 
-@router.post("/token")
+@router.post("/token", responses=problems(401, body=True))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, services: ServicesDep
 ) -> TokenPair:
@@ -36,13 +37,13 @@ async def token(
     )
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=problems(401, body=True))
 async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
     return await auth.refresh(
         database=services.database, tokens=services.tokens, refresh_token=data.refresh_token
     )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
 async def logout(principal: CurrentPrincipal, services: ServicesDep) -> None:
     await auth.logout(database=services.database, tokens=services.tokens, principal=principal)

@@ -4,6 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 
 from app.api.dependencies import ServicesDep
+from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal, EditableItem
 from app.api.rest.schemas import PageMeta, Paginated
 from app.items import service
@@ -12,42 +13,47 @@ from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 router = APIRouter(prefix="/items", tags=["items"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(401, 409, body=True))
 async def create_item(
     data: ItemCreate, principal: CurrentPrincipal, services: ServicesDep
 ) -> ItemPublic:
     return await service.create_item(database=services.database, owner=principal, data=data)
 
 
-@router.get("")
+@router.get("", responses=problems(400, 401, 403, 422))
 async def list_items(
-    query: Annotated[ItemQuery, Query()], _: CurrentPrincipal, services: ServicesDep
+    query: Annotated[ItemQuery, Query()], principal: CurrentPrincipal, services: ServicesDep
 ) -> Paginated[ItemPublic]:
-    """Filter by `status` and `owner_id`, sort by `sort` (a leading `-` for descending),
-    and follow `meta.next_cursor` for the next page."""
-    page = await service.list_items(database=services.database, query=query)
+    """The caller's items (an admin's: everyone's, `owner_id` to pick one owner). Filter
+    by `status`, sort by `sort` (a leading `-` for descending), and follow
+    `meta.next_cursor` for the next page."""
+    page = await service.list_items(database=services.database, query=query, principal=principal)
     return Paginated(
         data=page.items, meta=PageMeta(limit=query.limit, next_cursor=page.next_cursor)
     )
 
 
-@router.get("/{item_id}")
-async def get_item(item_id: UUID, _: CurrentPrincipal, services: ServicesDep) -> ItemPublic:
+@router.get("/{item_id}", responses=problems(401, 403, 404, 422))
+async def get_item(item_id: UUID, principal: CurrentPrincipal, services: ServicesDep) -> ItemPublic:
+    """The owner's or an admin's: 403 for anyone else."""
     return await service.get_item(
         database=services.database,
         cache=services.cache,
         item_id=item_id,
         ttl=services.settings.cache.item_seconds,
+        principal=principal,
     )
 
 
-@router.patch("/{item_id}")
+@router.patch("/{item_id}", responses=problems(401, 403, 404, 409, body=True))
 async def update_item(item: EditableItem, data: ItemUpdate, services: ServicesDep) -> ItemPublic:
     return await service.update_item(
         database=services.database, cache=services.cache, item=item, data=data
     )
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401, 403, 404, 422)
+)
 async def delete_item(item: EditableItem, services: ServicesDep) -> None:
     await service.delete_item(database=services.database, cache=services.cache, item=item)

@@ -4,6 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 
 from app.api.dependencies import ServicesDep
+from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
 from app.api.rest.schemas import PageMeta, Paginated
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
@@ -13,12 +14,16 @@ from app.users.schemas import PasswordChange, UserPublic
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me")
+@router.get("/me", responses=problems(401, 404))
 async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserPublic:
     return await users.get_user(database=services.database, user_id=principal.user_id)
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(400, 401, 404, body=True),
+)
 async def change_password(
     data: PasswordChange, principal: CurrentPrincipal, services: ServicesDep
 ) -> None:
@@ -32,7 +37,7 @@ async def change_password(
     )
 
 
-@router.get("")
+@router.get("", responses=problems(401, 403, 422))
 async def list_users(
     _: Admin,
     services: ServicesDep,

@@ -1,10 +1,13 @@
 """The audit trail in MongoDB.
 
 The application has no code path that updates or deletes audit documents; an
-edit made behind its back is caught by `verify`. The unique sequence index makes
-two concurrent appends race safely: the loser re-reads the head and retries.
+edit made behind its back is caught by `verify`. Appends from this process take
+turns (a lock); between processes the unique sequence index makes two appends race
+safely: the loser re-reads the head and retries after a short random pause.
 """
 
+import asyncio
+import random
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,12 +29,14 @@ from app.audit.records import (
     seal,
     verify_chain,
 )
+from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.storage.mongodb.database import MongoDatabase
 from app.storage.mongodb.items import Document
 
 COLLECTION = "audit_log"
 APPEND_ATTEMPTS = 20
+RETRY_PAUSE_SECONDS = 0.01
 
 
 def _sealed(document: Document) -> SealedEntry:
@@ -49,6 +54,7 @@ class MongoAuditLog:
         self.database = database
         self.collection = database.db[COLLECTION]
         self.key = key
+        self._turn = asyncio.Lock()
 
     async def create_indexes(self, _: AsyncDatabase[Document]) -> None:
         await self.collection.create_index("sequence", unique=True, name="uq_audit_sequence")
@@ -60,24 +66,26 @@ class MongoAuditLog:
     async def append(
         self, entries: Sequence[AuditEntry], session: AsyncClientSession | None = None
     ) -> None:
-        for entry in entries:
-            for _ in range(APPEND_ATTEMPTS):
-                head = await self.collection.find_one(
-                    sort=[("sequence", DESCENDING)], session=session
-                )
-                previous = head["seal"] if head else GENESIS
-                document = entry.model_dump() | {
-                    "sequence": head["sequence"] + 1 if head else 1,
-                    "previous": previous,
-                    "seal": seal(self.key, previous, entry),
-                }
-                try:
-                    await self.collection.insert_one(document, session=session)
-                    break
-                except DuplicateKeyError:
-                    continue
-            else:
-                raise RuntimeError("audit trail is too busy: could not append a record")
+        async with self._turn:
+            for entry in entries:
+                await self._append_one(entry, session)
+
+    async def _append_one(self, entry: AuditEntry, session: AsyncClientSession | None) -> None:
+        for _ in range(APPEND_ATTEMPTS):
+            head = await self.collection.find_one(sort=[("sequence", DESCENDING)], session=session)
+            previous = head["seal"] if head else GENESIS
+            document = entry.model_dump() | {
+                "sequence": head["sequence"] + 1 if head else 1,
+                "previous": previous,
+                "seal": seal(self.key, previous, entry),
+            }
+            try:
+                await self.collection.insert_one(document, session=session)
+                return
+            except DuplicateKeyError:
+                # Another process appended first.
+                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS))  # noqa: S311
+        raise ServiceUnavailableError("audit trail")
 
     async def record_events(
         self, session: AsyncClientSession | None, events: Sequence[DomainEvent]

@@ -13,7 +13,9 @@ from typing import Any
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
+from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.settings import MongodbSettings
 from app.storage.mongodb.items import Document, MongoItemRepository, create_item_indexes
@@ -55,14 +57,58 @@ class _CommandCounter(monitoring.CommandListener):
         pass
 
 
+class _PoolCounter(monitoring.ConnectionPoolListener):
+    """Connections checked out of the driver's pools right now."""
+
+    def __init__(self) -> None:
+        self.in_use = 0
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        self.in_use += 1
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        self.in_use -= 1
+
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        pass
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        pass
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        pass
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        pass
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        pass
+
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
+        pass
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        pass
+
+
 class MongoDatabase:
     def __init__(self, settings: MongodbSettings) -> None:
         self._commands = _CommandCounter()
+        self._connections = _PoolCounter()
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.url,
-            event_listeners=[self._commands],
+            event_listeners=[self._commands, self._connections],
             tz_aware=True,
             serverSelectionTimeoutMS=settings.timeout_ms,
+            connectTimeoutMS=settings.timeout_ms,
         )
         self.db: AsyncDatabase[Document] = self.client.get_default_database()
         self.before_commit: list[BeforeCommit] = []
@@ -78,6 +124,10 @@ class MongoDatabase:
     @property
     def round_trips(self) -> int:
         return self._commands.count
+
+    @property
+    def connections_in_use(self) -> int:
+        return self._connections.in_use
 
     async def connect(self) -> None:
         # Indexes are created at startup: creating an existing index is a no-op.
@@ -95,16 +145,21 @@ class MongoDatabase:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[MongoUnitOfWork]:
-        async with AsyncExitStack() as stack:
-            session = None
-            if self.transactions:
-                session = await stack.enter_async_context(self.client.start_session())
-                await stack.enter_async_context(await session.start_transaction())
-            uow = MongoUnitOfWork(self.db, session)
-            yield uow
-            for hook in self.before_commit:
-                await hook(session, uow.events)
-            await add_to_outbox(self.db, session, uow.events)
+        try:
+            async with AsyncExitStack() as stack:
+                session = None
+                if self.transactions:
+                    session = await stack.enter_async_context(self.client.start_session())
+                    await stack.enter_async_context(await session.start_transaction())
+                uow = MongoUnitOfWork(self.db, session)
+                yield uow
+                for hook in self.before_commit:
+                    await hook(session, uow.events)
+                await add_to_outbox(self.db, session, uow.events)
+        except ConnectionFailure as exc:
+            # No server answered within MONGODB_TIMEOUT_MS. The driver reconnects by
+            # itself when one is back.
+            raise ServiceUnavailableError("database") from exc
         if uow.events:
             for notify in self.on_commit:
                 notify()

@@ -25,6 +25,21 @@ INDEXES: list[tuple[str, list[tuple[str, int]], bool]] = [
         False,
     ),
     (
+        "ix_items_owner_id_price_cents_id",
+        [("owner_id", ASCENDING), ("price_cents", ASCENDING), ("id", ASCENDING)],
+        False,
+    ),
+    (
+        "ix_items_owner_id_status_created_at_id",
+        [
+            ("owner_id", ASCENDING),
+            ("status", ASCENDING),
+            ("created_at", ASCENDING),
+            ("id", ASCENDING),
+        ],
+        False,
+    ),
+    (
         "ix_items_status_created_at_id",
         [("status", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
         False,

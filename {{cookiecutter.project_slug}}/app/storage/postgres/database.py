@@ -2,10 +2,15 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import cast
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import QueuePool
 
+from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.settings import DatabaseSettings
 from app.storage.postgres.items import PostgresItemRepository
@@ -15,6 +20,15 @@ from app.storage.unit_of_work import OnCommit
 
 # Runs inside the transaction, just before it commits, with the events it emitted.
 BeforeCommit = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database cannot be reached, or dropped the connection: not a bad statement."""
+    if isinstance(exc, OSError | TimeoutError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    )
 
 
 class PostgresUnitOfWork:
@@ -47,6 +61,10 @@ class PostgresDatabase:
     def _count(self, *_: object) -> None:
         self.round_trips += 1
 
+    @property
+    def connections_in_use(self) -> int:
+        return cast(QueuePool, self.engine.pool).checkedout()
+
     async def connect(self) -> None:
         # Fail at startup, not at the first request, if the database is unreachable.
         async with self.engine.connect() as connection:
@@ -61,12 +79,19 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
-        async with self.sessions() as session, session.begin():
-            uow = PostgresUnitOfWork(session)
-            yield uow
-            for hook in self.before_commit:
-                await hook(session, uow.events)
-            add_to_outbox(session, uow.events)
+        try:
+            async with self.sessions() as session, session.begin():
+                uow = PostgresUnitOfWork(session)
+                yield uow
+                for hook in self.before_commit:
+                    await hook(session, uow.events)
+                add_to_outbox(session, uow.events)
+        except Exception as exc:
+            # Nothing was committed: the client may retry. The pool replaces the broken
+            # connections, so the service recovers by itself when the database is back.
+            if is_outage(exc):
+                raise ServiceUnavailableError("database") from exc
+            raise
         if uow.events:
             for notify in self.on_commit:
                 notify()

@@ -61,12 +61,16 @@ class ItemRow(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    # One index per list query: each filter with the default order, and each sort
-    # order on its own, always ending with the id that breaks ties for the cursor.
+    # One index per list query, always ending with the id that breaks ties for the
+    # cursor. Users list their own items (owner first: each sort order, and the status
+    # filter with the default order; by name, the unique constraint serves); admins list
+    # everyone's (each sort order, and the status filter).
     __table_args__ = (
         UniqueConstraint("owner_id", "name", name="uq_items_owner_id_name"),
-        Index("ix_items_created_at_id", "created_at", "id"),
         Index("ix_items_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        Index("ix_items_owner_id_price_cents_id", "owner_id", "price_cents", "id"),
+        Index("ix_items_owner_id_status_created_at_id", "owner_id", "status", "created_at", "id"),
+        Index("ix_items_created_at_id", "created_at", "id"),
         Index("ix_items_status_created_at_id", "status", "created_at", "id"),
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_price_cents_id", "price_cents", "id"),

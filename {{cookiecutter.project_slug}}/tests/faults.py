@@ -1,0 +1,66 @@
+"""A TCP proxy on loopback in front of a real server, to take it away and bring it back.
+
+`cut()` drops every open connection and refuses new ones, which is what a client
+sees of a server that restarts or goes down; `restore()` accepts connections again.
+The server itself is shared with other tests and never touched.
+"""
+
+import asyncio
+import contextlib
+
+
+class FaultProxy:
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> "FaultProxy":
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pipes.add(task)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            self._pipes.discard(task)
+            return
+        try:
+            await asyncio.gather(
+                self._copy(reader, upstream_writer), self._copy(upstream_reader, writer)
+            )
+        finally:
+            for stream in (writer, upstream_writer):
+                stream.transport.abort()
+            self._pipes.discard(task)
+
+    @staticmethod
+    async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.transport.abort()

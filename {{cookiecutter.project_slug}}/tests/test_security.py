@@ -1,0 +1,72 @@
+"""Security headers and CORS, on the real application."""
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+
+from app.core.middleware import API_CSP, DOCS_CSP, HSTS
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import override
+
+ALLOWED = "https://app.example.com"
+
+
+async def test_every_response_carries_the_security_headers(client: AsyncClient) -> None:
+    for response in (
+        await client.get("/health/live"),
+        await client.get("/no-such-page"),
+        await client.post("/health/live"),
+    ):
+        headers = response.headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["content-security-policy"] == API_CSP
+        assert headers["cache-control"] == "no-store"
+        assert headers["referrer-policy"] == "no-referrer"
+        # Plain HTTP: a browser ignores HSTS there, and it must not be sent.
+        assert "strict-transport-security" not in headers
+
+
+async def test_hsts_over_https(client: AsyncClient) -> None:
+    response = await client.get("https://test/health/live")
+    assert response.headers["strict-transport-security"] == HSTS
+
+
+async def test_the_docs_page_gets_a_restrictive_policy(settings: Settings) -> None:
+    # The interactive docs exist in development only; they need no running services.
+    development = create_app(override(settings, "app", environment="development"))
+    async with AsyncClient(transport=ASGITransport(app=development), base_url="http://t") as c:
+        page = await c.get("/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert policy == DOCS_CSP
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    assert "*" not in policy
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("configured", [[], [ALLOWED]])
+async def test_cors_allows_only_the_configured_origins(
+    settings: Settings, configured: list[str]
+) -> None:
+    app = create_app(override(settings, "app", cors_origins=configured))
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        for origin in (ALLOWED, "https://evil.example.net", "null"):
+            simple = await client.get("/health/live", headers={"Origin": origin})
+            preflight = await client.options(
+                "/health/live",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
+            allowed = origin in configured
+            for response in (simple, preflight):
+                granted = response.headers.get("access-control-allow-origin")
+                assert granted == (origin if allowed else None), (origin, configured)
+            assert "access-control-allow-credentials" not in simple.headers
+            if allowed:
+                assert preflight.status_code == 200
+                assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
