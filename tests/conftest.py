@@ -24,7 +24,7 @@ from tests.services import running_services
 _stack = contextlib.ExitStack()
 _started = time.monotonic()
 _per_combination: dict[str, dict[str, float | bool]] = defaultdict(
-    lambda: {"seconds": 0.0, "failed": False, "tests": 0, "rendered_tests": 0}
+    lambda: {"seconds": 0.0, "failed": False, "tests": 0, "rendered_tests": 0, "fuzz_requests": 0}
 )
 _COMBINATION_ID = re.compile(r"\[((?:postgres|mongodb)-[a-z]+-[a-z]+-(?:audit|plain))\]")
 
@@ -64,8 +64,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":
         stats["tests"] = int(stats["tests"]) + 1
         for name, value in report.user_properties:
-            if name == "rendered_tests":
-                stats["rendered_tests"] = int(str(value))
+            if name in {"rendered_tests", "fuzz_requests"}:
+                stats[name] = int(str(value))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -75,10 +75,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("combinations")
     for combination, stats in sorted(_per_combination.items()):
         result = "FAILED" if stats["failed"] else "passed"
+        fuzzed = f", {stats['fuzz_requests']} requests fuzzed" if stats["fuzz_requests"] else ""
         write(
             f"{combination:<32} {result:<7} {stats['tests']:>3} checks, "
             f"{stats['rendered_tests']:>3} tests in the project's own suite, "
-            f"{stats['seconds']:6.1f} s"
+            f"{stats['seconds']:6.1f} s{fuzzed}"
         )
     write(f"total wall time: {time.monotonic() - _started:.1f} s")
 

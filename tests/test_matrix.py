@@ -156,6 +156,10 @@ def _rendered_suite(combination: Combination, project: Path, *pytest_args: str) 
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
     counts = {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
+    # What the rendered tests record, e.g. how many requests the fuzzing sent.
+    for prop in suite.iter("property"):
+        if prop.get("name") == "fuzz_requests":
+            counts["fuzz_requests"] = counts.get("fuzz_requests", 0) + int(prop.get("value", "0"))
     assert counts["failures"] == counts["errors"] == 0, counts
     assert counts["skipped"] == 0, f"a rendered test was skipped: {counts}"
     return counts
@@ -173,8 +177,12 @@ def test_rendered_suite_passes_against_real_services(
 
 @pytest.mark.abuse
 @pytest.mark.parametrize("combination", EVERY)
-def test_rendered_fuzzing_finds_nothing(combination: Combination, project: Path) -> None:
+def test_rendered_fuzzing_finds_nothing(
+    combination: Combination, project: Path, record_property: Callable[[str, object], None]
+) -> None:
     """The rendered project's fuzz tests: at least 1000 generated requests against its
     own API (each module checks its count), no server error, no answer off its schema."""
     counts = _rendered_suite(combination, project, "-m", "fuzz")
     assert counts["tests"] >= MIN_FUZZ_TESTS, counts
+    record_property("rendered_tests", counts["tests"])
+    record_property("fuzz_requests", counts["fuzz_requests"])

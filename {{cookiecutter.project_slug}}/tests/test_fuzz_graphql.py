@@ -10,7 +10,7 @@ The app runs in-process, on the event loop its services are bound to.
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
@@ -398,9 +398,12 @@ def test_what_fuzzing_found_stays_fixed(
         assert body["errors"][0]["extensions"]["code"] == code, body
 
 
-def test_every_root_field_was_fuzzed_with_enough_requests(fuzzer: Fuzzer) -> None:
+def test_every_root_field_was_fuzzed_with_enough_requests(
+    fuzzer: Fuzzer, record_property: Callable[[str, object], None]
+) -> None:
     """Runs last: the fuzzing above is worth something only if its generated operations
     reached every root field and it sent many requests."""
     assert set(REACHED) == set(fuzzer.root_fields())
     total = sum(SENT.values())
+    record_property("fuzz_requests", total)
     assert total >= MIN_REQUESTS, f"only {total} requests were sent: {dict(SENT)}"

@@ -9,7 +9,7 @@ import asyncio
 import base64
 import json
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
@@ -217,11 +217,14 @@ async def test_what_fuzzing_found_stays_fixed(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_every_operation_was_fuzzed_with_enough_requests() -> None:
+def test_every_operation_was_fuzzed_with_enough_requests(
+    record_property: Callable[[str, object], None],
+) -> None:
     """Runs last: the fuzzing above is worth something only if it reached every
     operation and sent many requests."""
     documented = schema.raw_schema["paths"].items()
     operations = {f"{method.upper()} {path}" for path, methods in documented for method in methods}
     assert set(SENT) == operations
     total = sum(SENT.values())
+    record_property("fuzz_requests", total)
     assert total >= MIN_REQUESTS, f"only {total} requests were generated: {dict(SENT)}"
