@@ -111,7 +111,7 @@ async def test_malformed_message_is_dead_lettered_and_consuming_goes_on(
 async def test_failing_handler_is_dead_lettered_and_shutdown_waits_for_the_message_in_hand(
     services: Services, settings: Settings
 ) -> None:
-    """One bus of its own (own queues or topics and consumer group; a Kafka group's
+    """One bus of its own (own queues or topics and consumer group; a new group's
     first join takes seconds, so the two behaviours share it): a handler that always
     fails is tried the configured number of times and its message dead-lettered; then
     stopping the bus lets a slow handler finish the message it holds."""
