@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from pydantic import BaseModel, ValidationError
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -43,6 +44,13 @@ QUERY_CACHE_SIZE = 256
 MAX_DEPTH = 8
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+# The depth and alias rules, made once: the validation cache is keyed by the rules too,
+# so rules made anew for each request (as a limiter extension per request does) would
+# have every document validated again.
+LIMITS = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
 
 
 def validated(model: type[M], **data: Any) -> M:
@@ -402,8 +410,7 @@ def build_schema(*extra: tuple[type, type]) -> Schema:
             AppErrorExtensions,
             mask_unexpected_errors,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: AddValidationRules(LIMITS),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
             lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
         ],
