@@ -57,6 +57,7 @@ class _Proc:
     stop_signal: int
     phase: int  # lower phases stop first: epmd must outlive the RabbitMQ node
     ready: bool = False
+    spawn_kw: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class _Procs:
@@ -90,8 +91,22 @@ class _Procs:
                     start_new_session=True,
                     **kw,
                 )
-            self.items.append(_Proc(name, popen, log, stop_signal, phase))
+            self.items.append(_Proc(name, popen, log, stop_signal, phase, spawn_kw=kw))
             return self.items[-1]
+
+    def restart(self, proc: _Proc) -> None:
+        """Stop a server with its stop signal and start it again, same arguments."""
+        proc.popen.send_signal(proc.stop_signal)
+        proc.popen.wait(STOP_TIMEOUT)
+        with proc.log.open("ab") as out:
+            proc.popen = subprocess.Popen(
+                proc.popen.args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                **proc.spawn_kw,
+            )
 
     def stop_all(self) -> None:
         with self._lock:
@@ -205,6 +220,10 @@ def _psql(url: str, *sql: str) -> str:
 
 
 def _start_postgres(procs: _Procs, root: Path) -> str:
+    return _start_postgres_proc(procs, root)[0]
+
+
+def _start_postgres_proc(procs: _Procs, root: Path) -> tuple[str, _Proc]:
     initdb = _require(_pg_bin("initdb"), "PostgreSQL server", "apt-get install -y postgresql")
     postgres = _require(_pg_bin("postgres"), "PostgreSQL server", "apt-get install -y postgresql")
     home, log = root / "postgres", root / "postgres.log"
@@ -240,7 +259,7 @@ def _start_postgres(procs: _Procs, root: Path) -> str:
     proc = procs.spawn("PostgreSQL", argv, log, stop_signal=signal.SIGINT, **run_as)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     _wait_ready(proc, lambda: _expect(_psql(url, "SELECT 1").strip() == "1", "SELECT 1"))
-    return url
+    return url, proc
 
 
 def _start_redis(procs: _Procs, root: Path) -> str:
@@ -383,6 +402,31 @@ def running_services(workdir: Path) -> Iterator[ServiceUrls]:
         if errors:
             raise RuntimeError("could not start test services:\n\n" + "\n\n".join(errors))
         yield ServiceUrls(**urls, **{f: future.result() for f, future in todo.items()})
+    finally:
+        procs.stop_all()
+
+
+@dataclasses.dataclass
+class DedicatedPostgres:
+    """A PostgreSQL server of one test's own, which it may restart."""
+
+    url: str
+    _procs: _Procs
+    _proc: _Proc
+
+    def restart(self) -> None:
+        """A fast shutdown (every connection dropped, committed data kept), then a start."""
+        self._procs.restart(self._proc)
+        check = lambda: _expect(_psql(self.url, "SELECT 1").strip() == "1", "SELECT 1")  # noqa: E731
+        _wait_ready(self._proc, check)
+
+
+@contextlib.contextmanager
+def dedicated_postgres(workdir: Path) -> Iterator[DedicatedPostgres]:
+    procs = _Procs()
+    try:
+        url, proc = _start_postgres_proc(procs, Path(workdir))
+        yield DedicatedPostgres(url, procs, proc)
     finally:
         procs.stop_all()
 

@@ -22,12 +22,22 @@ from app.storage.unit_of_work import OnCommit
 BeforeCommit = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
 
 
+# SQLSTATE classes of an unavailable server: connection exceptions, and operator
+# intervention (shutting down, starting up, terminated by an administrator).
+_OUTAGE_SQLSTATES = ("08", "57P")
+
+
 def is_outage(exc: BaseException) -> bool:
     """The database cannot be reached, or dropped the connection: not a bad statement."""
     if isinstance(exc, OSError | TimeoutError | PoolTimeoutError):
         return True
-    return isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or sqlstate.startswith(_OUTAGE_SQLSTATES)
     )
 
 
