@@ -12,11 +12,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from cookiecutter.main import cookiecutter
+from pymongo import MongoClient
 
 from tests.combinations import ALL, Combination
+from tests.services import create_postgres_database, mongodb_database_url
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 TEXT_SUFFIXES = {".py", ".toml", ".ini", ".md", ".json", ".yaml", ".yml", ".mako", ".example", ""}
@@ -29,6 +32,7 @@ def _params(combinations: list[Combination]) -> list[Any]:
 
 EVERY = _params(ALL)
 POSTGRES = _params([c for c in ALL if c.database == "postgres"])
+REST_POSTGRES = _params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
@@ -69,3 +73,25 @@ def text_files(project: Path) -> Iterator[Path]:
             continue
         if path.suffix in TEXT_SUFFIXES or path.name.startswith("."):
             yield path
+
+
+def service_env(combination: Combination) -> dict[str, str]:
+    """The rendered project's environment: its own database, Redis db and broker."""
+    env = clean_env()
+    name = combination.id.replace("-", "_")
+    if combination.database == "postgres":
+        url = create_postgres_database(os.environ["POSTGRES_URL"], name)
+        env["DATABASE_URL"] = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    else:
+        env["MONGODB_URL"] = mongodb_database_url(os.environ["MONGODB_URL"], name)
+        client: MongoClient[dict[str, object]]
+        with MongoClient(env["MONGODB_URL"]) as client:  # a fresh database, as for PostgreSQL
+            client.drop_database(name)
+    redis = urlsplit(os.environ["REDIS_URL"])
+    env["REDIS_URL"] = urlunsplit(redis._replace(path=f"/{ALL.index(combination)}"))
+    if combination.broker == "rabbitmq":
+        env["BROKER_URL"] = os.environ["RABBITMQ_URL"]
+    else:
+        env["BROKER_URL"] = os.environ["KAFKA_URL"]
+        env["BROKER_IDEMPOTENT_PRODUCER"] = os.environ.get("KAFKA_IDEMPOTENT_PRODUCER", "true")
+    return env

@@ -206,7 +206,7 @@ def _pg_bin(name: str) -> str | None:
     return str(newest) if newest else shutil.which(name)
 
 
-def _psql(url: str, *sql: str) -> str:
+def psql(url: str, *sql: str) -> str:
     psql = _require(_pg_bin("psql"), "psql", "apt-get install -y postgresql-client")
     commands = [arg for statement in sql for arg in ("-c", statement)]
     return subprocess.run(
@@ -258,7 +258,7 @@ def _start_postgres_proc(procs: _Procs, root: Path) -> tuple[str, _Proc]:
     argv = [postgres, "-D", data, "-p", str(port), *options]
     proc = procs.spawn("PostgreSQL", argv, log, stop_signal=signal.SIGINT, **run_as)
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    _wait_ready(proc, lambda: _expect(_psql(url, "SELECT 1").strip() == "1", "SELECT 1"))
+    _wait_ready(proc, lambda: _expect(psql(url, "SELECT 1").strip() == "1", "SELECT 1"))
     return url, proc
 
 
@@ -417,7 +417,7 @@ class DedicatedPostgres:
     def restart(self) -> None:
         """A fast shutdown (every connection dropped, committed data kept), then a start."""
         self._procs.restart(self._proc)
-        check = lambda: _expect(_psql(self.url, "SELECT 1").strip() == "1", "SELECT 1")  # noqa: E731
+        check = lambda: _expect(psql(self.url, "SELECT 1").strip() == "1", "SELECT 1")  # noqa: E731
         _wait_ready(self._proc, check)
 
 
@@ -435,7 +435,7 @@ def create_postgres_database(admin_url: str, name: str) -> str:
     """(Re)create database ``name`` with ``psql``; return a URL to it, same credentials."""
     ident = '"' + name.replace('"', '""') + '"'
     # Separate -c commands: (DROP|CREATE) DATABASE cannot run inside a transaction block.
-    _psql(admin_url, f"DROP DATABASE IF EXISTS {ident} WITH (FORCE)", f"CREATE DATABASE {ident}")
+    psql(admin_url, f"DROP DATABASE IF EXISTS {ident} WITH (FORCE)", f"CREATE DATABASE {ident}")
     return urlsplit(admin_url)._replace(path="/" + quote(name, safe="")).geturl()
 
 

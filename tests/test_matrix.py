@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import yaml
-from pymongo import MongoClient
 
-from tests.combinations import ALL, TRACES, Combination
-from tests.rendering import EVERY, POSTGRES, clean_env, run, text_files
-from tests.services import create_postgres_database, mongodb_database_url
+from tests.combinations import TRACES, Combination
+from tests.rendering import EVERY, POSTGRES, clean_env, run, service_env, text_files
 from tests.test_hooks import post_gen
 
 # Fewer tests than this means part of a rendered suite silently stopped running.
@@ -103,31 +99,9 @@ def test_mypy_strict(
     run(["uv", "run", "--no-sync", "mypy", "--strict"], cwd=project, env=env)
 
 
-def _service_env(combination: Combination) -> dict[str, str]:
-    """The rendered project's environment: its own database, Redis db and broker."""
-    env = clean_env()
-    name = combination.id.replace("-", "_")
-    if combination.database == "postgres":
-        url = create_postgres_database(os.environ["POSTGRES_URL"], name)
-        env["DATABASE_URL"] = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    else:
-        env["MONGODB_URL"] = mongodb_database_url(os.environ["MONGODB_URL"], name)
-        client: MongoClient[dict[str, object]]
-        with MongoClient(env["MONGODB_URL"]) as client:  # a fresh database, as for PostgreSQL
-            client.drop_database(name)
-    redis = urlsplit(os.environ["REDIS_URL"])
-    env["REDIS_URL"] = urlunsplit(redis._replace(path=f"/{ALL.index(combination)}"))
-    if combination.broker == "rabbitmq":
-        env["BROKER_URL"] = os.environ["RABBITMQ_URL"]
-    else:
-        env["BROKER_URL"] = os.environ["KAFKA_URL"]
-        env["BROKER_IDEMPOTENT_PRODUCER"] = os.environ.get("KAFKA_IDEMPOTENT_PRODUCER", "true")
-    return env
-
-
 @pytest.mark.parametrize("combination", POSTGRES)
 def test_migrations_match_the_models(combination: Combination, project: Path) -> None:
-    env = _service_env(combination)
+    env = service_env(combination)
     run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
     output = run(["uv", "run", "--no-sync", "alembic", "check"], cwd=project, env=env)
     assert "No new upgrade operations detected" in output
@@ -150,7 +124,7 @@ def _rendered_suite(combination: Combination, project: Path, *pytest_args: str) 
             *pytest_args,
         ],
         cwd=project,
-        env=_service_env(combination),
+        env=service_env(combination),
         timeout=SUITE_TIMEOUT,
     )
     suite = ET.parse(report).getroot().find("testsuite")

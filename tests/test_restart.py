@@ -24,12 +24,10 @@ from typing import Any
 
 import pytest
 
-from tests.combinations import ALL, Combination
-from tests.rendering import _params, run
-from tests.services import _psql, create_postgres_database, dedicated_postgres
-from tests.test_matrix import _service_env
+from tests.combinations import Combination
+from tests.rendering import REST_POSTGRES, run, service_env
+from tests.services import create_postgres_database, dedicated_postgres, psql
 
-REST_POSTGRES = _params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
 PASSWORD = "Restart-test-passw0rd!"
 
 
@@ -92,7 +90,7 @@ def test_service_survives_a_database_restart(
 ) -> None:
     with dedicated_postgres(tmp_path) as postgres:
         url = create_postgres_database(postgres.url, "restart")
-        env = _service_env(combination) | {
+        env = service_env(combination) | {
             "DATABASE_URL": url.replace("postgresql://", "postgresql+asyncpg://", 1),
             "APP_ENVIRONMENT": "test",
             "BROKER_PREFIX": f"restart-{uuid.uuid4().hex[:8]}.",
@@ -160,5 +158,5 @@ def test_service_survives_a_database_restart(
         created = [body["id"] for status, _, body in answers if status == 201]
         assert statuses[-20:] == [201] * 20, "writes did not recover"
         ids = ",".join(f"'{item}'" for item in created)
-        stored = _psql(url, f"SELECT count(*) FROM items WHERE id IN ({ids})").strip()
+        stored = psql(url, f"SELECT count(*) FROM items WHERE id IN ({ids})").strip()
         assert int(stored) == len(created), "an acknowledged write was lost"

@@ -38,7 +38,7 @@ from app.services import Services
 from app.settings import Settings
 from app.users import service as user_service
 from app.users.errors import WrongPasswordError
-from tests.conftest import PASSWORD, Account, unique
+from tests.conftest import PASSWORD, Account, new_item, unique
 from tests.test_auth import login
 
 
@@ -223,9 +223,7 @@ def run_command(
 async def test_verify_command_catches_a_record_edited_in_the_database(
     services: Services, settings: Settings, account: Account
 ) -> None:
-    await service.create_item(
-        database=services.database, owner=account.principal, data=ItemCreate(name=unique("v"))
-    )
+    await new_item(services, account)
     intact = await asyncio.to_thread(run_command, settings, "verify")
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "audit trail intact" in intact.stdout
@@ -280,12 +278,7 @@ async def create_items(services: Services, account: Account, count: int) -> list
     ids = []
     with acting_as(account):
         for _ in range(count):
-            item = await service.create_item(
-                database=services.database,
-                owner=account.principal,
-                data=ItemCreate(name=unique("i")),
-            )
-            ids.append(str(item.id))
+            ids.append(str((await new_item(services, account)).id))
     return ids
 
 

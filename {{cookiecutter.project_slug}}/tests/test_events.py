@@ -8,11 +8,9 @@ from httpx import AsyncClient
 
 from app.events.bus import DeadLetter, EventBus, Subscription
 from app.events.schemas import Envelope, ItemCreated
-from app.items import service
-from app.items.schemas import ItemCreate
 from app.services import Services, build_bus, build_services
 from app.settings import Settings
-from tests.conftest import Account, eventually, override, unique, unreachable
+from tests.conftest import Account, eventually, new_item, override, unreachable
 
 
 def activity_of(item_id: UUID) -> str:
@@ -25,10 +23,7 @@ async def delivered(services: Services, *item_ids: UUID) -> bool:
 
 
 async def create_item(services: Services, account: Account) -> UUID:
-    item = await service.create_item(
-        database=services.database, owner=account.principal, data=ItemCreate(name=unique("ev"))
-    )
-    return item.id
+    return (await new_item(services, account)).id
 
 
 async def test_an_action_produces_one_event_processed_once(

@@ -25,10 +25,8 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema
 
 from app.api.graphql.errors import UNEXPECTED
-from app.items import service as item_service
-from app.items.schemas import ItemCreate
 from app.services import Services
-from tests.conftest import Account, unique
+from tests.conftest import Account, new_item
 
 pytestmark = pytest.mark.fuzz
 T = TypeVar("T")
@@ -120,14 +118,7 @@ class Fuzzer:
         return answered_as_expected(response)
 
     def new_item(self, owner: Account) -> UUID:
-        item = self.run(
-            item_service.create_item(
-                database=self.services.database,
-                owner=owner.principal,
-                data=ItemCreate(name=unique("fuzz")),
-            )
-        )
-        return item.id
+        return self.run(new_item(self.services, owner)).id
 
 
 def answered_as_expected(response: Response) -> dict[str, Any]:

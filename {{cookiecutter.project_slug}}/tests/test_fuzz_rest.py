@@ -28,11 +28,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.items import service as item_service
-from app.items.schemas import ItemCreate
 from app.main import app as documented_app
 from app.services import Services
-from tests.conftest import Account, unique
+from tests.conftest import Account, new_item
 
 pytestmark = pytest.mark.fuzz
 T = TypeVar("T")
@@ -125,14 +123,7 @@ class Fuzzer:
         return user.headers
 
     def new_item(self, owner: Account) -> UUID:
-        item = self.run(
-            item_service.create_item(
-                database=self.services.database,
-                owner=owner.principal,
-                data=ItemCreate(name=unique("fuzz")),
-            )
-        )
-        return item.id
+        return self.run(new_item(self.services, owner)).id
 
 
 @pytest.fixture(scope="module")

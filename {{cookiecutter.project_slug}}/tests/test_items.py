@@ -7,16 +7,11 @@ import pytest
 from app.core.errors import BadRequestError
 from app.items import service
 from app.items.errors import ItemNameTakenError, ItemNotFoundError, NotItemOwnerError
-from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
+from app.items.schemas import ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
-from tests.conftest import Account, unique
+from tests.conftest import Account, new_item
 
 TTL = 60
-
-
-async def create(services: Services, owner: Account, **fields: object) -> ItemPublic:
-    data = ItemCreate.model_validate({"name": unique("item"), **fields})
-    return await service.create_item(database=services.database, owner=owner.principal, data=data)
 
 
 async def get(services: Services, item: ItemPublic, reader: Account) -> ItemPublic:
@@ -30,7 +25,7 @@ async def get(services: Services, item: ItemPublic, reader: Account) -> ItemPubl
 
 
 async def test_create_then_get(services: Services, account: Account) -> None:
-    created = await create(services, account, description="blue", price_cents=250)
+    created = await new_item(services, account, description="blue", price_cents=250)
     assert created.owner_id == account.user.id
     assert (created.description, created.price_cents, created.status) == ("blue", 250, "draft")
     assert await get(services, created, account) == created
@@ -39,10 +34,10 @@ async def test_create_then_get(services: Services, account: Account) -> None:
 async def test_names_are_unique_per_owner(
     services: Services, account: Account, other_account: Account
 ) -> None:
-    item = await create(services, account)
+    item = await new_item(services, account)
     with pytest.raises(ItemNameTakenError):
-        await create(services, account, name=item.name)
-    assert (await create(services, other_account, name=item.name)).name == item.name
+        await new_item(services, account, name=item.name)
+    assert (await new_item(services, other_account, name=item.name)).name == item.name
 
 
 async def test_missing_item(services: Services, account: Account) -> None:
@@ -57,7 +52,7 @@ async def test_missing_item(services: Services, account: Account) -> None:
 
 
 async def test_second_read_comes_from_the_cache(services: Services, account: Account) -> None:
-    item = await create(services, account)
+    item = await new_item(services, account)
     await get(services, item, account)
     await services.relay.stop()  # its background polling would count too
     try:
@@ -71,7 +66,7 @@ async def test_second_read_comes_from_the_cache(services: Services, account: Acc
 async def test_updates_are_visible_at_once_and_deletes_too(
     services: Services, account: Account
 ) -> None:
-    item = await create(services, account, price_cents=100)
+    item = await new_item(services, account, price_cents=100)
     await get(services, item, account)  # now cached
     editable = await service.editable_item(
         database=services.database, item_id=item.id, principal=account.principal
@@ -94,7 +89,7 @@ async def test_updates_are_visible_at_once_and_deletes_too(
 async def test_only_the_owner_or_an_admin_may_see_or_change_an_item(
     services: Services, account: Account, other_account: Account, admin_account: Account
 ) -> None:
-    item = await create(services, account)
+    item = await new_item(services, account)
     await get(services, item, account)  # cached: the check holds for cached reads too
     with pytest.raises(NotItemOwnerError):
         await get(services, item, other_account)
@@ -127,10 +122,11 @@ async def test_filter_sort_and_cursor_pages(
     services: Services, account: Account, other_account: Account, sort: str
 ) -> None:
     mine = [
-        await create(services, account, price_cents=p % 3 * 100, status="active") for p in range(7)
+        await new_item(services, account, price_cents=p % 3 * 100, status="active")
+        for p in range(7)
     ]
-    await create(services, account, status="archived")
-    await create(services, other_account, status="active")
+    await new_item(services, account, status="archived")
+    await new_item(services, other_account, status="active")
 
     query = ItemQuery.model_validate(
         {"owner_id": account.user.id, "status": "active", "sort": sort, "limit": 2}
@@ -145,8 +141,8 @@ async def test_filter_sort_and_cursor_pages(
 async def test_users_list_only_their_own_items_and_admins_everyones(
     services: Services, account: Account, other_account: Account, admin_account: Account
 ) -> None:
-    mine = await create(services, account)
-    theirs = await create(services, other_account)
+    mine = await new_item(services, account)
+    theirs = await new_item(services, other_account)
 
     listed = await page_through(services, ItemQuery(), account)
     assert [item.id for item in listed] == [mine.id]
@@ -166,7 +162,7 @@ async def test_page_size_default_and_cap() -> None:
 
 async def test_bad_cursors_are_refused(services: Services, account: Account) -> None:
     for _ in range(3):
-        await create(services, account)
+        await new_item(services, account)
     query = ItemQuery(owner_id=account.user.id, sort="name", limit=1)
     page = await service.list_items(
         database=services.database, query=query, principal=account.principal
