@@ -42,10 +42,12 @@ def pytest_configure(config: pytest.Config) -> None:
         KAFKA_URL=urls.kafka,
         MONGODB_URL=urls.mongodb,
     )
-    # The Kafka-protocol stand-in started here has no idempotent producer (InitProducerId);
-    # a real Kafka given by KAFKA_URL keeps the rendered project's default.
+    # The Kafka-protocol stand-in started here has no idempotent producer (InitProducerId)
+    # and takes a short consumer session; a real Kafka given by KAFKA_URL keeps the
+    # rendered project's defaults.
     if not kafka_given:
         os.environ.setdefault("KAFKA_IDEMPOTENT_PRODUCER", "false")
+        os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", "2000")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

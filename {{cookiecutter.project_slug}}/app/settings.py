@@ -65,6 +65,10 @@ class BrokerSettings(BaseModel):
     # Apache Kafka supports it; turn it off only for a Kafka-protocol broker that
     # cannot (one without the InitProducerId request).
     idempotent_producer: bool = True
+    # A consumer silent this long leaves its group. Apache Kafka accepts 6000 to 1800000
+    # ms unless configured otherwise; some brokers also hold a new group's first join for
+    # half of it. Heartbeats go every third of it.
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
 {%- endif %}
     # Prefix of every exchange, queue, topic and consumer group this service declares.
     prefix: str = f"{SERVICE}."

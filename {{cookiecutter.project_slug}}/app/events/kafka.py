@@ -42,6 +42,8 @@ class KafkaEventBus:
                 # A new group starts from the beginning, so no event published before
                 # the group first joined is skipped.
                 auto_offset_reset="earliest",
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.session_timeout_ms // 3,
                 decoder=raw_body,
                 # Committed after processing; consumed again if even dead-lettering failed.
                 ack_policy=AckPolicy.NACK_ON_ERROR,
