@@ -5,6 +5,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from app.events.bus import DeadLetter, EventBus, Subscription
 from app.events.schemas import Envelope, ItemCreated
@@ -31,8 +32,11 @@ async def test_an_action_produces_one_event_processed_once(
 ) -> None:
     item_id = await create_item(services, account)
     assert await eventually(lambda: delivered(services, item_id))
-    await asyncio.sleep(0.5)  # time for a stray second delivery to show up
     assert (await services.activity.recent()).count(activity_of(item_id)) == 1
+
+
+def relay_failures() -> float:
+    return REGISTRY.get_sample_value("outbox_relay_failures_total") or 0.0
 
 
 async def test_broker_outage_holds_events_until_it_is_back(
@@ -44,7 +48,9 @@ async def test_broker_outage_holds_events_until_it_is_back(
     relay.bus = build_services(unreachable(settings, "broker")).bus
     try:
         item_ids = [await create_item(services, account) for _ in range(5)]
-        await asyncio.sleep(1.5)  # the relay tries, fails and backs off meanwhile
+        # Wait until the relay has tried, failed and backed off twice since the last create.
+        failed = relay_failures() + 2
+        await eventually(lambda: asyncio.sleep(0, result=relay_failures() >= failed))
         held = await services.database.outbox.pending_count()
         assert held >= len(item_ids)
         assert not any([await delivered(services, item_id) for item_id in item_ids])
