@@ -239,7 +239,7 @@ class FailingDatabase:
 
     SECRET = "connection to 10.0.0.7 failed: secret-detail"
 
-    def unit_of_work(self) -> Any:
+    def unit_of_work(self, *, read_only: bool = False) -> Any:
         raise RuntimeError(self.SECRET)
 
 

@@ -5,10 +5,12 @@ from uuid import uuid4
 import pytest
 
 from app.core.errors import BadRequestError
+from app.events.schemas import ItemDeleted
 from app.items import service
 from app.items.errors import ItemNameTakenError, ItemNotFoundError, NotItemOwnerError
 from app.items.schemas import ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
+from app.storage.unit_of_work import ReadOnlyError
 from tests.conftest import Account, new_item
 
 TTL = 60
@@ -22,6 +24,16 @@ async def get(services: Services, item: ItemPublic, reader: Account) -> ItemPubl
         ttl=TTL,
         principal=reader.principal,
     )
+
+
+async def test_a_read_only_unit_of_work_reads_but_cannot_emit(
+    services: Services, account: Account
+) -> None:
+    item = await new_item(services, account)
+    async with services.database.unit_of_work(read_only=True) as uow:
+        assert await uow.items.get(item.id) == item
+        with pytest.raises(ReadOnlyError):
+            uow.emit(ItemDeleted(item_id=item.id))
 
 
 async def test_create_then_get(services: Services, account: Account) -> None:

@@ -44,7 +44,7 @@ async def login(
     (
         await limiter.hit(f"login-account:{email}", limit=limits.login_per_account_per_minute)
     ).enforce()
-    async with database.unit_of_work() as uow:
+    async with database.unit_of_work(read_only=True) as uow:
         user = await uow.users.by_email(email)
     # Same work and same answer whether the account exists or not.
     if not await passwords.verify(password, user.password_hash if user else None) or user is None:

@@ -34,7 +34,7 @@ async def get_item(
     """Cache-aside: Redis first, the database on a miss; writes invalidate."""
     item = await cache.get_model(cache_key(item_id), ItemPublic)
     if item is None:
-        async with database.unit_of_work() as uow:
+        async with database.unit_of_work(read_only=True) as uow:
             item = await uow.items.get(item_id)
         if item is None:
             raise ItemNotFoundError
@@ -45,7 +45,7 @@ async def get_item(
 
 async def editable_item(*, database: Database, item_id: UUID, principal: Principal) -> ItemPublic:
     """The item, read fresh from the database, if the caller may change it."""
-    async with database.unit_of_work() as uow:
+    async with database.unit_of_work(read_only=True) as uow:
         item = await uow.items.get(item_id)
     if item is None:
         raise ItemNotFoundError
@@ -86,6 +86,6 @@ async def list_items(
     after = None
     if query.cursor:
         after = Cursor.decode(query.cursor, sort=query.sort).typed(query.sort_type)
-    async with database.unit_of_work() as uow:
+    async with database.unit_of_work(read_only=True) as uow:
         rows = await uow.items.find(query, after=after, limit=query.limit + 1)
     return to_page(rows, limit=query.limit, sort=query.sort, field=query.sort_field)

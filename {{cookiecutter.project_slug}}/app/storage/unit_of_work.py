@@ -13,6 +13,13 @@ from app.users.repository import UserRepository
 OnCommit = Callable[[], None]
 
 
+class ReadOnlyError(RuntimeError):
+    """An event emitted in a read-only unit of work: it would never be committed."""
+
+    def __init__(self) -> None:
+        super().__init__("a read-only unit of work cannot emit events")
+
+
 class UnitOfWork(Protocol):
     @property
     def items(self) -> ItemRepository: ...
@@ -38,7 +45,10 @@ class Database(Protocol):
 
     async def ping(self) -> bool: ...
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
+        """Changes and the events they emit, committed together. `read_only` for reads
+        that emit nothing: no transaction is opened for them, and emitting is an error."""
+        ...
 
     @property
     def connections_in_use(self) -> int:

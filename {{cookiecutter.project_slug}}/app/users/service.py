@@ -22,7 +22,7 @@ async def register(
 
 
 async def get_user(*, database: Database, user_id: UUID) -> UserPublic:
-    async with database.unit_of_work() as uow:
+    async with database.unit_of_work(read_only=True) as uow:
         user = await uow.users.get(user_id)
     if user is None:
         raise UserNotFoundError

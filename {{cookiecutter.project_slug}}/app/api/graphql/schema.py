@@ -89,7 +89,7 @@ class Context(BaseContext):
         return principal
 
     async def _load_users(self, ids: list[UUID]) -> list["User | None"]:
-        async with self.services.database.unit_of_work() as uow:
+        async with self.services.database.unit_of_work(read_only=True) as uow:
             found = {
                 user.id: User.from_public(user.public()) for user in await uow.users.by_ids(ids)
             }

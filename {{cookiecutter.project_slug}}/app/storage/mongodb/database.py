@@ -21,7 +21,7 @@ from app.settings import MongodbSettings
 from app.storage.mongodb.items import Document, MongoItemRepository, create_item_indexes
 from app.storage.mongodb.outbox import MongoOutbox, add_to_outbox, create_outbox_indexes
 from app.storage.mongodb.users import MongoUserRepository, create_user_indexes
-from app.storage.unit_of_work import OnCommit
+from app.storage.unit_of_work import OnCommit, ReadOnlyError
 
 # Runs with the unit of work's events before it completes, in its transaction if any.
 BeforeCommit = Callable[[AsyncClientSession | None, Sequence[DomainEvent]], Awaitable[None]]
@@ -29,13 +29,22 @@ IndexSetup = Callable[[AsyncDatabase[Document]], Awaitable[None]]
 
 
 class MongoUnitOfWork:
-    def __init__(self, db: AsyncDatabase[Document], session: AsyncClientSession | None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        session: AsyncClientSession | None,
+        *,
+        read_only: bool = False,
+    ) -> None:
         self.session = session
         self.items = MongoItemRepository(db["items"], session)
         self.users = MongoUserRepository(db["users"], session)
         self.events: list[DomainEvent] = []
+        self.read_only = read_only
 
     def emit(self, event: DomainEvent) -> None:
+        if self.read_only:
+            raise ReadOnlyError
         self.events.append(event)
 
 
@@ -144,8 +153,11 @@ class MongoDatabase:
         return bool(reply.get("ok"))
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[MongoUnitOfWork]:
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[MongoUnitOfWork]:
         try:
+            if read_only:
+                yield MongoUnitOfWork(self.db, None, read_only=True)
+                return
             async with AsyncExitStack() as stack:
                 session = None
                 if self.transactions:

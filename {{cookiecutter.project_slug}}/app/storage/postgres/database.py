@@ -16,7 +16,7 @@ from app.settings import DatabaseSettings
 from app.storage.postgres.items import PostgresItemRepository
 from app.storage.postgres.outbox import PostgresOutbox, add_to_outbox
 from app.storage.postgres.users import PostgresUserRepository
-from app.storage.unit_of_work import OnCommit
+from app.storage.unit_of_work import OnCommit, ReadOnlyError
 
 # Runs inside the transaction, just before it commits, with the events it emitted.
 BeforeCommit = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[None]]
@@ -42,13 +42,16 @@ def is_outage(exc: BaseException) -> bool:
 
 
 class PostgresUnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, read_only: bool = False) -> None:
         self.session = session
         self.items = PostgresItemRepository(session)
         self.users = PostgresUserRepository(session)
         self.events: list[DomainEvent] = []
+        self.read_only = read_only
 
     def emit(self, event: DomainEvent) -> None:
+        if self.read_only:
+            raise ReadOnlyError
         self.events.append(event)
 
 
@@ -62,6 +65,11 @@ class PostgresDatabase:
             echo=settings.echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Reads of one statement need no transaction: in autocommit, a read is its one
+        # round trip, with no BEGIN and COMMIT around it (same pool, same connections).
+        self.read_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self.round_trips = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         self.before_commit: list[BeforeCommit] = []
@@ -88,8 +96,12 @@ class PostgresDatabase:
             return bool(await connection.scalar(text("SELECT 1")) == 1)
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[PostgresUnitOfWork]:
         try:
+            if read_only:
+                async with self.read_sessions() as session:
+                    yield PostgresUnitOfWork(session, read_only=True)
+                return
             async with self.sessions() as session, session.begin():
                 uow = PostgresUnitOfWork(session)
                 yield uow
