@@ -24,8 +24,9 @@ class PostgresItemRepository:
         self.session = session
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
-        row = ItemRow(**data.model_dump(), owner_id=owner_id)
-        return ItemPublic.model_validate(await insert_unique(self.session, row, ItemNameTakenError))
+        values = {**data.model_dump(), "owner_id": owner_id}
+        row = await insert_unique(self.session, ItemRow, values, ItemNameTakenError)
+        return ItemPublic.model_validate(row)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
         row = await self.session.get(ItemRow, item_id)

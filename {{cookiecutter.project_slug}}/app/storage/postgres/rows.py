@@ -1,6 +1,6 @@
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ConflictError
@@ -9,14 +9,15 @@ from app.storage.postgres.models import Base
 R = TypeVar("R", bound=Base)
 
 
-async def insert_unique(session: AsyncSession, row: R, conflict: type[ConflictError]) -> R:
-    """Insert a row, raising `conflict` if it breaks a unique constraint.
+async def insert_unique(
+    session: AsyncSession, table: type[R], values: dict[str, Any], conflict: type[ConflictError]
+) -> R:
+    """Insert a row, raising `conflict` if it would break a unique constraint.
 
-    In a savepoint, so a conflict leaves the rest of the transaction usable."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError as exc:
-        raise conflict from exc
-    await session.refresh(row)
+    One round trip: ON CONFLICT DO NOTHING leaves the transaction usable (no savepoint
+    needed), and RETURNING brings back the row with its server defaults."""
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table)
+    row = await session.scalar(statement)
+    if row is None:
+        raise conflict
     return row

@@ -15,8 +15,9 @@ class PostgresUserRepository:
         self.session = session
 
     async def add(self, *, email: str, password_hash: str, role: Role) -> User:
-        row = UserRow(email=email, password_hash=password_hash, role=role)
-        return User.model_validate(await insert_unique(self.session, row, EmailTakenError))
+        values = {"email": email, "password_hash": password_hash, "role": role}
+        row = await insert_unique(self.session, UserRow, values, EmailTakenError)
+        return User.model_validate(row)
 
     async def get(self, user_id: UUID) -> User | None:
         row = await self.session.get(UserRow, user_id)
