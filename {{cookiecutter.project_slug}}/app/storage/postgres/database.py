@@ -61,7 +61,8 @@ class PostgresDatabase:
             settings.url,
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,
-            pool_pre_ping=True,
+            pool_pre_ping=settings.pool_pre_ping,
+            pool_recycle=settings.pool_recycle_seconds,
             echo=settings.echo,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
