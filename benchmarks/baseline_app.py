@@ -9,22 +9,32 @@ BASELINE_DATABASE   postgres | mongodb
 BASELINE_DB_URL     postgresql://... (asyncpg form) or mongodb://.../dbname
 BASELINE_REDIS_URL  redis://...
 BASELINE_OWNER_ID   owner of the items it creates
+BASELINE_AUTH_SECRET    the service's AUTH_SECRET_KEY, for the checked routes
+BASELINE_SESSION_PREFIX the service's Redis key prefix + "session:"
 
 Routes: GET /items/{id} (cache-aside in Redis, as the service: GET, and on a miss the
 row, SET with a TTL), GET /items?status=&limit= (the indexed list query, over the
 caller's own items as the service lists them), POST /items.
+
+The same under /checked/: first the checks the service makes on every request, done
+bare: the bearer token verified with PyJWT (same secret, algorithm and required claims),
+then one Redis script that finds the token's session live and counts the hit in a
+sliding window of a minute, as the service's rate limit does. The work left between
+the checked baseline and the service is the framework's and the app's own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +45,18 @@ DATABASE = os.environ.get("BASELINE_DATABASE", "postgres")
 DB_URL = os.environ.get("BASELINE_DB_URL", "")
 REDIS_URL = os.environ.get("BASELINE_REDIS_URL", "redis://127.0.0.1:6379/0")
 OWNER_ID = os.environ.get("BASELINE_OWNER_ID", str(uuid.uuid4()))
+AUTH_SECRET = os.environ.get("BASELINE_AUTH_SECRET", "")
+SESSION_PREFIX = os.environ.get("BASELINE_SESSION_PREFIX", "")
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
+# Session live? Then drop the hits older than the window, add this one, count them.
+CHECK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('EXPIRE', KEYS[2], 60)
+return redis.call('ZCARD', KEYS[2])
+"""
 PREFIX = "baseline:item:"
 TTL = 300
 COLUMNS = "id, owner_id, name, description, price_cents, status, created_at, updated_at"
@@ -123,9 +145,31 @@ async def create_item(request: Request) -> Response:
     return _json(_document(document), 201)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def checked(endpoint: Endpoint) -> Endpoint:
+    async def handler(request: Request) -> Response:
+        _, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            claims = jwt.decode(
+                token, AUTH_SECRET, algorithms=["HS256"], options={"require": REQUIRED_CLAIMS}
+            )
+        except jwt.PyJWTError:
+            return _json({"detail": "invalid token"}, 401)
+        now = time.time()
+        keys = [SESSION_PREFIX + claims["sid"], f"baseline:rate:{claims['sub']}"]
+        if await _state["check"](keys=keys, args=[now, f"{now}:{uuid.uuid4().hex}"]) < 0:
+            return _json({"detail": "session ended"}, 401)
+        return await endpoint(request)
+
+    return handler
+
+
 @asynccontextmanager
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
     _state["redis"] = Redis.from_url(REDIS_URL)
+    _state["check"] = _state["redis"].register_script(CHECK)
     if DATABASE == "postgres":
         import asyncpg
 
@@ -157,6 +201,9 @@ app = Starlette(
         Route("/items", list_items),
         Route("/items", create_item, methods=["POST"]),
         Route("/items/{item_id}", get_item),
+        Route("/checked/items", checked(list_items)),
+        Route("/checked/items", checked(create_item), methods=["POST"]),
+        Route("/checked/items/{item_id}", checked(get_item)),
     ],
     lifespan=lifespan,
 )

@@ -27,6 +27,7 @@ from typing import Any
 from benchmarks import profile, wrk
 from benchmarks.client import Client, wait_ready
 from benchmarks.render import render
+from tests.rendering import clean_env
 from tests.services import ServiceUrls, create_postgres_database, mongodb_database_url
 
 PASSWORD = "Bench-mark-2026!"
@@ -89,6 +90,7 @@ class Measurement:
     connections: int
     service: Cell
     baseline: Cell
+    checked: Cell  # the baseline with the service's token and session checks and rate limit
 
 
 @dataclasses.dataclass
@@ -154,11 +156,6 @@ def serving(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> It
         yield server
     finally:
         server.stop()
-
-
-def clean_env() -> dict[str, str]:
-    # The template's own virtualenv must not leak into the rendered project's.
-    return {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
 
 
 def _service_env(target: Target, urls: ServiceUrls, run_id: str, log_level: str) -> dict[str, str]:
@@ -285,14 +282,18 @@ class Api:
         }
 
 
-def baseline_scenarios(ids: list[str]) -> dict[str, wrk.Scenario]:
+def baseline_scenarios(
+    ids: list[str], *, prefix: str = "", headers: dict[str, str] | None = None
+) -> dict[str, wrk.Scenario]:
+    """The bare baseline's routes, or under prefix "/checked" with the token in headers."""
+    items, headers = f"{prefix}/items", headers or {}
     return {
-        "read": wrk.Scenario("GET", "/items", {}, paths=tuple(f"/items/{i}" for i in ids)),
-        "list": wrk.Scenario("GET", "/items?status=active&limit=20", {}),
+        "read": wrk.Scenario("GET", items, headers, paths=tuple(f"{items}/{i}" for i in ids)),
+        "list": wrk.Scenario("GET", f"{items}?status=active&limit=20", headers),
         "create": wrk.Scenario(
             "POST",
-            "/items",
-            {"Content-Type": "application/json"},
+            items,
+            {**headers, "Content-Type": "application/json"},
             bodies=('{"name": "load-@N@", "price_cents": 500}',),
         ),
     }
@@ -404,16 +405,20 @@ def measure_target(
         say(f"  {target.name}: seeded {seed_items} items; loading")
 
         ours, theirs = api.scenarios(token, hot), baseline_scenarios(hot)
+        auth = {"Authorization": f"Bearer {token}"}
+        checked = baseline_scenarios(hot, prefix="/checked", headers=auth)
         for name in SCENARIOS:
             _check(ours[name], service.port)
             _check(theirs[name], baseline.port)
+            _check(checked[name], baseline.port)
         measurements = []
         for c in connections:
             for name in SCENARIOS:
                 tag = f"{run_id}-{name}-{c}-"
                 measured = _cell(service, ours[name], c, seconds, "s" + tag)
                 base = _cell(baseline, theirs[name], c, seconds, "b" + tag)
-                measurements.append(Measurement(target.name, name, c, measured, base))
+                with_checks = _cell(baseline, checked[name], c, seconds, "c" + tag)
+                measurements.append(Measurement(target.name, name, c, measured, base, with_checks))
         if with_profile:
             top = max(connections)
             for name in SCENARIOS:
@@ -484,6 +489,8 @@ def _baseline_server(
         "BASELINE_DATABASE": target.database,
         "BASELINE_DB_URL": db_url or env["MONGODB_URL"],
         "BASELINE_REDIS_URL": env["REDIS_URL"],
+        "BASELINE_AUTH_SECRET": env["AUTH_SECRET_KEY"],
+        "BASELINE_SESSION_PREFIX": env["REDIS_KEY_PREFIX"] + "session:",
     }
     python = str(project / ".venv" / "bin" / "python")
     argv = [
