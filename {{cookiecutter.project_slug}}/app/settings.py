@@ -89,14 +89,28 @@ class AuthSettings(BaseModel):
     # Argon2id cost. The defaults follow RFC 9106's second recommended option.
     password_memory_kib: int = Field(default=65536, ge=1024)
     password_time_cost: int = Field(default=3, ge=1)
+    # Hashes computed at once (each in a worker thread); more wait their turn, so a burst
+    # of logins or registrations cannot take every core from the other requests.
+    password_concurrency: int = Field(default=2, ge=1)
 
 
 class RateLimitSettings(BaseModel):
     """Sliding windows of one minute; requests over a limit get 429 and Retry-After."""
 
     api_per_minute: int = Field(default=600, ge=1)
+    # Login attempts from one address, whatever the account.
     login_per_ip_per_minute: int = Field(default=20, ge=1)
+    # Attempts on one account from one address; a correct password clears the count. Kept
+    # per address, so guessing from one place cannot lock the owner out everywhere.
     login_per_account_per_minute: int = Field(default=5, ge=1)
+    # Registrations from one address (each GraphQL alias counts): each costs a hash.
+    register_per_ip_per_minute: int = Field(default=10, ge=1)
+    # Password changes and account erasures from one address: each verifies a password.
+    password_per_ip_per_minute: int = Field(default=10, ge=1)
+    # Records of refused or failed actions (wrong password, 403, invalid token, ...)
+    # written per address a minute; the rest are only counted in a metric, so a flood of
+    # bad requests cannot fill the trail or the outbox.
+    failure_records_per_ip_per_minute: int = Field(default=20, ge=1)
 
 
 class EventsSettings(BaseModel):

@@ -26,7 +26,7 @@ from app.main import create_app
 from app.services import Services, build_services
 from app.settings import MIN_SECRET_LENGTH, Settings
 from app.users import service as user_service
-from app.users.schemas import UserCreate, UserPublic
+from app.users.schemas import User, UserCreate
 from tests.faults import FaultProxy
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -101,6 +101,9 @@ def settings() -> Settings:
         api_per_minute=100_000,
         login_per_ip_per_minute=100_000,
         login_per_account_per_minute=100,
+        register_per_ip_per_minute=100_000,
+        password_per_ip_per_minute=100_000,
+        failure_records_per_ip_per_minute=100_000,
     )
 {%- if cookiecutter.compliance_logging %}
     settings = override(settings, "audit", secret_key=strong(settings.audit.secret_key))
@@ -164,7 +167,7 @@ PASSWORD = "Corr3ct-horse-battery!"
 
 @dataclass(frozen=True)
 class Account:
-    user: UserPublic
+    user: User
     password: str
     tokens: TokenPair
     principal: Principal
@@ -185,11 +188,15 @@ async def new_account(services: Services, *, admin: bool = False) -> Account:
         database=services.database, passwords=services.passwords, data=data
     )
     if admin:
-        await user_service.set_role(database=services.database, user_id=user.id, role="admin")
-        user = user.model_copy(update={"role": "admin"})
-    tokens = await services.tokens.open_session(user)
+        await user_service.set_role(
+            database=services.database, tokens=services.tokens, user_id=user.id, role="admin"
+        )
+    async with services.database.unit_of_work(read_only=True) as uow:
+        stored = await uow.users.get(user.id)
+    assert stored is not None
+    tokens = await services.tokens.open_session(stored)
     principal = await services.tokens.authenticate(tokens.access_token)
-    return Account(user=user, password=PASSWORD, tokens=tokens, principal=principal)
+    return Account(user=stored, password=PASSWORD, tokens=tokens, principal=principal)
 
 
 async def new_item(services: Services, owner: Account, **fields: object) -> ItemPublic:

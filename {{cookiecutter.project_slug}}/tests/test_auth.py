@@ -1,21 +1,37 @@
 """Accounts, passwords, tokens and sessions, against the real database and Redis."""
 
+import asyncio
 import itertools
+import threading
 import time
+import unicodedata
 from typing import Any
 
 import jwt
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import ValidationError
 
 from app.auth import service as auth
+from app.auth.passwords import PasswordHasher
+from app.auth.tokens import TokenPair, Tokens
 from app.core.errors import RateLimitedError, UnauthorizedError
 from app.services import Services
 from app.settings import RateLimitSettings, Settings
+from app.storage.cache import Cache
 from app.users import service as user_service
 from app.users.errors import EmailTakenError, PasswordReusedError, WrongPasswordError
 from app.users.schemas import PasswordChange, UserCreate
-from tests.conftest import PASSWORD, Account, override, unique
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    FailingDatabase,
+    new_account,
+    override,
+    unique,
+    unreachable,
+)
 
 
 async def login(
@@ -37,13 +53,70 @@ async def login(
     )
 
 
+async def refresh(services: Services, refresh_token: str) -> TokenPair:
+    return await auth.refresh(
+        database=services.database, tokens=services.tokens, refresh_token=refresh_token
+    )
+
+
+async def change_password(services: Services, account: Account, new: str, tokens: Tokens) -> None:
+    await user_service.change_password(
+        database=services.database,
+        passwords=services.passwords,
+        tokens=tokens,
+        user_id=account.user.id,
+        data=PasswordChange(current_password=account.password, new_password=new),
+    )
+
+
+ZERO_WIDTH = "\u200b"
+# The test password typed with full-width letters and digits (East Asian input methods).
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "Corr3ct") + "-horse-battery!"
+
+
 @pytest.mark.parametrize(
     "password",
-    ["short1!", "longenough-but-no-digit", "1234567890!!", "NoSymbol12345", "x" * 129 + "1!"],
+    [
+        "short1!",
+        "longenough-but-no-digit",
+        "1234567890!!",
+        "NoSymbol12345",
+        "x" * 129 + "1!",
+        # Invisible characters and padding do not make a password longer.
+        "a1!" + ZERO_WIDTH * 8,
+        "a1!\u2060\u2060\u2060\u2060\u2060\u2060\u2060",
+        "a1!b" + "\u00ad" * 7,
+        "a1!b" + " " * 7,
+        "a1!b      c",
+        "Tab\there-pass1!",
+        "Line\u2028sep-pass1!",
+        # Among the most common passwords, whatever the case.
+        "Password123!",
+        "P@ssw0rd2024!",
+        "QWERTY123!",
+    ],
 )
 def test_weak_passwords_are_refused(password: str) -> None:
     with pytest.raises(ValidationError):
         UserCreate(email="a@example.com", password=password)
+
+
+def test_passwords_are_normalised() -> None:
+    # Full-width letters and digits (an East Asian input method) are the same password.
+    assert UserCreate(email="a@example.com", password=FULL_WIDTH).password == PASSWORD
+    assert unicodedata.is_normalized(
+        "NFKC", UserCreate(email="a@e.com", password=PASSWORD).password
+    )
+    # Spaces inside a passphrase are fine.
+    assert UserCreate(email="a@example.com", password="correct horse 9 battery!")
+
+
+async def test_a_normalised_password_logs_in_as_typed_either_way(services: Services) -> None:
+    email = f"{unique('nfkc')}@example.com"
+    data = UserCreate(email=email, password=FULL_WIDTH)
+    await user_service.register(database=services.database, passwords=services.passwords, data=data)
+    assert await login(services, email, PASSWORD)
+    assert await login(services, email, FULL_WIDTH)
 
 
 def test_email_is_normalised() -> None:
@@ -131,17 +204,131 @@ async def test_refresh_rotates_and_reuse_revokes_every_session(
     services: Services, account: Account
 ) -> None:
     second_session = await login(services, account.email, PASSWORD)
-    rotated = await services.tokens.rotate(account.tokens.refresh_token)
+    rotated = await refresh(services, account.tokens.refresh_token)
     assert rotated.refresh_token != account.tokens.refresh_token
     await services.tokens.authenticate(rotated.access_token)
 
     with pytest.raises(UnauthorizedError, match="reuse"):
-        await services.tokens.rotate(account.tokens.refresh_token)
+        await refresh(services, account.tokens.refresh_token)
     for token in (rotated.access_token, second_session.access_token):
         with pytest.raises(UnauthorizedError):
             await services.tokens.authenticate(token)
     with pytest.raises(UnauthorizedError):
-        await services.tokens.rotate(rotated.refresh_token)
+        await refresh(services, rotated.refresh_token)
+
+
+def _index_key(services: Services, account: Account) -> str:
+    return services.cache.key(f"user-sessions:{account.user.id}")
+
+
+def _session_key(services: Services, pair: TokenPair) -> str:
+    sid = services.tokens.decode(pair.access_token, kind="access")["sid"]
+    return services.cache.key(f"session:{sid}")
+
+
+async def test_a_refreshed_session_is_revoked_however_old_its_login(
+    services: Services, account: Account
+) -> None:
+    """Refreshing keeps the user's session index alive as long as the session: a login
+    older than the index's first lifetime, kept alive by refreshing, still ends with a
+    password change. The index's expiry is simulated by deleting it."""
+    redis = services.cache.redis
+    await redis.delete(_index_key(services, account))
+    rotated = await refresh(services, account.tokens.refresh_token)
+    assert await redis.ttl(_index_key(services, account)) >= await redis.ttl(
+        _session_key(services, rotated)
+    )
+
+    await change_password(services, account, "Brand-new-passw0rd!", services.tokens)
+
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(rotated.access_token)
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, rotated.refresh_token)
+
+
+async def test_reuse_ends_the_replayed_session_even_without_its_index(
+    services: Services, account: Account
+) -> None:
+    rotated = await refresh(services, account.tokens.refresh_token)
+    await services.cache.redis.delete(_index_key(services, account))
+    with pytest.raises(UnauthorizedError, match="reuse"):
+        await refresh(services, account.tokens.refresh_token)
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(rotated.access_token)
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, rotated.refresh_token)
+
+
+async def test_a_password_change_committed_while_redis_is_down_still_ends_every_session(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """Redis cannot be reached when the change commits: the change succeeds (that is the
+    truth), and no session can be refreshed any more; the first refresh tried also ends
+    the sessions Redis still holds."""
+    other = await login(services, account.email, PASSWORD)
+    down = Cache(unreachable(settings, "redis").redis)
+    try:
+        await change_password(services, account, "Brand-new-passw0rd!", Tokens(settings.auth, down))
+    finally:
+        await down.close()
+
+    for pair in (account.tokens, other):
+        with pytest.raises(UnauthorizedError):
+            await refresh(services, pair.refresh_token)
+    for pair in (account.tokens, other):
+        with pytest.raises(UnauthorizedError):
+            await services.tokens.authenticate(pair.access_token)
+    assert await login(services, account.email, "Brand-new-passw0rd!")
+
+
+async def test_a_refresh_that_fails_for_a_database_outage_can_be_retried(
+    services: Services, account: Account
+) -> None:
+    with pytest.raises(RuntimeError, match="secret-detail"):
+        await auth.refresh(
+            database=FailingDatabase(),  # type: ignore[arg-type]
+            tokens=services.tokens,
+            refresh_token=account.tokens.refresh_token,
+        )
+    # The same token again, once the database is back: no reuse, a fresh pair.
+    retried = await refresh(services, account.tokens.refresh_token)
+    await services.tokens.authenticate(retried.access_token)
+    await services.tokens.authenticate(account.tokens.access_token)
+
+
+async def test_a_role_change_ends_the_users_sessions(services: Services) -> None:
+    admin = await new_account(services, admin=True)
+    assert admin.principal.is_admin
+    await user_service.set_role(
+        database=services.database, tokens=services.tokens, user_id=admin.user.id, role="user"
+    )
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(admin.tokens.access_token)
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, admin.tokens.refresh_token)
+    demoted = await login(services, admin.email, PASSWORD)
+    assert not (await services.tokens.authenticate(demoted.access_token)).is_admin
+
+
+async def test_a_role_change_committed_while_redis_is_down_ends_sessions_at_refresh(
+    services: Services, settings: Settings
+) -> None:
+    admin = await new_account(services, admin=True)
+    down = Cache(unreachable(settings, "redis").redis)
+    try:
+        await user_service.set_role(
+            database=services.database,
+            tokens=Tokens(settings.auth, down),
+            user_id=admin.user.id,
+            role="user",
+        )
+    finally:
+        await down.close()
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, admin.tokens.refresh_token)
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(admin.tokens.access_token)
 
 
 async def test_logout_ends_only_that_session(services: Services, account: Account) -> None:
@@ -152,7 +339,7 @@ async def test_logout_ends_only_that_session(services: Services, account: Accoun
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(account.tokens.access_token)
     with pytest.raises(UnauthorizedError):
-        await services.tokens.rotate(account.tokens.refresh_token)
+        await refresh(services, account.tokens.refresh_token)
     assert (await services.tokens.authenticate(other.access_token)).user_id == account.user.id
 
 
@@ -182,17 +369,91 @@ async def test_password_change_rules(services: Services, account: Account) -> No
     assert await login(services, account.email, history[0])
 
 
-async def test_login_is_rate_limited_per_account(
+async def test_login_is_rate_limited_per_account_and_address(
     services: Services, settings: Settings, account: Account
 ) -> None:
-    strict = override(settings, "rate_limit", login_per_account_per_minute=3)
-    limits = strict.rate_limit
-    for attempt in range(3):
+    """Guessing from one address is stopped there; the owner still gets in from another."""
+    limits = override(settings, "rate_limit", login_per_account_per_minute=3).rate_limit
+    attacker, owner = "198.51.100.7", "203.0.113.9"
+    for _ in range(3):
         with pytest.raises(UnauthorizedError):
-            await login(services, account.email, "Wrong-passw0rd!", f"198.51.100.{attempt}", limits)
+            await login(services, account.email, "Wrong-passw0rd!", attacker, limits)
     with pytest.raises(RateLimitedError) as limited:
-        await login(services, account.email, PASSWORD, "198.51.100.9", limits)
+        await login(services, account.email, PASSWORD, attacker, limits)
     assert 1 <= int(limited.value.headers["Retry-After"]) <= 60
+    # A correct password from a new address gets through, and clears that address's count.
+    for _ in range(4):
+        assert await login(services, account.email, PASSWORD, owner, limits)
+
+
+async def test_login_is_rate_limited_per_address(services: Services, settings: Settings) -> None:
+    """Every attempt from one address counts, whichever accounts it tries."""
+    limits = override(settings, "rate_limit", login_per_ip_per_minute=3).rate_limit
+    address = f"192.0.2.{int(time.time() * 1000) % 250 + 1}"
+    accounts = [await new_account(services) for _ in range(4)]
+    for account in accounts[:3]:
+        assert await login(services, account.email, PASSWORD, address, limits)
+    with pytest.raises(RateLimitedError):
+        await login(services, accounts[3].email, PASSWORD, address, limits)
+    assert await login(services, accounts[3].email, PASSWORD, "192.0.2.251", limits)
+
+
+async def test_login_checks_and_renews_hashes_made_with_older_parameters(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """A hash made with other Argon2 parameters is still checked properly, and a correct
+    login stores it again with the current ones."""
+    older = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=4096),)).hash(PASSWORD)
+    async with services.database.unit_of_work() as uow:
+        await uow.users.set_password(account.user.id, password_hash=older, previous=[])
+
+    for wrong in ("Wrong-passw0rd!", PASSWORD + "x", ""):
+        with pytest.raises(UnauthorizedError):
+            await login(services, account.email, wrong)
+    async with services.database.unit_of_work(read_only=True) as uow:
+        stored = await uow.users.get(account.user.id)
+    assert stored is not None
+    assert stored.password_hash == older
+
+    assert await login(services, account.email, PASSWORD)
+    async with services.database.unit_of_work(read_only=True) as uow:
+        renewed = await uow.users.get(account.user.id)
+    assert renewed is not None
+    assert renewed.password_hash != older
+    memory = settings.auth.password_memory_kib
+    assert f"m={memory},t={settings.auth.password_time_cost}," in renewed.password_hash
+    assert await login(services, account.email, PASSWORD)
+    with pytest.raises(UnauthorizedError):
+        await login(services, account.email, "Wrong-passw0rd!")
+
+
+def test_password_hashing_runs_at_most_the_configured_number_at_once(settings: Settings) -> None:
+    """A burst of hashes queues for the hasher instead of taking every thread."""
+    limit = 2
+    hasher = PasswordHasher(override(settings, "auth", password_concurrency=limit).auth)
+    running, most = 0, 0
+    lock = threading.Lock()
+    real_hash = hasher._hasher.hash
+
+    def counted(password: str) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real_hash(password)
+        finally:
+            with lock:
+                running -= 1
+
+    hasher._hasher.hash = counted  # type: ignore[method-assign,assignment]
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(hasher.hash(f"burst-{n}-Passw0rd!") for n in range(8)))
+
+    hashes = asyncio.run(burst())
+    assert len(set(hashes)) == 8
+    assert most == limit
 
 
 async def test_sliding_window(services: Services) -> None:

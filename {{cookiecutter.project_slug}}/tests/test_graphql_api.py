@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 
 from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from app.services import Services
@@ -39,7 +39,7 @@ query Items($first: Int!, $after: String, $filter: ItemFilter, $sort: ItemSort! 
 """
 REGISTER = """
 mutation R($email: String!, $password: String!) {
-  register(email: $email, password: $password) { id email role }
+  register(email: $email, password: $password) { detail }
 }
 """
 LOGIN = """
@@ -83,8 +83,7 @@ def code(body: dict[str, Any]) -> tuple[str, int]:
 
 async def register_and_login(client: AsyncClient) -> tuple[str, dict[str, Any]]:
     email = f"{unique('Flow')}@Example.com"
-    user = data(await graphql(client, REGISTER, email=email, password=PASSWORD))["register"]
-    assert (user["email"], user["role"]) == (email.lower(), "user")
+    assert data(await graphql(client, REGISTER, email=email, password=PASSWORD))["register"]
     tokens = data(await graphql(client, LOGIN, email=email, password=PASSWORD))["login"]
     assert tokens["tokenType"] == "bearer"
     return email.lower(), tokens
@@ -220,9 +219,40 @@ async def test_anonymous_and_bad_tokens_are_401(client: AsyncClient) -> None:
         assert code(await graphql(client, ITEM, token, id=str(uuid4()))) == ("unauthorized", 401)
 
 
-async def test_duplicates_are_409(client: AsyncClient, account: Account) -> None:
-    taken = await graphql(client, REGISTER, email=account.email, password=PASSWORD)
-    assert code(taken) == ("email_taken", 409)
+async def test_registration_answers_the_same_whether_or_not_the_email_is_taken(
+    client: AsyncClient, account: Account
+) -> None:
+    taken = await graphql(client, REGISTER, email=account.email.upper(), password=PASSWORD)
+    new = await graphql(client, REGISTER, email=f"{unique('new')}@example.com", password=PASSWORD)
+    assert data(taken) == data(new)
+    assert data(await graphql(client, LOGIN, email=account.email, password=account.password))
+
+
+async def test_each_aliased_registration_counts_against_the_address_limit(
+    app: FastAPI, settings: Settings
+) -> None:
+    """Fifteen registrations in one document are fifteen hashes: each alias counts."""
+    strict = override(settings, "rate_limit", register_per_ip_per_minute=3)
+    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    fields = " ".join(
+        f'r{n}: register(email: "{unique("alias")}@example.com", password: "{PASSWORD}") '
+        "{ detail }"
+        for n in range(15)
+    )
+    transport = ASGITransport(app=app, client=(address, 4321))
+    async with (
+        serving(app, settings=strict),
+        AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        body = await graphql(client, "mutation { " + fields + " }")
+    # Mutations run in order: the first three are accepted, every later alias is refused
+    # (one refused field nulls the whole answer, so only the errors tell them apart).
+    limited = [e["path"][0] for e in body["errors"] if e["extensions"]["code"] == "rate_limited"]
+    assert len(body["errors"]) == len(limited) == 12
+    assert sorted(limited, key=lambda name: int(name[1:])) == [f"r{n}" for n in range(3, 15)]
+
+
+async def test_duplicate_item_names_are_409(client: AsyncClient, account: Account) -> None:
     item = {"name": unique("dup")}
     token = account.tokens.access_token
     data(await graphql(client, CREATE, token, input=item))

@@ -30,8 +30,7 @@ async def register_and_login(client: AsyncClient) -> tuple[str, dict[str, Any]]:
     registered = await client.post(
         f"{API}/auth/register", json={"email": email, "password": PASSWORD}
     )
-    assert registered.status_code == 201, registered.text
-    assert registered.json()["email"] == email.lower()
+    assert registered.status_code == 202, registered.text
     assert "password" not in registered.text
     token = await client.post(f"{API}/auth/token", data={"username": email, "password": PASSWORD})
     assert token.status_code == 200, token.text
@@ -182,11 +181,59 @@ async def test_protected_routes_need_a_valid_token(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_duplicates_are_409(client: AsyncClient, account: Account) -> None:
-    taken = {"email": account.email, "password": PASSWORD}
-    assert (
-        problem(409, await client.post(f"{API}/auth/register", json=taken))["code"] == "email_taken"
+async def test_registration_answers_the_same_whether_or_not_the_email_is_taken(
+    client: AsyncClient, account: Account
+) -> None:
+    register = f"{API}/auth/register"
+    taken = await client.post(register, json={"email": account.email.upper(), "password": PASSWORD})
+    new = await client.post(
+        register, json={"email": f"{unique('new')}@example.com", "password": PASSWORD}
     )
+    assert taken.status_code == new.status_code == 202, (taken.text, new.text)
+    assert taken.json() == new.json()
+    assert set(new.json()) == {"detail"}
+    # The existing account is untouched: its password still logs in.
+    login = await client.post(
+        f"{API}/auth/token", data={"username": account.email, "password": account.password}
+    )
+    assert login.status_code == 200, login.text
+
+
+def from_address(app: FastAPI, address: str) -> AsyncClient:
+    return AsyncClient(
+        transport=ASGITransport(app=app, client=(address, 4321)), base_url="http://t"
+    )
+
+
+async def test_registration_and_password_checks_are_limited_per_address(
+    app: FastAPI, settings: Settings, account: Account
+) -> None:
+    strict = override(
+        settings, "rate_limit", register_per_ip_per_minute=2, password_per_ip_per_minute=2
+    )
+    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    async with serving(app, settings=strict), from_address(app, address) as client:
+        register = [
+            await client.post(
+                f"{API}/auth/register",
+                json={"email": f"{unique('burst')}@example.com", "password": PASSWORD},
+            )
+            for _ in range(3)
+        ]
+        change = [
+            await client.post(
+                f"{API}/users/me/password",
+                json={"current_password": "Wrong-passw0rd!", "new_password": "Brand-new-passw0rd!"},
+                headers=account.headers,
+            )
+            for _ in range(3)
+        ]
+    assert [r.status_code for r in register] == [202, 202, 429]
+    assert problem(429, register[-1])["code"] == "rate_limited"
+    assert [r.status_code for r in change] == [400, 400, 429]
+
+
+async def test_duplicate_item_names_are_409(client: AsyncClient, account: Account) -> None:
     name = unique("dup")
     assert (
         await client.post(ITEMS, json={"name": name}, headers=account.headers)

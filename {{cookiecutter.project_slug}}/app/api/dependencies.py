@@ -8,7 +8,8 @@ from fastapi import Depends, Request, Response
 
 from app.auth.tokens import Principal
 from app.core.context import set_actor
-from app.core.errors import REDIS_DOWN, UnauthorizedError
+from app.core.errors import REDIS_DOWN, UnauthorizedError, with_event
+from app.events.schemas import TokenRejected
 from app.services import Services
 
 log = structlog.get_logger(__name__)
@@ -40,7 +41,31 @@ async def authenticate(request: Request, services: Services) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise UnauthorizedError("Authentication required.")
-    return _authenticated(request, await services.tokens.authenticate(token))
+    try:
+        principal = await services.tokens.authenticate(token)
+    except UnauthorizedError as exc:
+        raise with_event(exc, TokenRejected(user_id=None)) from None
+    return _authenticated(request, principal)
+
+
+async def limit_password_work(request: Request, services: Services, operation: str) -> None:
+    """The per-address limit of an operation that hashes or verifies a password, counted
+    once per operation (so once per GraphQL alias). Checked before any hashing."""
+    limits = services.settings.rate_limit
+    limit = (
+        limits.register_per_ip_per_minute
+        if operation == "register"
+        else limits.password_per_ip_per_minute
+    )
+    try:
+        hit = await services.limiter.hit(f"{operation}-ip:{client_ip(request)}", limit=limit)
+    except REDIS_DOWN:
+        if not services.cache.fail_open:
+            raise
+        # The hasher's bounded concurrency still caps what a burst can cost.
+        log.warning("rate_limit_skipped", reason="redis unavailable", operation=operation)
+        return
+    hit.enforce()
 
 
 def _authenticated(request: Request, principal: Principal) -> Principal:

@@ -19,6 +19,12 @@ class AccountErased(UserEvent):
     items_deleted: int
 
 
+class ErasureRefused(UserEvent):
+    """An erasure asked with a wrong password."""
+
+    event_type: ClassVar[str] = "user.erase_refused"
+
+
 class AuditTrailRead(DomainEvent):
     """An administrator read the audit trail, which holds other users' personal data."""
 
@@ -28,5 +34,6 @@ class AuditTrailRead(DomainEvent):
 
 
 AUDIT_EVENT_TYPES: dict[str, type[DomainEvent]] = {
-    cls.event_type: cls for cls in (PersonalDataExported, AccountErased, AuditTrailRead)
+    cls.event_type: cls
+    for cls in (PersonalDataExported, AccountErased, ErasureRefused, AuditTrailRead)
 }

@@ -15,20 +15,26 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.audit.events import AccountErased, AuditTrailRead, PersonalDataExported
+from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
 from app.core.context import current_request
 from app.core.types import IsoDateTime, StorableText
 from app.events.schemas import (
+    AdminAccessDenied,
     DomainEvent,
+    ItemAccessDenied,
     ItemCreated,
     ItemDeleted,
     ItemUpdated,
     LoggedOut,
     LoginFailed,
+    LoginRateLimited,
     LoginSucceeded,
     PasswordChanged,
+    PasswordChangeRefused,
     RefreshReuseDetected,
+    RoleChanged,
     TokenRefreshed,
+    TokenRejected,
     UserRegistered,
     UsersListed,
 )
@@ -85,6 +91,13 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
     PersonalDataExported: ("user.export", "user", "success"),
     AccountErased: ("user.erase", "user", "success"),
     AuditTrailRead: ("audit.read", "audit_log", "success"),
+    RoleChanged: ("user.role_change", "user", "success"),
+    PasswordChangeRefused: ("user.password_change", "user", "denied"),
+    ErasureRefused: ("user.erase", "user", "denied"),
+    ItemAccessDenied: ("item.access", "item", "denied"),
+    AdminAccessDenied: ("admin.access", "user", "denied"),
+    TokenRejected: ("session.authenticate", "user", "failed"),
+    LoginRateLimited: ("session.login", "user", "denied"),
 }
 
 

@@ -9,10 +9,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from app.audit.events import AccountErased, AuditTrailRead, PersonalDataExported
+from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
 from app.audit.records import AuditLog, AuditQuery, AuditRecord
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
+from app.core.errors import with_event
 from app.core.pagination import PAGE_MAX, Cursor
 from app.core.types import UtcDateTime
 from app.events.schemas import ItemDeleted
@@ -102,16 +103,18 @@ async def erase_account(
         if user is None:
             raise UserNotFoundError
         if not await passwords.verify(data.password, user.password_hash):
-            raise WrongPasswordError
+            raise with_event(WrongPasswordError(), ErasureRefused(user_id=user_id))
         items = await _owned_items(uow, user_id)
         for item in items:
             await uow.items.delete(item.id)
             uow.emit(ItemDeleted(item_id=item.id))
         await uow.users.anonymise(user_id, email=erased_email(user_id), password_hash=unusable)
+        # Once this commits no session can be refreshed, even if Redis is down below.
+        await uow.users.raise_token_version(user_id)
         uow.emit(AccountErased(user_id=user_id, items_deleted=len(items)))
     for item in items:
         await cache.delete(cache_key(item.id))
-    await tokens.revoke_all(str(user_id))
+    await tokens.try_revoke_all(str(user_id))
 
 
 async def query_trail(

@@ -5,13 +5,14 @@ Each of them leaves a security event, published like every other event."""
 from uuid import UUID
 
 from app.auth.passwords import PasswordHasher
-from app.auth.tokens import Principal, RefreshReuseError, TokenPair, Tokens
-from app.core.errors import UnauthorizedError
-from app.core.rate_limit import RateLimiter
+from app.auth.tokens import Principal, RefreshReuseError, TokenPair, Tokens, session_ended
+from app.core.errors import RateLimitedError, UnauthorizedError, with_event
+from app.core.rate_limit import RateLimit, RateLimiter
 from app.core.types import is_storable, is_unicode
 from app.events.schemas import (
     LoggedOut,
     LoginFailed,
+    LoginRateLimited,
     LoginSucceeded,
     RefreshReuseDetected,
     SessionEvent,
@@ -35,34 +36,66 @@ async def login(
     client_ip: str,
 ) -> TokenPair:
     email = email.strip().lower()
-    # Both limits count every attempt: guessing is slowed per source and per target.
-    (await limiter.hit(f"login-ip:{client_ip}", limit=limits.login_per_ip_per_minute)).enforce()
+    # Every attempt counts per source, and per target from that source: guessing is slowed
+    # where it comes from, and nobody can lock the owner out from their own address.
+    _enforce(await limiter.hit(f"login-ip:{client_ip}", limit=limits.login_per_ip_per_minute))
     if not (is_storable(email) and is_unicode(password)):
         # No account has an email no database can hold, or a password with no UTF-8 form.
         await _record(database, LoginFailed(user_id=None))
         raise UnauthorizedError(BAD_LOGIN)
-    (
-        await limiter.hit(f"login-account:{email}", limit=limits.login_per_account_per_minute)
-    ).enforce()
+    pair_key = f"login-account:{email}:{client_ip}"
+    _enforce(await limiter.hit(pair_key, limit=limits.login_per_account_per_minute))
     async with database.unit_of_work(read_only=True) as uow:
         user = await uow.users.by_email(email)
     # Same work and same answer whether the account exists or not.
-    if not await passwords.verify(password, user.password_hash if user else None) or user is None:
+    valid, rehashed = await passwords.verify_and_update(
+        password, user.password_hash if user else None
+    )
+    if not valid or user is None:
         await _record(database, LoginFailed(user_id=user.id if user else None))
         raise UnauthorizedError(BAD_LOGIN)
-    await _record(database, LoginSucceeded(user_id=user.id, actor_id=str(user.id)))
-    return await tokens.open_session(user.public())
+    async with database.unit_of_work() as uow:
+        if rehashed is not None:
+            # Hashed with older parameters: stored again with the current ones, now that
+            # the password is at hand.
+            await uow.users.set_password(
+                user.id, password_hash=rehashed, previous=user.previous_password_hashes
+            )
+        uow.emit(LoginSucceeded(user_id=user.id, actor_id=str(user.id)))
+    await limiter.reset(pair_key)
+    return await tokens.open_session(user)
+
+
+def _enforce(limit: RateLimit) -> None:
+    if not limit.allowed:
+        raise with_event(
+            RateLimitedError(
+                f"Too many requests; retry in {limit.reset_seconds} s.", headers=limit.headers()
+            ),
+            LoginRateLimited(user_id=None),
+        )
 
 
 async def refresh(*, database: Database, tokens: Tokens, refresh_token: str) -> TokenPair:
+    """Checked in Redis, recorded in the database, then rotated in Redis: a refresh
+    that fails for an outage of either leaves the presented token usable for a retry."""
+    claims = tokens.subject_of_refresh(refresh_token)
     try:
-        pair = await tokens.rotate(refresh_token)
+        await tokens.check_refresh(claims)
+        user_id = UUID(claims["sub"])
+        async with database.unit_of_work() as uow:
+            user = await uow.users.get(user_id)
+            current = user is not None and user.token_version == claims["ver"]
+            if current:
+                uow.emit(TokenRefreshed(user_id=user_id, actor_id=str(user_id)))
+        if user is None or not current:
+            # A change ended every session while Redis could not be told: finish the job.
+            await tokens.revoke_all(claims["sub"], claims["sid"])
+            raise session_ended()
+        return await tokens.rotate(claims, user=user)
     except RefreshReuseError as reuse:
         await _record(database, RefreshReuseDetected(user_id=UUID(reuse.user_id)))
         raise
-    user_id = tokens.subject_of_refresh(pair.refresh_token)["sub"]
-    await _record(database, TokenRefreshed(user_id=UUID(user_id), actor_id=user_id))
-    return pair
 
 
 async def logout(*, database: Database, tokens: Tokens, principal: Principal) -> None:

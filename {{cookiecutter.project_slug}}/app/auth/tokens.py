@@ -4,6 +4,13 @@ A login opens a session (a token family). Its refresh token is single use: each
 refresh rotates it, and presenting an already-used one means it was stolen or
 replayed, so every session of that user is revoked. Logging out ends the session,
 and with it every access token issued for it (each request checks the session).
+
+Each user's sessions are listed in an index that lives at least as long as the
+longest of them (every login and rotation extends it), so ending them all always
+finds them. A refresh token also carries the user's token version, stored with the
+user in the database and raised in the transaction of a password change, an erasure
+or a role change: a refresh checks it, so a committed change ends every session even
+when Redis could not be reached to delete them at that moment.
 """
 
 import time
@@ -19,20 +26,33 @@ from pydantic import BaseModel
 from app.core.errors import REDIS_DOWN, UnauthorizedError
 from app.settings import AuthSettings
 from app.storage.cache import Cache
-from app.users.schemas import Role, UserPublic
+from app.users.schemas import Role, User
 
 log = structlog.get_logger(__name__)
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
+# A refresh token also names the user's token version it was issued under.
+REFRESH_CLAIMS = [*REQUIRED_CLAIMS, "ver"]
 
 # Rotate only if the presented token is the session's current one: 1 rotated,
-# 0 no such session, -1 an earlier token of a live session (reuse).
+# 0 no such session, -1 an earlier token of a live session (reuse). The user's index
+# (KEYS[2]) is extended with the session, so it never expires before a session it lists.
 _ROTATE = """
 local current = redis.call('HGET', KEYS[1], 'jti')
 if not current then return 0 end
 if current ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], 'jti', ARGV[2])
+redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'role', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+# The same test without the write: a refresh is checked before its database write and
+# rotated after it, so a refresh that fails for an outage leaves the token usable.
+_CHECK = """
+local current = redis.call('HGET', KEYS[1], 'jti')
+if not current then return 0 end
+if current ~= ARGV[1] then return -1 end
 return 1
 """
 
@@ -74,6 +94,7 @@ class Tokens:
         self.access_seconds = settings.access_token_minutes * 60
         self.refresh_seconds = settings.refresh_token_days * 86400
         self._rotate = cache.redis.register_script(_ROTATE)
+        self._check = cache.redis.register_script(_CHECK)
 
     def _session_key(self, session_id: str) -> str:
         return self.cache.key(f"session:{session_id}")
@@ -95,7 +116,7 @@ class Tokens:
                 token,
                 self.settings.secret_key.get_secret_value(),
                 algorithms=[self.settings.algorithm],
-                options={"require": REQUIRED_CLAIMS},
+                options={"require": REFRESH_CLAIMS if kind == "refresh" else REQUIRED_CLAIMS},
             )
         except jwt.PyJWTError as exc:
             raise UnauthorizedError("Invalid or expired token.") from exc
@@ -103,20 +124,22 @@ class Tokens:
             raise UnauthorizedError(f"An {kind} token is required.")
         return claims
 
-    def _pair(self, *, user_id: str, role: str, session_id: str, refresh_jti: str) -> TokenPair:
+    def _pair(
+        self, *, user_id: str, role: str, session_id: str, refresh_jti: str, version: int
+    ) -> TokenPair:
         access = self._encode(
             {"sub": user_id, "sid": session_id, "role": role, "jti": uuid.uuid4().hex},
             kind="access",
             seconds=self.access_seconds,
         )
         refresh = self._encode(
-            {"sub": user_id, "sid": session_id, "jti": refresh_jti},
+            {"sub": user_id, "sid": session_id, "jti": refresh_jti, "ver": version},
             kind="refresh",
             seconds=self.refresh_seconds,
         )
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.access_seconds)
 
-    async def open_session(self, user: UserPublic) -> TokenPair:
+    async def open_session(self, user: User) -> TokenPair:
         session_id, jti, user_id = uuid.uuid4().hex, uuid.uuid4().hex, str(user.id)
         async with self.cache.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
@@ -127,24 +150,43 @@ class Tokens:
             pipe.sadd(self._user_sessions_key(user_id), session_id)
             pipe.expire(self._user_sessions_key(user_id), self.refresh_seconds)
             await pipe.execute()
-        return self._pair(user_id=user_id, role=user.role, session_id=session_id, refresh_jti=jti)
+        return self._pair(
+            user_id=user_id,
+            role=user.role,
+            session_id=session_id,
+            refresh_jti=jti,
+            version=user.token_version,
+        )
 
-    async def rotate(self, refresh_token: str) -> TokenPair:
-        claims = self.subject_of_refresh(refresh_token)
-        session_key = self._session_key(claims["sid"])
+    async def check_refresh(self, claims: dict[str, Any]) -> None:
+        """The refresh token is its session's current one; reuse ends every session."""
+        outcome = await self._check(keys=[self._session_key(claims["sid"])], args=[claims["jti"]])
+        await self._settle(claims, outcome)
+
+    async def rotate(self, claims: dict[str, Any], *, user: User) -> TokenPair:
+        """Issue the session's next pair, with the role and token version of `user` as
+        the database has them now."""
         new_jti = uuid.uuid4().hex
         outcome = await self._rotate(
-            keys=[session_key], args=[claims["jti"], new_jti, self.refresh_seconds]
+            keys=[self._session_key(claims["sid"]), self._user_sessions_key(claims["sub"])],
+            args=[claims["jti"], new_jti, self.refresh_seconds, claims["sid"], user.role],
         )
+        await self._settle(claims, outcome)
+        return self._pair(
+            user_id=claims["sub"],
+            role=user.role,
+            session_id=claims["sid"],
+            refresh_jti=new_jti,
+            version=user.token_version,
+        )
+
+    async def _settle(self, claims: dict[str, Any], outcome: int) -> None:
         if outcome == -1:
-            await self.revoke_all(claims["sub"])
+            # The replayed token's own session goes too, even if the index lost it.
+            await self.revoke_all(claims["sub"], claims["sid"])
             raise RefreshReuseError(claims["sub"])
         if outcome == 0:
             raise session_ended()
-        role = await self.cache.redis.hget(session_key, "role")
-        return self._pair(
-            user_id=claims["sub"], role=str(role), session_id=claims["sid"], refresh_jti=new_jti
-        )
 
     def subject_of_refresh(self, refresh_token: str) -> dict[str, Any]:
         return self.decode(refresh_token, kind="refresh")
@@ -188,7 +230,19 @@ class Tokens:
             pipe.srem(self._user_sessions_key(str(principal.user_id)), principal.session_id)
             await pipe.execute()
 
-    async def revoke_all(self, user_id: str) -> None:
+    async def revoke_all(self, user_id: str, *session_ids: str) -> None:
+        """End every session of the user, and the sessions named (known to be theirs)."""
         sessions = await self.cache.redis.smembers(self._user_sessions_key(user_id))
-        keys = [self._session_key(str(session)) for session in sessions]
+        keys = [self._session_key(str(session)) for session in {*sessions, *session_ids}]
         await self.cache.redis.delete(self._user_sessions_key(user_id), *keys)
+
+    async def try_revoke_all(self, user_id: str) -> bool:
+        """revoke_all after a committed change that raised the user's token version:
+        if Redis cannot be reached now, the sessions end at their next refresh (the
+        version no longer matches) and their access tokens within their lifetime."""
+        try:
+            await self.revoke_all(user_id)
+        except REDIS_DOWN:
+            log.warning("sessions_not_deleted", reason="redis unavailable", ended_by="version")
+            return False
+        return True

@@ -2,15 +2,19 @@
 the `code` and `status` below; nothing else about an exception reaches a client.
 """
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Redis cannot be reached. The cache is bypassed; what cannot do without Redis
 # (sessions, rate limits unless they fail open) answers 503.
+if TYPE_CHECKING:
+    from app.events.schemas import DomainEvent
+
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 RETRY_AFTER_SECONDS = 5
+E = TypeVar("E", bound="AppError")
 
 
 class AppError(Exception):
@@ -21,7 +25,15 @@ class AppError(Exception):
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         self.detail = detail or self.title
         self.headers = headers or {}
+        # A refusal worth a record (see app/auth/failures.py), written when it is answered.
+        self.security_event: DomainEvent | None = None
         super().__init__(self.detail)
+
+
+def with_event(error: E, event: "DomainEvent") -> E:
+    """The error, carrying the event that records the refusal."""
+    error.security_event = event
+    return error
 
 
 class UnauthorizedError(AppError):

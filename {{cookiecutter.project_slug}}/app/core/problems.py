@@ -24,10 +24,12 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     error = as_app_error(exc)
     if error is None:
         raise exc
+    if error.security_event is not None:
+        await record_refusal(request, error)
     response = problem(error.status, error.title, error.detail, code=error.code)
     response.headers.update(error.headers)
     return response
@@ -47,6 +49,22 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for error in cast(RequestValidationError, exc).errors()
     ]
     return problem(422, "Unprocessable Content", "The request is invalid.", errors=errors)
+
+
+async def record_refusal(request: Request, error: AppError) -> None:
+    # Imported here: the features import this module's errors, not the other way round.
+    from app.auth.failures import record_failure
+
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return
+    await record_failure(
+        error,
+        database=services.database,
+        limiter=services.limiter,
+        limit=services.settings.rate_limit.failure_records_per_ip_per_minute,
+        client_ip=request.client.host if request.client else "unknown",
+    )
 
 
 def unexpected_error() -> JSONResponse:

@@ -84,6 +84,9 @@ class RateLimiter:
         )
         return _limit(limit, window, now, allowed, count, oldest)
 
+    async def reset(self, key: str) -> None:
+        await self.cache.redis.delete(self._bucket(key))
+
     async def hit_for_session(
         self, session_key: str, *, user: str, anonymous: str, limit: int
     ) -> tuple[bool, RateLimit]:

@@ -63,6 +63,12 @@ class ItemDeleted(ItemEvent):
     event_type: ClassVar[str] = "item.deleted"
 
 
+class ItemAccessDenied(ItemEvent):
+    """Someone other than the owner or an admin tried to see or change the item."""
+
+    event_type: ClassVar[str] = "item.access_denied"
+
+
 class UserEvent(DomainEvent):
     user_id: UUID
 
@@ -77,6 +83,26 @@ class UserRegistered(UserEvent):
 
 class PasswordChanged(UserEvent):
     event_type: ClassVar[str] = "user.password_changed"
+
+
+class PasswordChangeRefused(UserEvent):
+    """A password change with a wrong current password."""
+
+    event_type: ClassVar[str] = "user.password_change_refused"
+
+
+class RoleChanged(UserEvent):
+    """The user's role was set; every session of theirs ended with it."""
+
+    event_type: ClassVar[str] = "user.role_changed"
+
+    role: str
+
+
+class AdminAccessDenied(UserEvent):
+    """A user who is not an administrator called an administrators' operation."""
+
+    event_type: ClassVar[str] = "user.admin_access_denied"
 
 
 class SessionEvent(DomainEvent):
@@ -110,6 +136,18 @@ class RefreshReuseDetected(SessionEvent):
     event_type: ClassVar[str] = "session.refresh_reuse_detected"
 
 
+class TokenRejected(SessionEvent):
+    """A request carried an invalid or expired token, or one of an ended session."""
+
+    event_type: ClassVar[str] = "session.token_rejected"
+
+
+class LoginRateLimited(SessionEvent):
+    """A login refused by a rate limit, before any password was checked."""
+
+    event_type: ClassVar[str] = "session.login_rate_limited"
+
+
 class UsersListed(DomainEvent):
     """An administrator read other users' personal data."""
 
@@ -125,13 +163,19 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ItemCreated,
         ItemUpdated,
         ItemDeleted,
+        ItemAccessDenied,
         UserRegistered,
         PasswordChanged,
+        PasswordChangeRefused,
+        RoleChanged,
+        AdminAccessDenied,
         LoginSucceeded,
         LoginFailed,
         LoggedOut,
         TokenRefreshed,
         RefreshReuseDetected,
+        TokenRejected,
+        LoginRateLimited,
         UsersListed,
     )
 }

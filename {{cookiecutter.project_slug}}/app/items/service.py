@@ -3,8 +3,9 @@
 from uuid import UUID
 
 from app.auth.tokens import Principal
+from app.core.errors import with_event
 from app.core.pagination import Cursor, Page, to_page
-from app.events.schemas import ItemCreated, ItemDeleted, ItemUpdated
+from app.events.schemas import ItemAccessDenied, ItemCreated, ItemDeleted, ItemUpdated
 from app.items.errors import ItemNotFoundError, NotItemOwnerError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.storage.cache import Cache
@@ -25,7 +26,7 @@ async def create_item(*, database: Database, owner: Principal, data: ItemCreate)
 def _check_access(item: ItemPublic, principal: Principal) -> None:
     """Items are their owner's: other users can neither see nor change them."""
     if item.owner_id != principal.user_id and not principal.is_admin:
-        raise NotItemOwnerError
+        raise with_event(NotItemOwnerError(), ItemAccessDenied(item_id=item.id))
 
 
 async def get_item(

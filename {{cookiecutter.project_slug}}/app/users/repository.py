@@ -22,6 +22,11 @@ class UserRepository(Protocol):
 
     async def set_role(self, user_id: UUID, role: Role) -> None: ...
 
+    async def raise_token_version(self, user_id: UUID) -> None:
+        """End every session, in the transaction of the change that calls for it: a
+        refresh token issued under an earlier version is refused."""
+        ...
+
     async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
         """Replace what identifies the person; the id stays, so records still refer to it."""
         ...

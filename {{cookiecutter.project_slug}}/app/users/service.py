@@ -2,13 +2,32 @@
 
 from uuid import UUID
 
+import structlog
+
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
+from app.core.errors import with_event
 from app.core.pagination import PAGE_MAX
-from app.events.schemas import PasswordChanged, UserRegistered, UsersListed
+from app.events.schemas import (
+    PasswordChanged,
+    PasswordChangeRefused,
+    RoleChanged,
+    UserRegistered,
+    UsersListed,
+)
 from app.storage.unit_of_work import Database
-from app.users.errors import PasswordReusedError, UserNotFoundError, WrongPasswordError
+from app.users.errors import (
+    EmailTakenError,
+    PasswordReusedError,
+    UserNotFoundError,
+    WrongPasswordError,
+)
 from app.users.schemas import PASSWORD_HISTORY, PasswordChange, Role, UserCreate, UserPublic
+
+log = structlog.get_logger(__name__)
+# What registration answers, whether or not the email was free: telling them apart
+# would tell anyone which addresses have an account here.
+REGISTRATION_ACCEPTED = "Registration received: if the address was free, the account is ready."
 
 
 async def register(
@@ -19,6 +38,19 @@ async def register(
         user = await uow.users.add(email=data.email, password_hash=password_hash, role="user")
         uow.emit(UserRegistered(user_id=user.id))
     return user.public()
+
+
+async def request_registration(
+    *, database: Database, passwords: PasswordHasher, data: UserCreate
+) -> None:
+    """Register, answering the same whether or not the email is taken (the same work is
+    done either way: the hash comes first)."""
+    try:
+        await register(database=database, passwords=passwords, data=data)
+    except EmailTakenError:
+        # A project that sends mail tells the address's owner here instead ("someone
+        # tried to register with your address"); see the README.
+        log.info("registration_for_existing_email")
 
 
 async def get_user(*, database: Database, user_id: UUID) -> UserPublic:
@@ -43,7 +75,7 @@ async def change_password(
         if user is None:
             raise UserNotFoundError
         if not await passwords.verify(data.current_password, user.password_hash):
-            raise WrongPasswordError
+            raise with_event(WrongPasswordError(), PasswordChangeRefused(user_id=user.id))
         recent = [user.password_hash, *user.previous_password_hashes][:PASSWORD_HISTORY]
         for old in recent:
             if await passwords.verify(data.new_password, old):
@@ -51,15 +83,22 @@ async def change_password(
         await uow.users.set_password(
             user.id, password_hash=await passwords.hash(data.new_password), previous=recent
         )
+        # In the same transaction: once the change commits, no session can be refreshed.
+        await uow.users.raise_token_version(user.id)
         uow.emit(PasswordChanged(user_id=user.id))
-    await tokens.revoke_all(str(user_id))
+    await tokens.try_revoke_all(str(user_id))
 
 
-async def set_role(*, database: Database, user_id: UUID, role: Role) -> None:
+async def set_role(*, database: Database, tokens: Tokens, user_id: UUID, role: Role) -> None:
+    """Set the role and end every session of the user, so it holds from the next request:
+    the role is in each access token, and a demoted admin must not keep theirs."""
     async with database.unit_of_work() as uow:
         if await uow.users.get(user_id) is None:
             raise UserNotFoundError
         await uow.users.set_role(user_id, role)
+        await uow.users.raise_token_version(user_id)
+        uow.emit(RoleChanged(user_id=user_id, role=role))
+    await tokens.try_revoke_all(str(user_id))
 
 
 async def list_users(

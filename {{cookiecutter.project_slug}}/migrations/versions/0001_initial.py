@@ -26,6 +26,7 @@ def upgrade() -> None:
             "previous_password_hashes", postgresql.JSONB(astext_type=sa.Text()), nullable=False
         ),
         sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("token_version", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.dependencies import limit_password_work
 from app.api.graphql.schema import GraphQLInfo, PageInfo, page_size, validated
 from app.audit import service
 from app.audit.records import AuditQuery, AuditRecord
@@ -115,6 +116,7 @@ class Mutation:
         """Delete the caller's items, anonymise the account and end every session."""
         principal = await info.context.principal()
         services = info.context.services
+        await limit_password_work(info.context.http_request, services, "password")
         await service.erase_account(
             database=services.database,
             passwords=services.passwords,

@@ -4,18 +4,19 @@ Errors the application raised on purpose (AppError), and outages of a dependency
 keep their message; anything else is logged with the request id and masked.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from app.core.errors import as_app_error
+from app.core.problems import record_refusal
 
 UNEXPECTED = "An unexpected error occurred."
 
 
 class AppErrorExtensions(SchemaExtension):
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         yield
         result = self.execution_context.result
         for error in (result.errors if result else None) or []:
@@ -23,6 +24,9 @@ class AppErrorExtensions(SchemaExtension):
             if known is not None:
                 error.message = known.detail
                 error.extensions = {"code": known.code, "status": known.status}
+                if known.security_event is not None:
+                    # Each refused operation of the document is recorded, aliases too.
+                    await record_refusal(self.execution_context.context.http_request, known)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

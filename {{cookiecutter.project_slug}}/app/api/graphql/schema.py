@@ -23,12 +23,13 @@ from strawberry.fastapi import BaseContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
 
-from app.api.dependencies import ServicesDep, authenticate, client_ip
+from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import ForbiddenError, InvalidInputError
+from app.core.errors import ForbiddenError, InvalidInputError, with_event
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX, cursor_for
+from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
@@ -85,7 +86,9 @@ class Context(BaseContext):
     async def admin(self) -> Principal:
         principal = await self.principal()
         if not principal.is_admin:
-            raise ForbiddenError("Administrators only.")
+            raise with_event(
+                ForbiddenError("Administrators only."), AdminAccessDenied(user_id=principal.user_id)
+            )
         return principal
 
     async def _load_users(self, ids: list[UUID]) -> list["User | None"]:
@@ -180,6 +183,13 @@ class UserEdge:
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
+
+
+@strawberry.type
+class RegistrationAccepted:
+    """The same whether or not the address already had an account."""
+
+    detail: str
 
 
 @strawberry.type
@@ -302,13 +312,16 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def register(self, info: GraphQLInfo, email: str, password: str) -> User:
+    async def register(self, info: GraphQLInfo, email: str, password: str) -> RegistrationAccepted:
+        """The same answer whether or not the email already has an account: nobody learns
+        from it which addresses are registered. Log in to use the account."""
         services = info.context.services
+        await limit_password_work(info.context.http_request, services, "register")
         data = validated(UserCreate, email=email, password=password)
-        user = await user_service.register(
+        await user_service.request_registration(
             database=services.database, passwords=services.passwords, data=data
         )
-        return User.from_public(user)
+        return RegistrationAccepted(detail=user_service.REGISTRATION_ACCEPTED)
 
     @strawberry.mutation
     async def login(self, info: GraphQLInfo, email: str, password: str) -> TokenPair:
@@ -347,6 +360,7 @@ class Mutation:
         """Every session ends with the change: log in again with the new password."""
         principal = await info.context.principal()
         services = info.context.services
+        await limit_password_work(info.context.http_request, services, "password")
         await user_service.change_password(
             database=services.database,
             passwords=services.passwords,

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from app.api.dependencies import ServicesDep
+from app.api.dependencies import ServicesDep, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
 from app.api.rest.schemas import PageMeta, Paginated
@@ -32,9 +32,12 @@ async def export_personal_data(principal: CurrentPrincipal, services: ServicesDe
     tags=["users"],
     responses=problems(400, 401, 404, body=True),
 )
-async def erase_account(data: Erasure, principal: CurrentPrincipal, services: ServicesDep) -> None:
+async def erase_account(
+    data: Erasure, principal: CurrentPrincipal, request: Request, services: ServicesDep
+) -> None:
     """Delete the caller's items, anonymise the account and end every session.
     The audit trail is kept for its retention period."""
+    await limit_password_work(request, services, "password")
     await audit.erase_account(
         database=services.database,
         passwords=services.passwords,

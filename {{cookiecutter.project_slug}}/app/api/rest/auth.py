@@ -3,21 +3,29 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.dependencies import ServicesDep, client_ip
+from app.api.dependencies import ServicesDep, client_ip, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal
 from app.api.rest.schemas import RefreshRequest
 from app.auth import service as auth
 from app.auth.tokens import TokenPair
 from app.users import service as users
-from app.users.schemas import UserCreate, UserPublic
+from app.users.schemas import RegistrationAccepted, UserCreate
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, responses=problems(409, body=True))
-async def register(data: UserCreate, services: ServicesDep) -> UserPublic:
-    return await users.register(database=services.database, passwords=services.passwords, data=data)
+@router.post("/register", status_code=status.HTTP_202_ACCEPTED, responses=problems(body=True))
+async def register(
+    data: UserCreate, request: Request, services: ServicesDep
+) -> RegistrationAccepted:
+    """The same answer whether or not the email already has an account: nobody learns
+    from it which addresses are registered. Log in to use the account."""
+    await limit_password_work(request, services, "register")
+    await users.request_registration(
+        database=services.database, passwords=services.passwords, data=data
+    )
+    return RegistrationAccepted(detail=users.REGISTRATION_ACCEPTED)
 
 
 @router.post("/token", responses=problems(401, body=True))

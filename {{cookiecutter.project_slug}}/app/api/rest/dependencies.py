@@ -6,7 +6,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.api.dependencies import ServicesDep, authenticate
 from app.auth.tokens import Principal
-from app.core.errors import ForbiddenError
+from app.core.errors import ForbiddenError, with_event
+from app.events.schemas import AdminAccessDenied
 from app.items import service as items
 from app.items.schemas import ItemPublic
 
@@ -25,7 +26,9 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 async def admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
-        raise ForbiddenError("Administrators only.")
+        raise with_event(
+            ForbiddenError("Administrators only."), AdminAccessDenied(user_id=principal.user_id)
+        )
     return principal
 
 

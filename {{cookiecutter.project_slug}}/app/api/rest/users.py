@@ -1,9 +1,9 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from app.api.dependencies import ServicesDep
+from app.api.dependencies import ServicesDep, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
 from app.api.rest.schemas import PageMeta, Paginated
@@ -25,9 +25,10 @@ async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserPublic:
     responses=problems(400, 401, 404, body=True),
 )
 async def change_password(
-    data: PasswordChange, principal: CurrentPrincipal, services: ServicesDep
+    data: PasswordChange, principal: CurrentPrincipal, request: Request, services: ServicesDep
 ) -> None:
     """Every session ends with the change: log in again with the new password."""
+    await limit_password_work(request, services, "password")
     await users.change_password(
         database=services.database,
         passwords=services.passwords,

@@ -36,6 +36,7 @@ class MongoUserRepository:
             "password_hash": password_hash,
             "previous_password_hashes": [],
             "role": role,
+            "token_version": 0,
             "created_at": now_ms(),
         }
         try:
@@ -70,6 +71,11 @@ class MongoUserRepository:
     async def set_role(self, user_id: UUID, role: Role) -> None:
         await self.users.update_one(
             {"id": str(user_id)}, {"$set": {"role": role}}, session=self.session
+        )
+
+    async def raise_token_version(self, user_id: UUID) -> None:
+        await self.users.update_one(
+            {"id": str(user_id)}, {"$inc": {"token_version": 1}}, session=self.session
         )
 
     async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:

@@ -44,6 +44,8 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     previous_password_hashes: Mapped[list[str]] = mapped_column(JSONB, default=list)
     role: Mapped[str] = mapped_column(String(16), default="user")
+    # Raised by every change that must end the user's sessions (see app/auth/tokens.py).
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

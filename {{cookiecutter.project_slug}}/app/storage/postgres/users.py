@@ -43,6 +43,13 @@ class PostgresUserRepository:
     async def set_role(self, user_id: UUID, role: Role) -> None:
         await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(role=role))
 
+    async def raise_token_version(self, user_id: UUID) -> None:
+        await self.session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(token_version=UserRow.token_version + 1)
+        )
+
     async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
         await self.session.execute(
             update(UserRow)
