@@ -1,6 +1,7 @@
 """The audit trail records audited actions, sealed in a verifiable chain."""
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -14,6 +15,8 @@ from uuid import UUID, uuid4
 
 import pytest
 import structlog
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
 from app.audit import service as audit_service
 from app.audit.masking import mask_personal_data
@@ -28,6 +31,7 @@ from app.audit.records import (
 )
 from app.audit.service import Erasure
 from app.auth import service as auth
+from app.auth.tokens import Tokens
 from app.core.context import RequestContext, set_current_request
 from app.core.errors import UnauthorizedError
 from app.core.logging import configure_logging
@@ -36,9 +40,12 @@ from app.items.errors import ItemNotFoundError
 from app.items.schemas import ItemCreate
 from app.services import Services
 from app.settings import Settings
+from app.storage.cache import Cache
 from app.users import service as user_service
 from app.users.errors import WrongPasswordError
-from tests.conftest import PASSWORD, Account, new_item, unique
+from app.users.schemas import PasswordChange
+from tests import api
+from tests.conftest import PASSWORD, Account, new_item, override, serving, unique, unreachable
 from tests.test_auth import login
 
 
@@ -474,3 +481,92 @@ async def test_the_database_refuses_to_delete_a_record_newer_than_the_cut_off(
         await connection.rollback()
     assert await services.audit.recent(limit=1) == [last]
 {%- endif %}
+
+
+async def test_password_and_role_changes_are_audited(services: Services, account: Account) -> None:
+    user = str(account.user.id)
+    with acting_as(account):
+        await user_service.change_password(
+            database=services.database,
+            passwords=services.passwords,
+            tokens=services.tokens,
+            user_id=account.user.id,
+            data=PasswordChange(current_password=PASSWORD, new_password="Brand-new-passw0rd!"),
+        )
+    await user_service.set_role(
+        database=services.database, tokens=services.tokens, user_id=account.user.id, role="admin"
+    )
+    records = await services.audit.recent(limit=200)
+    mine = [(r.entry.action, r.entry.outcome) for r in records if r.entry.resource_id == user]
+    assert ("user.password_change", "success") in mine
+    assert ("user.role_change", "success") in mine
+
+
+def records_of(records: list[SealedEntry], response: Response) -> list[tuple[str, str]]:
+    request_id = response.headers["x-request-id"]
+    return [(r.entry.action, r.entry.outcome) for r in records if r.entry.request_id == request_id]
+
+
+async def test_refusals_are_audited(
+    client: AsyncClient, services: Services, account: Account, other_account: Account
+) -> None:
+    """Another user's item, and a token that is not valid, each leave a record."""
+    created = await api.create_item(client, account, unique("private"))
+    denied = await api.read_item(client, other_account, api.item_id(created))
+    rejected = await api.read_item(client, with_bad_token(other_account), api.item_id(created))
+    records = await services.audit.recent(limit=200)
+    assert records_of(records, denied) == [("item.access", "denied")]
+    assert records_of(records, rejected) == [("session.authenticate", "failed")]
+
+
+def with_bad_token(account: Account) -> Account:
+    tokens = account.tokens.model_copy(update={"access_token": "not.a.token"})
+    return dataclasses.replace(account, tokens=tokens)
+
+
+async def test_a_flood_of_refusals_is_recorded_only_up_to_the_address_allowance(
+    app: FastAPI, settings: Settings, services: Services, account: Account
+) -> None:
+    """Anonymous bad requests cannot fill the trail: past the allowance of their address
+    they are counted in a metric, not recorded."""
+    strict = override(settings, "rate_limit", failure_records_per_ip_per_minute=2)
+    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    transport = ASGITransport(app=app, client=(address, 4321))
+    async with (
+        serving(app, settings=strict),
+        AsyncClient(transport=transport, base_url="http://t") as flood,
+    ):
+        refused = [await api.create_item(flood, with_bad_token(account), "x") for _ in range(5)]
+    records = await services.audit.recent(limit=200)
+    assert [records_of(records, response) for response in refused] == [
+        [("session.authenticate", "failed")],
+        [("session.authenticate", "failed")],
+        [],
+        [],
+        [],
+    ]
+
+
+async def test_an_erasure_committed_while_redis_is_down_still_ends_every_session(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    down = Cache(unreachable(settings, "redis").redis)
+    try:
+        await audit_service.erase_account(
+            database=services.database,
+            passwords=services.passwords,
+            tokens=Tokens(settings.auth, down),
+            cache=down,
+            user_id=account.user.id,
+            data=Erasure(password=PASSWORD),
+        )
+    finally:
+        await down.close()
+    with pytest.raises(UnauthorizedError):
+        await auth.refresh(
+            database=services.database,
+            tokens=services.tokens,
+            refresh_token=account.tokens.refresh_token,
+        )
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(account.tokens.access_token)

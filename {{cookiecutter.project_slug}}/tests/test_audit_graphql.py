@@ -2,6 +2,7 @@
 
 from httpx import AsyncClient
 
+from app.services import Services
 from tests.conftest import Account
 from tests.test_graphql_api import CREATE, ME, code, data, graphql
 
@@ -65,3 +66,28 @@ async def test_audit_query_is_for_administrators(
     assert code(await graphql(client, TRAIL, admin, first=2, filter=naive))[1] == 422
     assert code(await graphql(client, TRAIL, admin, first=2, after="x"))[1] == 400
     assert code(await graphql(client, TRAIL, admin, first=101))[1] == 422
+
+
+async def test_refused_password_checks_and_admin_calls_are_audited(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    token = account.tokens.access_token
+    change = (
+        'mutation { changePassword(currentPassword: "Wrong-passw0rd!", '
+        'newPassword: "Brand-new-passw0rd!") }'
+    )
+    assert code(await graphql(client, change, token)) == ("wrong_password", 400)
+    assert code(await graphql(client, ERASE, token, password="Wrong-passw0rd!")) == (
+        "wrong_password",
+        400,
+    )
+    assert code(await graphql(client, TRAIL, token, first=1)) == ("forbidden", 403)
+    records = await services.audit.recent(limit=200)
+    mine = {
+        (r.entry.action, r.entry.outcome) for r in records if r.entry.actor == str(account.user.id)
+    }
+    assert {
+        ("user.password_change", "denied"),
+        ("user.erase", "denied"),
+        ("admin.access", "denied"),
+    } <= mine

@@ -2,6 +2,7 @@
 
 from httpx import AsyncClient
 
+from app.services import Services
 from tests.conftest import Account
 from tests.test_rest_api import API, ITEMS, problem
 
@@ -66,3 +67,25 @@ async def test_audit_query_is_for_administrators(
 
     for bad in ({"since": "2026-01-01T00:00:00"}, {"cursor": "abc"}, {"actor": "x" * 65}):
         problem(422, await client.get(trail, params=bad, headers=admin_account.headers))
+
+
+async def test_refused_password_checks_and_admin_calls_are_audited(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    wrong = {"current_password": "Wrong-passw0rd!", "new_password": "Brand-new-passw0rd!"}
+    change = await client.post(f"{API}/users/me/password", json=wrong, headers=account.headers)
+    erase = await client.post(
+        f"{API}/users/me/erase", json={"password": "Wrong-passw0rd!"}, headers=account.headers
+    )
+    admin = await client.get(f"{API}/audit", headers=account.headers)
+    problem(400, change)
+    problem(400, erase)
+    problem(403, admin)
+    records = await services.audit.recent(limit=200)
+    by_request = {
+        r.entry.request_id: (r.entry.action, r.entry.outcome, r.entry.actor) for r in records
+    }
+    user = str(account.user.id)
+    assert by_request[change.headers["x-request-id"]] == ("user.password_change", "denied", user)
+    assert by_request[erase.headers["x-request-id"]] == ("user.erase", "denied", user)
+    assert by_request[admin.headers["x-request-id"]] == ("admin.access", "denied", user)
