@@ -195,7 +195,8 @@ class Api:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         if self.graphql:
             self.client.graphql(
-                "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { id } }",
+                "mutation($e: String!, $p: String!) "
+                "{ register(email: $e, password: $p) { detail } }",
                 e=email,
                 p=PASSWORD,
             )

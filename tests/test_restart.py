@@ -103,7 +103,7 @@ def test_service_survives_a_database_restart(
             registered = _call(
                 port, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD}
             )
-            assert registered[0] == 201, registered
+            assert registered[0] == 202, registered
             form = f"username={email}&password={PASSWORD}".replace("@", "%40")
             login = _call(
                 port,

@@ -103,7 +103,7 @@ class RateLimitSettings(BaseModel):
     # Attempts on one account from one address; a correct password clears the count. Kept
     # per address, so guessing from one place cannot lock the owner out everywhere.
     login_per_account_per_minute: int = Field(default=5, ge=1)
-    # Registrations from one address (each GraphQL alias counts): each costs a hash.
+    # Registrations from one address, each operation counted: each costs a hash.
     register_per_ip_per_minute: int = Field(default=10, ge=1)
     # Password changes and account erasures from one address: each verifies a password.
     password_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -50,7 +50,7 @@ async def authenticate(request: Request, services: Services) -> Principal:
 
 async def limit_password_work(request: Request, services: Services, operation: str) -> None:
     """The per-address limit of an operation that hashes or verifies a password, counted
-    once per operation (so once per GraphQL alias). Checked before any hashing."""
+    once per operation (each alias in one query document counts), before any hashing."""
     limits = services.settings.rate_limit
     limit = (
         limits.register_per_ip_per_minute

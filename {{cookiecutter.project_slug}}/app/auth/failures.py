@@ -4,7 +4,7 @@ A wrong current password, another user's item, an administrators' operation call
 by a user, an invalid token, a login refused by a rate limit: each error carries the
 event that records it (`with_event`), and the API writes it when it answers. The
 first `RATE_LIMIT_FAILURE_RECORDS_PER_IP_PER_MINUTE` of one address in a minute are
-written (audited where compliance logging is on, published like any event); the rest
+written (as events, kept in every record the service keeps of them); the rest
 are only counted in `security_failures_unrecorded_total`, so anonymous traffic cannot
 grow the records or the outbox without bound. Writing a record never changes the answer.
 """
