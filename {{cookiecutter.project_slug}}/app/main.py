@@ -11,9 +11,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from app.api import health
+from app.api.responses import operation_id, publish_openapi
 {%- if cookiecutter.api == "rest" %}
+from app.api.rest import TAGS as API_TAGS
 from app.api.rest import create_router as create_rest_router
 {%- if cookiecutter.compliance_logging %}
+from app.api.rest.audit import TAGS as AUDIT_TAGS
 from app.api.rest.audit import router as audit_router
 {%- endif %}
 {%- else %}
@@ -64,7 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title={{ cookiecutter.project_name | tojson }},
+        description={{ cookiecutter.description | tojson }},
         version="0.1.0",
+        contact={
+            "name": {{ cookiecutter.author_name | tojson }},
+            "email": {{ cookiecutter.author_email | tojson }},
+        },
+        # Paths are relative to where the document is served from.
+        servers=[{"url": "/", "description": "This deployment"}],
+        generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs" if development else None,
         redoc_url=None,
@@ -87,8 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.api == "rest" %}
 {%- if cookiecutter.compliance_logging %}
     app.include_router(create_rest_router(audit_router))
+    publish_openapi(app, tags=health.TAGS | API_TAGS | AUDIT_TAGS)
 {%- else %}
     app.include_router(create_rest_router())
+    publish_openapi(app, tags=health.TAGS | API_TAGS)
 {%- endif %}
 {%- else %}
 {%- if cookiecutter.compliance_logging %}
@@ -97,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- else %}
     app.include_router(create_graphql_router(ide=development))
 {%- endif %}
+    publish_openapi(app, tags=health.TAGS)
 {%- endif %}
 
     @app.get("/asyncapi.json", include_in_schema=False)

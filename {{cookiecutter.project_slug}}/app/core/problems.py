@@ -28,7 +28,9 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     error = as_app_error(exc)
     if error is None:
         raise exc
-    response = problem(error.status, error.title, error.detail, code=error.code)
+    # Every 422 has the validation-problem shape, `errors` included, as documented.
+    extra: dict[str, Any] = {"errors": []} if error.status == 422 else {}
+    response = problem(error.status, error.title, error.detail, code=error.code, **extra)
     response.headers.update(error.headers)
     return response
 
