@@ -27,34 +27,38 @@ NPM_DIR = Path(os.environ.get("TEMPLATE_NPM_DIR", Path.home() / ".cache" / "temp
 def npm_tool(name: str) -> str:
     """The path of a tool's executable, installing every tool first if one is missing."""
     binary = NPM_DIR / "node_modules" / ".bin" / name
-    if binary.exists():
-        return str(binary)
+    if not binary.exists():
+        _install(binary, PACKAGES[name])
+    return str(binary)
+
+
+def _install(binary: Path, package: str) -> None:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         pytest.fail(
-            f"{name} needs Node.js and npm: apt-get install -y nodejs npm (.ci/run installs them)",
+            f"{package} needs Node.js and npm: apt-get install -y nodejs npm "
+            "(.ci/run installs them)",
             pytrace=False,
         )
     NPM_DIR.mkdir(parents=True, exist_ok=True)
     # xdist workers share the cache dir: one installs, the others wait for it.
     with (NPM_DIR / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not binary.exists():
-            result = subprocess.run(
-                [
-                    npm,
-                    "install",
-                    "--no-audit",
-                    "--no-fund",
-                    "--prefix",
-                    str(NPM_DIR),
-                    *PACKAGES.values(),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=1200,
-                check=False,
-            )
-            if result.returncode != 0 or not binary.exists():
-                pytest.fail(f"npm install of {PACKAGES[name]} failed:\n{result.stderr[-3000:]}")
-    return str(binary)
+        if binary.exists():
+            return
+        install = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_DIR)]
+        result = subprocess.run(
+            [*install, *PACKAGES.values()],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        if result.returncode != 0 or not binary.exists():
+            pytest.fail(f"npm install of {package} failed:\n{result.stderr[-3000:]}")
+
+
+if __name__ == "__main__":
+    # `.ci/run` installs the tools before the suite, so a failure shows there.
+    for tool in PACKAGES:
+        print(npm_tool(tool))
