@@ -78,8 +78,8 @@ async def take_dead_letter(reader: Any, *, wait_seconds: float) -> DeadLetter | 
 
 
 # What each event carries besides its JSON body. Names are snake_case, the style of the
-# `correlation_id` header FastStream writes itself; `content-type` (Kafka only; AMQP has
-# a property for it) is the MIME header FastStream consumers decode by.
+# `correlation_id` header FastStream writes itself; a broker adapter may add the MIME
+# `content-type` header FastStream consumers decode by, where its protocol has no property.
 HEADERS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
