@@ -14,6 +14,7 @@ from app.core.problems import problem
 
 CHECK_TIMEOUT_SECONDS = 2.0
 router = APIRouter(prefix="/health", tags=["health"])
+TAGS = {"health": "Liveness and readiness, for orchestrators and load balancers."}
 log = structlog.get_logger(__name__)
 
 
@@ -32,7 +33,7 @@ async def _check(name: str, ping: Callable[[], Awaitable[bool]]) -> tuple[str, b
         return name, False
 
 
-@router.get("/ready", responses={503: problem_response("A dependency is unreachable")})
+@router.get("/ready", responses={503: problem_response("A dependency is unreachable", status=503)})
 async def ready(services: ServicesDep) -> Any:
     """Every dependency answers; checked concurrently, each within a timeout."""
     results = dict(

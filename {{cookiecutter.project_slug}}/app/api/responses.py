@@ -5,8 +5,11 @@ Routes list the statuses they can answer with, so clients and generated tests kn
 what to expect; FastAPI's own 422 entry (plain JSON, another shape) is replaced.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 
 from app.core.problems import PROBLEM_JSON
@@ -30,8 +33,12 @@ class Problem(BaseModel):
     request_id: str | None = None
     # The application's error code, e.g. "item_not_found".
     code: str | None = None
-    # Where and why the request is invalid, for 422 from request validation.
-    errors: list[FieldError] | None = None
+
+
+class ValidationProblem(Problem):
+    """A 422: the problem, and where and why the request is invalid."""
+
+    errors: list[FieldError]
 
 
 WHEN = {
@@ -46,34 +53,27 @@ WHEN = {
     503: "A dependency is unavailable; see Retry-After",
 }
 
-
-def _inlined(schema: Any, definitions: dict[str, Any]) -> Any:
-    """The schema with its local references replaced by what they point to.
-
-    The OpenAPI document resolves `#/...` against its own root, so the `$defs` of a
-    schema placed inside it cannot be referenced as pydantic writes them.
-    """
-    if isinstance(schema, dict):
-        if "$ref" in schema:
-            return _inlined(definitions[schema["$ref"].rsplit("/", 1)[-1]], definitions)
-        return {key: _inlined(value, definitions) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_inlined(value, definitions) for value in schema]
-    return schema
+# Shared components of the OpenAPI document: every error response refers to one of
+# them, so generated clients get one typed error class rather than a copy per response.
+_COMPONENTS = "#/components/schemas/{model}"
 
 
-def _problem_schema() -> dict[str, Any]:
-    schema = Problem.model_json_schema()
-    definitions = schema.pop("$defs", {})
-    inlined: dict[str, Any] = _inlined(schema, definitions)
-    return inlined
+def _components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (Problem, ValidationProblem):
+        schema = model.model_json_schema(ref_template=_COMPONENTS)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
 
 
-PROBLEM_SCHEMA = _problem_schema()
+PROBLEM_COMPONENTS = _components()
 
 
-def problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+def problem_response(description: str, *, status: int) -> dict[str, Any]:
+    model = ValidationProblem if status == 422 else Problem
+    schema = {"$ref": _COMPONENTS.format(model=model.__name__)}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 # What any route that reads a request body may answer: the body cannot be parsed,
@@ -84,4 +84,35 @@ BODY_ERRORS = (400, 413, 422)
 def problems(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
     """The `responses` of a route for these error statuses (and the body's, with `body`)."""
     every = sorted({*statuses, *(BODY_ERRORS if body else ())})
-    return {status: problem_response(WHEN[status]) for status in every}
+    return {status: problem_response(WHEN[status], status=status) for status in every}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Short and stable: the route function's name (`create_item`), not FastAPI's
+    default built from the path and method (`create_item_api_v1_items_post`)."""
+    return route.name
+
+
+def publish_openapi(app: FastAPI, *, tags: Mapping[str, str]) -> None:
+    """Complete the document FastAPI generates: the shared problem components, the tags
+    with their descriptions, and `security` on every operation (`[]` where public)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(PROBLEM_COMPONENTS)
+        used: set[str] = set()
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                operation.setdefault("security", [])
+                used.update(operation.get("tags", []))
+        document["tags"] = [
+            {"name": name, "description": description}
+            for name, description in tags.items()
+            if name in used
+        ]
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -30,7 +30,9 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     if error.security_event is not None:
         await record_refusal(request, error)
-    response = problem(error.status, error.title, error.detail, code=error.code)
+    # Every 422 has the validation-problem shape, `errors` included, as documented.
+    extra: dict[str, Any] = {"errors": []} if error.status == 422 else {}
+    response = problem(error.status, error.title, error.detail, code=error.code, **extra)
     response.headers.update(error.headers)
     return response
 

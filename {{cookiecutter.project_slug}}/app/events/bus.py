@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from faststream.specification import AsyncAPI
 
+from app import about
 from app.events.schemas import DomainEvent, Envelope
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class EventBus(Protocol):
         """Take the oldest message from the dead-letter destination, if any."""
         ...
 
-    def specification(self) -> dict[str, Any]:
+    def specification(self, *, environment: str) -> dict[str, Any]:
         """The AsyncAPI document of the events this service publishes and consumes."""
         ...
 
@@ -76,6 +77,77 @@ async def take_dead_letter(reader: Any, *, wait_seconds: float) -> DeadLetter | 
     return DeadLetter(body=message.body, headers={k: str(v) for k, v in message.headers.items()})
 
 
-def asyncapi_document(broker: Any) -> dict[str, Any]:
-    document = AsyncAPI(broker, title="Events", version="1.0.0").to_specification()
-    return dict(json.loads(document.to_json()))
+# What each event carries besides its JSON body. Names are snake_case, the style of the
+# `correlation_id` header FastStream writes itself; a broker adapter may add the MIME
+# `content-type` header FastStream consumers decode by, where its protocol has no property.
+HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "The event's id, as in the body: consumers skip one seen before.",
+        },
+        "event_type": {"type": "string", "description": "The event type, as in the channel."},
+        "aggregate_id": {
+            "type": "string",
+            "description": "The entity the event is about; its events keep their order.",
+        },
+        "correlation_id": {
+            "type": "string",
+            "description": "The id of the request that caused the event, else the event's id.",
+        },
+    },
+    "required": ["event_id", "event_type", "aggregate_id", "correlation_id"],
+}
+
+
+def correlation_id(envelope: Envelope) -> str:
+    return envelope.correlation_id or str(envelope.event_id)
+
+
+def event_headers(envelope: Envelope) -> dict[str, str]:
+    """The headers every published event carries, as HEADERS_SCHEMA describes them."""
+    return {
+        "event_id": str(envelope.event_id),
+        "event_type": envelope.event_type,
+        "aggregate_id": envelope.aggregate_id,
+        "correlation_id": correlation_id(envelope),
+    }
+
+
+def asyncapi_document(
+    broker: Any,
+    *,
+    environment: str,
+    headers: dict[str, Any] = HEADERS_SCHEMA,
+    message_bindings: Callable[[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """FastStream's document, completed with what FastStream does not know: the project,
+    the server named by environment, and each message's content type, headers and
+    broker bindings (`message_bindings` of the event type)."""
+    specification = AsyncAPI(
+        broker,
+        title=about.TITLE,
+        version=about.VERSION,
+        description=about.DESCRIPTION,
+        contact=about.CONTACT,
+    ).to_specification()
+    # FastStream names its one server "development" whatever the environment.
+    text = specification.to_json().replace('"#/servers/development"', f'"#/servers/{environment}"')
+    document: dict[str, Any] = json.loads(text)
+    servers = document.get("servers", {})
+    if "development" in servers:
+        server = servers.pop("development")
+        # Never publish credentials a URL may carry.
+        server["host"] = server["host"].rpartition("@")[2]
+        servers[environment] = server
+    for name, message in document.get("components", {}).get("messages", {}).items():
+        # "item.created:Message", "activity-feed:item.created:SubscribeMessage"
+        event_type = name.rsplit(":", 1)[0].rsplit(":", 1)[-1]
+        message["contentType"] = "application/json"
+        message["headers"] = headers
+        message["correlationId"] = {"location": "$message.header#/correlation_id"}
+        if message_bindings is not None:
+            message["bindings"] = message_bindings(event_type)
+    return document

@@ -9,7 +9,15 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from app.events.bus import DeadLetter, Subscription, asyncapi_document, take_dead_letter
+from app.events.bus import (
+    HEADERS_SCHEMA,
+    DeadLetter,
+    Subscription,
+    asyncapi_document,
+    correlation_id,
+    event_headers,
+    take_dead_letter,
+)
 from app.events.consumer import EventConsumer, raw_body
 from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
 from app.settings import BrokerSettings, EventsSettings
@@ -85,12 +93,8 @@ class KafkaEventBus:
             envelope.payload.encode(),
             self.topic(envelope.event_type),
             key=envelope.aggregate_id.encode(),
-            correlation_id=envelope.correlation_id,
-            headers={
-                "event-id": str(envelope.event_id),
-                "event-type": envelope.event_type,
-                "content-type": "application/json",
-            },
+            correlation_id=correlation_id(envelope),
+            headers={**event_headers(envelope), "content-type": "application/json"},
         )
 
     async def publish_raw(self, event_type: str, body: bytes) -> None:
@@ -104,5 +108,23 @@ class KafkaEventBus:
     async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
         return await take_dead_letter(self.dead_letters, wait_seconds=wait_seconds)
 
-    def specification(self) -> dict[str, Any]:
-        return asyncapi_document(self.broker)
+    def specification(self, *, environment: str) -> dict[str, Any]:
+        return asyncapi_document(
+            self.broker, environment=environment, headers=_HEADERS, message_bindings=_bindings
+        )
+
+
+_HEADERS: dict[str, Any] = {
+    **HEADERS_SCHEMA,
+    "properties": {
+        **HEADERS_SCHEMA["properties"],
+        "content-type": {"type": "string", "const": "application/json"},
+    },
+    "required": [*HEADERS_SCHEMA["required"], "content-type"],
+}
+
+
+def _bindings(_: str) -> dict[str, Any]:
+    # The key is the aggregate id, so one entity's events stay in one partition, in order.
+    key = {"type": "string", "description": "The aggregate id, as in the aggregate_id header."}
+    return {"kafka": {"key": key, "bindingVersion": "0.5.0"}}

@@ -8,7 +8,14 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 
-from app.events.bus import DeadLetter, Subscription, asyncapi_document, take_dead_letter
+from app.events.bus import (
+    DeadLetter,
+    Subscription,
+    asyncapi_document,
+    correlation_id,
+    event_headers,
+    take_dead_letter,
+)
 from app.events.consumer import EventConsumer, raw_body
 from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
 from app.settings import BrokerSettings, EventsSettings
@@ -53,7 +60,13 @@ class RabbitEventBus:
         # Declared for the AsyncAPI document: one channel per event type, with its schema.
         self.publishers = {
             event_type: self.broker.publisher(
-                exchange=self.exchange, routing_key=event_type, schema=event, title=event_type
+                exchange=self.exchange,
+                routing_key=event_type,
+                schema=event,
+                title=event_type,
+                # As publish() sends them: persistent (deliveryMode 2), not mandatory.
+                persist=True,
+                mandatory=False,
             )
             for event_type, event in event_types.items()
         }
@@ -83,10 +96,10 @@ class RabbitEventBus:
             # An event nobody subscribes to yet is not an error.
             mandatory=False,
             message_id=str(envelope.event_id),
-            correlation_id=envelope.correlation_id,
+            correlation_id=correlation_id(envelope),
             message_type=envelope.event_type,
             content_type="application/json",
-            headers={"aggregate-id": envelope.aggregate_id},
+            headers=dict(event_headers(envelope)),
         )
 
     async def publish_raw(self, event_type: str, body: bytes) -> None:
@@ -107,5 +120,13 @@ class RabbitEventBus:
     async def next_dead_letter(self, *, wait_seconds: float) -> DeadLetter | None:
         return await take_dead_letter(self.dead_letters, wait_seconds=wait_seconds)
 
-    def specification(self) -> dict[str, Any]:
-        return asyncapi_document(self.broker)
+    def specification(self, *, environment: str) -> dict[str, Any]:
+        return asyncapi_document(
+            self.broker, environment=environment, message_bindings=_message_bindings
+        )
+
+
+def _message_bindings(event_type: str) -> dict[str, Any]:
+    # The AMQP properties publish() sets besides the headers: `type`, and `message_id`
+    # (the event id), `correlation_id` and `content_type` (as in the headers).
+    return {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}}

@@ -20,7 +20,12 @@ def _actor_id() -> str | None:
 
 
 class DomainEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # The schema describes the JSON sent, where every field is present (defaults too).
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_mode_override="serialization",
+        json_schema_serialization_defaults_required=True,
+    )
 
     # Names the event on the broker (routing key or topic); stable across versions.
     event_type: ClassVar[str]

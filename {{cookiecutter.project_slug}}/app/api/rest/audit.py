@@ -15,6 +15,7 @@ from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.core.types import IsoDateTime, StorableText
 
 router = APIRouter()
+TAGS = {"audit": "The tamper-evident audit trail, for administrators."}
 Text = Annotated[StorableText | None, Query(max_length=64)]
 
 

@@ -47,6 +47,7 @@ async def token(
 
 @router.post("/refresh", responses=problems(401, body=True))
 async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
+    """A new token pair for a refresh token, which is used up; reusing one ends the session."""
     return await auth.refresh(
         database=services.database, tokens=services.tokens, refresh_token=data.refresh_token
     )
@@ -54,4 +55,5 @@ async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
 async def logout(principal: CurrentPrincipal, services: ServicesDep) -> None:
+    """End the caller's session: its access and refresh tokens stop working."""
     await auth.logout(database=services.database, tokens=services.tokens, principal=principal)

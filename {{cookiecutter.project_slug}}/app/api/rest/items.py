@@ -17,6 +17,7 @@ router = APIRouter(prefix="/items", tags=["items"])
 async def create_item(
     data: ItemCreate, principal: CurrentPrincipal, services: ServicesDep
 ) -> ItemPublic:
+    """A new item owned by the caller; 409 if the caller already has one of that name."""
     return await service.create_item(database=services.database, owner=principal, data=data)
 
 
@@ -47,6 +48,7 @@ async def get_item(item_id: UUID, principal: CurrentPrincipal, services: Service
 
 @router.patch("/{item_id}", responses=problems(401, 403, 404, 409, body=True))
 async def update_item(item: EditableItem, data: ItemUpdate, services: ServicesDep) -> ItemPublic:
+    """Change the fields given; the owner's or an admin's."""
     return await service.update_item(
         database=services.database, cache=services.cache, item=item, data=data
     )
@@ -56,4 +58,5 @@ async def update_item(item: EditableItem, data: ItemUpdate, services: ServicesDe
     "/{item_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401, 403, 404, 422)
 )
 async def delete_item(item: EditableItem, services: ServicesDep) -> None:
+    """The owner's or an admin's."""
     await service.delete_item(database=services.database, cache=services.cache, item=item)

@@ -16,6 +16,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.get("/me", responses=problems(401, 404))
 async def me(principal: CurrentPrincipal, services: ServicesDep) -> UserPublic:
+    """The caller's account."""
     return await users.get_user(database=services.database, user_id=principal.user_id)
 
 
