@@ -9,7 +9,7 @@ import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID{% if cookiecutter.database == "postgres" %}, uuid4{% endif %}
 
 import pytest
 from httpx import AsyncClient
@@ -22,7 +22,9 @@ from pymongo.errors import DuplicateKeyError
 {% if cookiecutter.compliance_logging %}
 from app.audit.events import AUDIT_EVENT_TYPES
 {%- endif %}
+{%- if cookiecutter.database == "postgres" %}
 from app.core.context import RequestContext, set_current_request
+{%- endif %}
 from app.events.schemas import EVENT_TYPES, ItemCreated, ItemUpdated
 from app.items.schemas import ItemCreate
 from app.services import Services
