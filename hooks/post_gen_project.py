@@ -42,6 +42,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit.py",
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",
+        "tests/test_audited_actions.py",
     ],
 }
 
