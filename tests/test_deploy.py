@@ -46,7 +46,7 @@ names = [
     for section, info in Settings.model_fields.items()
     for field in info.annotation.model_fields
 ]
-routes = [getattr(route, "path", "") for route in app.routes]
+routes = list(app.openapi()["paths"])
 try:
     from app.audit.__main__ import COMMANDS
 except ImportError:
@@ -65,18 +65,14 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
 def built(project: Path, tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     """Both overlays, and production with the optional Ingress component added."""
     builds = {name: kustomize(project / "deploy" / "overlays" / name) for name in OVERLAYS}
+    # As the README says to: the commented lines of the production overlay, uncommented.
     deploy = tmp_path / "deploy"
     shutil.copytree(project / "deploy", deploy)
-    with_ingress = deploy / "overlays" / "with-ingress"
-    with_ingress.mkdir()
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": ["../production"],
-        "components": ["../../components/ingress"],
-    }
-    (with_ingress / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    builds["production-with-ingress"] = kustomize(with_ingress)
+    overlay = deploy / "overlays" / "production" / "kustomization.yaml"
+    commented = "# components:\n#   - ../../components/ingress\n"
+    assert commented in overlay.read_text()
+    overlay.write_text(overlay.read_text().replace(commented, commented.replace("# ", "")))
+    builds["production-with-ingress"] = kustomize(overlay.parent)
     return builds
 
 
