@@ -47,7 +47,8 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit.py",
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",
-        "deploy/base/audit-jobs.yaml",
+        "deploy/base/audit-purge.yaml",
+        "deploy/base/audit-verify.yaml",
     ],
 }
 
