@@ -17,7 +17,12 @@ RAW_ANSWERS = r"""{{ cookiecutter | tojson }}"""
 # (option, value) -> paths that exist only when that option has another value.
 PRUNE: dict[tuple[str, Any], list[str]] = {
     ("database", "postgres"): ["app/storage/mongodb"],
-    ("database", "mongodb"): ["app/storage/postgres", "migrations", "alembic.ini"],
+    ("database", "mongodb"): [
+        "app/storage/postgres",
+        "migrations",
+        "alembic.ini",
+        "deploy/base/migrate.yaml",
+    ],
     ("api", "rest"): [
         "app/api/graphql",
         "tests/test_graphql_api.py",
@@ -43,6 +48,8 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",
         "tests/test_audited_actions.py",
+        "deploy/base/audit-purge.yaml",
+        "deploy/base/audit-verify.yaml",
     ],
 }
 
