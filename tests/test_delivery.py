@@ -67,9 +67,11 @@ def check_workflow_files(workflows: list[Path], dependabot: Path, cwd: Path) -> 
     for workflow in workflows:
         assert load_yaml(workflow)["permissions"] == {"contents": "read"}
         for line in workflow.read_text().splitlines():
-            if USES.match(line):
+            # A workflow of this repository (`uses: $/...`) comes from the same commit.
+            if (match := USES.match(line)) and not match.group(1).startswith(("$/", "./")):
                 assert PINNED.match(line), f"{workflow.name}: not pinned to a SHA: {line}"
-        steps = [step for job in load_yaml(workflow)["jobs"].values() for step in job["steps"]]
+        jobs = load_yaml(workflow)["jobs"].values()
+        steps = [step for job in jobs for step in job.get("steps", [])]
         for step in steps:
             if step.get("uses", "").startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False
@@ -288,6 +290,24 @@ def test_template_workflow_and_dependabot() -> None:
         for c in matrix["compliance"]
     }
     assert ids == {combination.id for combination in ALL}
+    # The matrix also runs weekly on the current pins, and is what the pin bump calls.
+    triggers = template[True]  # YAML 1.1 reads the key `on` as true
+    assert {"schedule", "workflow_call", "push", "pull_request"} <= triggers.keys()
+    assert triggers["workflow_call"]["inputs"]["ref"]["required"] is True
+
+    # The weekly bump: newest releases a week old, the matrix on them, then a pull request.
+    bump = load_yaml(TEMPLATE / ".github" / "workflows" / "bump-pins.yml")
+    assert "schedule" in bump[True]
+    jobs = bump["jobs"]
+    commands = " ".join(step.get("run", "") for step in jobs["bump"]["steps"])
+    assert "python -m scripts.bump_pins --cooldown-days 7" in commands
+    assert jobs["matrix"]["uses"] == "$/.github/workflows/template.yml"
+    assert jobs["matrix"]["needs"] == "bump"
+    assert set(jobs["pull-request"]["needs"]) == {"bump", "matrix"}
+    # Least privilege, job by job: only the bump pushes, only the last job opens the PR.
+    assert jobs["bump"]["permissions"] == {"contents": "write"}
+    assert jobs["matrix"]["permissions"] == {"contents": "read"}
+    assert jobs["pull-request"]["permissions"] == {"pull-requests": "write"}
     # One version of each action across the template's workflow and the rendered one, so a
     # Dependabot bump of the template's pins shows up here until the project's follows.
     rendered = TEMPLATE / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
@@ -295,6 +315,38 @@ def test_template_workflow_and_dependabot() -> None:
     theirs = pins(rendered.read_text())
     for action in ours.keys() & theirs.keys():
         assert ours[action] == theirs[action], f"{action} pinned differently"
+
+
+IMAGE = re.compile(r"^\s*(?:image:|FROM)\s+([a-z0-9][\w./-]*):([\w.-]+)", re.M)
+EXACT_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?(-[a-z][\w.-]*)?$")
+
+
+def test_images_are_at_exact_tags_and_the_same_everywhere() -> None:
+    """The Dockerfile's, compose's and both CI workflows' images: one exact tag each, so
+    the template's CI tests the very images a rendered project runs."""
+    slug = TEMPLATE / "{{cookiecutter.project_slug}}"
+    files = [
+        slug / "Dockerfile",
+        slug / "compose.yaml",
+        slug / ".github" / "workflows" / "ci.yml",
+        TEMPLATE / ".github" / "workflows" / "template.yml",
+    ]
+    tags: dict[str, dict[str, str]] = {}
+    for path in files:
+        for match in IMAGE.finditer(path.read_text()):
+            tags.setdefault(match.group(1), {})[str(path.relative_to(TEMPLATE))] = match.group(2)
+    assert {"python", "postgres", "mongo", "redis", "rabbitmq", "apache/kafka"} <= tags.keys()
+    for image, where in tags.items():
+        assert len(set(where.values())) == 1, f"{image} is tagged differently: {where}"
+        tag = next(iter(where.values()))
+        assert EXACT_TAG.match(tag), f"{image}:{tag} is not an exact version ({where})"
+    # Python's two-part tags (3.12-slim) move with each patch release; its exact ones have three.
+    assert re.match(r"\d+\.\d+\.\d+-", next(iter(tags["python"].values()))), tags["python"]
+    # The services the template's CI starts are exactly the ones the projects use.
+    services = load_yaml(files[3])["jobs"]["combination"]["services"]
+    for name, service in services.items():
+        image, _, tag = service["image"].rpartition(":")
+        assert tags[image][str(files[2].relative_to(TEMPLATE))] == tag, name
 
 
 # --- the update path ---------------------------------------------------------------------

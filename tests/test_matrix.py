@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.bump_pins import PYPROJECT, normalize, pins
 from tests.combinations import TRACES, Combination
 from tests.rendering import EVERY, POSTGRES, clean_env, run, service_env, text_files
 from tests.test_hooks import post_gen
@@ -19,6 +21,12 @@ from tests.test_hooks import post_gen
 MIN_RENDERED_TESTS = 70
 MIN_FUZZ_TESTS = 5
 SUITE_TIMEOUT = 600
+EXACT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]+\])?==([^\s;]+)$")
+# What the rendered project's own interpreter has installed, name -> version.
+INSTALLED = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+)
 
 
 @pytest.mark.parametrize("combination", EVERY)
@@ -72,6 +80,26 @@ def test_no_trace_of_unchosen_options(combination: Combination, project: Path) -
     }
     everything = "".join(path.read_text().lower() for path in text_files(project))
     assert all(word in everything for word in expected)
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_installed_versions_are_the_pins(combination: Combination, project: Path) -> None:
+    """The render's first `uv sync` installed exactly the versions the template's suite
+    tested: every direct dependency pinned with ==, as in the template's one pin list."""
+    declared = tomllib.loads((project / "pyproject.toml").read_text())
+    requirements = [*declared["project"]["dependencies"], *declared["dependency-groups"]["dev"]]
+    tested = pins(PYPROJECT.read_text())
+    python = str(project / ".venv" / "bin" / "python")
+    installed = {
+        normalize(name): version
+        for name, version in json.loads(run([python, "-c", INSTALLED], cwd=project)).items()
+    }
+    for requirement in requirements:
+        match = EXACT.match(requirement)
+        assert match, f"not an exact pin: {requirement!r}"
+        name, version = normalize(match.group(1)), match.group(3)
+        assert tested[name] == version, f"{requirement} is not the template's pin"
+        assert installed.get(name) == version, f"{requirement}: installed {installed.get(name)}"
 
 
 @pytest.mark.parametrize("combination", EVERY)

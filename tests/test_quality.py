@@ -1,4 +1,4 @@
-"""The template's own code (hooks, tests, benchmarks) meets the bar it sets for projects."""
+"""The template's own code (hooks, tests, benchmarks, scripts) meets the projects' bar."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 from tests.rendering import TEMPLATE, run
 
-OWN_CODE = ("hooks", "tests", "benchmarks")
+OWN_CODE = ("hooks", "tests", "benchmarks", "scripts")
 
 
 def test_ruff() -> None:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -24,6 +26,7 @@ from app.audit.records import (
     GENESIS,
     PURGE,
     AuditEntry,
+    AuditLog,
     AuditQuery,
     SealedEntry,
     seal,
@@ -35,12 +38,15 @@ from app.auth.tokens import Tokens
 from app.core.context import RequestContext, set_current_request
 from app.core.errors import UnauthorizedError
 from app.core.logging import configure_logging
+from app.core.pagination import Cursor, PagingStuckError
 from app.items import service
 from app.items.errors import ItemNotFoundError
-from app.items.schemas import ItemCreate
+from app.items.repository import ItemRepository
+from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.services import Services
 from app.settings import Settings
 from app.storage.cache import Cache
+from app.storage.unit_of_work import UnitOfWork
 from app.users import service as user_service
 from app.users.errors import WrongPasswordError
 from app.users.schemas import PasswordChange
@@ -227,6 +233,12 @@ def run_command(
     )
 
 
+# Each command is a fresh interpreter importing the whole app (seconds on a busy machine),
+# and a test runs up to three: more than the suite's default per-test limit.
+COMMANDS_TIMEOUT = pytest.mark.timeout(300)
+
+
+@COMMANDS_TIMEOUT
 async def test_verify_command_catches_a_record_edited_in_the_database(
     services: Services, settings: Settings, account: Account
 ) -> None:
@@ -407,6 +419,7 @@ async def test_admin_query_filters_and_pages_and_is_itself_audited(
     assert ("audit.read", "success") in await actions_of(services, str(admin_account.user.id))
 
 
+@COMMANDS_TIMEOUT
 async def test_purge_removes_only_records_older_than_the_cut_off(
     services: Services, settings: Settings, account: Account
 ) -> None:
@@ -434,6 +447,7 @@ async def test_purge_removes_only_records_older_than_the_cut_off(
     assert "purged" in verified.stdout
 
 
+@COMMANDS_TIMEOUT
 async def test_purge_command_keeps_the_legal_minimum(
     services: Services, settings: Settings, account: Account
 ) -> None:
@@ -570,3 +584,48 @@ async def test_an_erasure_committed_while_redis_is_down_still_ends_every_session
         )
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(account.tokens.access_token)
+
+
+class InclusiveBound:
+    """The audit log with a keyset bug a developer could make, `<=` for `<`: the last
+    record of a page comes back as the next page, so its cursor never moves."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    async def query(
+        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+    ) -> list[SealedEntry]:
+        bound = None if before_sequence is None else before_sequence + 1
+        return await self.audit.query(query, before_sequence=bound, limit=limit)
+
+
+class CursorIgnored:
+    """Items whose `find` ignores the cursor: every page is the first one."""
+
+    def __init__(self, items: ItemRepository) -> None:
+        self.items = items
+
+    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+        return await self.items.find(query, after=None, limit=limit)
+
+
+async def test_export_with_a_stuck_audit_cursor_fails_with_a_name_not_a_hang(
+    services: Services, account: Account
+) -> None:
+    await create_items(services, account, 1)
+    stuck = cast(AuditLog, InclusiveBound(services.audit))
+    with acting_as(account), pytest.raises(PagingStuckError, match="did not advance"):
+        await audit_service.export_personal_data(
+            database=services.database, audit=stuck, user_id=account.user.id
+        )
+
+
+async def test_export_with_a_stuck_item_cursor_fails_with_a_name_not_a_hang(
+    services: Services, account: Account
+) -> None:
+    await create_items(services, account, 2)
+    async with services.database.unit_of_work() as uow:
+        stuck = cast(UnitOfWork, SimpleNamespace(items=CursorIgnored(uow.items)))
+        with pytest.raises(PagingStuckError, match="did not advance"):
+            await audit_service._owned_items(stuck, account.user.id)

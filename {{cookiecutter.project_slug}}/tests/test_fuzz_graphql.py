@@ -28,7 +28,8 @@ from app.api.graphql.errors import UNEXPECTED
 from app.services import Services
 from tests.conftest import Account, new_item
 
-pytestmark = pytest.mark.fuzz
+# Hundreds of generated requests a test: more than the suite's default per-test limit.
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(300)]
 T = TypeVar("T")
 
 GRAPHQL = "/graphql"

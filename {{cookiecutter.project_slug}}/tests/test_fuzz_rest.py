@@ -32,7 +32,8 @@ from app.main import app as documented_app
 from app.services import Services
 from tests.conftest import Account, new_item
 
-pytestmark = pytest.mark.fuzz
+# Hundreds of generated requests a test: more than the suite's default per-test limit.
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(300)]
 T = TypeVar("T")
 Case = schemathesis.Case[Any]
 

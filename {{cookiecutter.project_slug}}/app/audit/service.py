@@ -10,11 +10,11 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
-from app.audit.records import AuditLog, AuditQuery, AuditRecord
+from app.audit.records import AuditLog, AuditQuery, AuditRecord, SealedEntry
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.errors import with_event
-from app.core.pagination import PAGE_MAX, Cursor
+from app.core.pagination import PAGE_MAX, Cursor, every_page
 from app.core.types import UtcDateTime
 from app.events.schemas import ItemDeleted
 from app.items.schemas import ItemPublic, ItemQuery
@@ -48,21 +48,24 @@ def erased_email(user_id: UUID) -> str:
 
 async def _owned_items(uow: UnitOfWork, owner_id: UUID) -> list[ItemPublic]:
     query = ItemQuery(owner_id=owner_id, sort="created_at")
-    items: list[ItemPublic] = []
-    after: Cursor | None = None
-    while page := await uow.items.find(query, after=after, limit=PAGE_MAX):
-        items.extend(page)
-        after = Cursor(sort=query.sort, value=page[-1].created_at, id=page[-1].id)
-    return items
+    return await every_page(
+        lambda after: uow.items.find(query, after=after, limit=PAGE_MAX),
+        lambda item: Cursor(sort=query.sort, value=item.created_at, id=item.id),
+    )
+
+
+async def _every_record(audit: AuditLog, query: AuditQuery) -> list[SealedEntry]:
+    return await every_page(
+        lambda before: audit.query(query, before_sequence=before, limit=PAGE_MAX),
+        lambda record: record.sequence,
+    )
 
 
 async def _records_about(audit: AuditLog, subject: str) -> list[AuditRecord]:
     found: dict[int, AuditRecord] = {}
     for query in (AuditQuery(actor=subject), AuditQuery(resource_id=subject)):
-        before: int | None = None
-        while page := await audit.query(query, before_sequence=before, limit=PAGE_MAX):
-            found.update((record.sequence, AuditRecord.of(record)) for record in page)
-            before = page[-1].sequence
+        records = await _every_record(audit, query)
+        found.update((record.sequence, AuditRecord.of(record)) for record in records)
     return [found[sequence] for sequence in sorted(found)]
 
 

@@ -6,6 +6,7 @@ repeats rows when others are inserted meanwhile.
 
 import base64
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -18,6 +19,7 @@ from app.core.types import StorableText
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 class Cursor(BaseModel):
@@ -66,3 +68,27 @@ def to_page(rows: list[Any], *, limit: int, sort: str, field: str) -> Page[Any]:
 def cursor_for(row: Any, *, sort: str, field: str) -> str:
     """The cursor that continues after this row (Relay's per-edge cursor)."""
     return Cursor(sort=sort, value=getattr(row, field), id=row.id).encode()
+
+
+class PagingStuckError(RuntimeError):
+    """A page source handed back a cursor it had already given: following it never ends."""
+
+
+async def every_page(
+    fetch: Callable[[C | None], Awaitable[Sequence[T]]], cursor_after: Callable[[T], C]
+) -> list[T]:
+    """Every row of a keyset-paged source, page after page until an empty one.
+
+    A source whose cursor does not advance (a bound that includes the last row, say)
+    would serve the same pages forever; this raises instead, naming the cursor.
+    """
+    rows: list[T] = []
+    cursor: C | None = None
+    given: list[C] = []
+    while page := await fetch(cursor):
+        rows.extend(page)
+        cursor = cursor_after(page[-1])
+        if cursor in given:
+            raise PagingStuckError(f"the page source did not advance past cursor {cursor!r}")
+        given.append(cursor)
+    return rows
