@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from pytest_cookies.plugin import Cookies
 
 from tests.combinations import Combination
 from tests.rendering import rendered_project
@@ -87,5 +88,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture
-def project(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return rendered_project(combination, tmp_path_factory)
+def project(combination: Combination, cookies_session: Cookies) -> Path:
+    return rendered_project(combination, cookies_session)
