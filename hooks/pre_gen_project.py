@@ -228,6 +228,10 @@ else:
         def __init__(self, environment: Any) -> None:
             super().__init__(environment)
             environment.filters["check_answers"] = _check_answers
+            # Cookiecutter renders a hook with the template dir as the working directory
+            # (and runs it in the project's): the post-generation hook reads the template
+            # commit from there. `_repo_dir` may be relative to a directory left by then.
+            environment.globals["template_dir"] = os.getcwd
 
     def _check_answers(answers: Mapping[str, Any], *keys: str) -> str:
         """Refuse right after the question whose answer is wrong (``keys``), or, with no

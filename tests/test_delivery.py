@@ -305,13 +305,34 @@ def git(cwd: Path, *args: str) -> str:
     return run(["git", *identity, *args], cwd=cwd)
 
 
-def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Path) -> None:
-    """Render from an older template commit, change the template, update the project."""
+def _template_repo(tmp_path: Path) -> Path:
     template = tmp_path / "template"
     shutil.copytree(TEMPLATE, template, ignore=CACHES)
     git(template, "init", "--quiet")
     git(template, "add", "--all")
     git(template, "commit", "--quiet", "-m", "the template as it is")
+    return template
+
+
+def _change_template(template: Path, line: str) -> str:
+    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
+    makefile.write_text(makefile.read_text() + line + "\n")
+    git(template, "commit", "--quiet", "-am", "a later template change")
+    return git(template, "rev-parse", "HEAD").strip()
+
+
+def _commit_all(project: Path, message: str) -> None:
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", message)
+
+
+def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Path) -> None:
+    """Render from an older template commit, change the template, update the project:
+    twice, as the README says (`cruft create`, `.env` skipped by the project's own
+    `[tool.cruft]`), with `.cruft.json` the same but for the commit after each update."""
+    template = _template_repo(tmp_path)
+    older = git(template, "rev-parse", "HEAD").strip()
 
     combination = ALL[-1]  # not the defaults: the answers must be replayed on update
     answers = combination.answers()
@@ -320,44 +341,93 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Pat
     out = tmp_path / "out"
     run(
         [
-            *(cruft, "create", "--no-input", "--output-dir", str(out), "--skip", ".env"),
+            *(cruft, "create", "--no-input", "--output-dir", str(out)),
             *("--extra-context", json.dumps(answers), str(template)),
         ],
         cwd=tmp_path,
     )
     project = out / "kept-service"
-    recorded = json.loads((project / ".cruft.json").read_text())
-    assert recorded["context"]["cookiecutter"]["database"] == combination.database
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["context"]["cookiecutter"]["database"] == combination.database
+    assert json.loads((project / ".cookiecutter.json").read_text())["_commit"] == older
     secrets_before = (project / ".env").read_text()
     # Fresh from the template, the project has no differences from it (.env skipped).
     run([cruft, "diff", "--exit-code"], cwd=project)
 
-    git(project, "init", "--quiet")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "-m", "generated")
+    _commit_all(project, "generated")
     readme = project / "README.md"
     user_line = "Our team's notes: deploys go through the platform pipeline."
     readme.write_text(readme.read_text().replace("\n", f"\n\n{user_line}\n", 1))
     git(project, "commit", "--quiet", "-am", "our own notes")
 
-    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
-    template_line = "# Added by a later version of the template."
-    makefile.write_text(makefile.read_text() + template_line + "\n")
-    git(template, "commit", "--quiet", "-am", "a later template change")
-    newer = git(template, "rev-parse", "HEAD").strip()
+    for round_ in (1, 2):
+        template_line = f"# Added by a later version of the template ({round_})."
+        newer = _change_template(template, template_line)
+        outdated = subprocess.run([cruft, "check"], cwd=project, capture_output=True, check=False)
+        assert outdated.returncode != 0, "cruft check should see the newer template commit"
+        run([cruft, "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project)
+        run([cruft, "check"], cwd=project)
 
-    outdated = subprocess.run([cruft, "check"], cwd=project, capture_output=True, check=False)
-    assert outdated.returncode != 0, "cruft check should see the newer template commit"
+        assert template_line in (project / "Makefile").read_text(), "the change is missing"
+        assert user_line in readme.read_text(), "the user's edit was lost"
+        updated = json.loads((project / ".cruft.json").read_text())
+        assert updated["commit"] == newer
+        # Only the commit and its record in the context move; no list grows.
+        assert {k: v for k, v in updated.items() if k not in {"commit", "context"}} == {
+            k: v for k, v in state.items() if k not in {"commit", "context"}
+        }, updated
+        assert updated.get("skip", []) == [], "skip belongs to [tool.cruft] in pyproject.toml"
+        assert (project / ".env").read_text() == secrets_before, "the project's secrets changed"
+        assert not list(project.rglob("*.rej")), "the update left conflicts"
+        recorded = json.loads((project / ".cookiecutter.json").read_text())
+        assert recorded["_commit"] == newer
+        changed = set(git(project, "status", "--porcelain").split())
+        assert changed == {"M", "Makefile", ".cruft.json", ".cookiecutter.json"}, changed
+        git(project, "commit", "--quiet", "-am", f"template update {round_}")
+
+
+def test_a_plain_cookiecutter_render_links_to_its_own_commit_and_updates(tmp_path: Path) -> None:
+    """A project made with plain cookiecutter from an older template commit, linked as
+    its README says (`cruft link --checkout <_commit>`): the newer change arrives."""
+    template = _template_repo(tmp_path)
+    older = git(template, "rev-parse", "HEAD").strip()
+    out = tmp_path / "out"
     run(
-        [cruft, "update", "--skip-apply-ask", "--allow-untracked-files"],
+        [
+            str(BIN / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(out),
+            str(template),
+            "database=mongodb",
+        ],
+        cwd=tmp_path,
+    )
+    project = out / "orders-service"
+    recorded = json.loads((project / ".cookiecutter.json").read_text())
+    assert recorded["_commit"] == older
+    assert recorded["database"] == "mongodb"
+    _commit_all(project, "generated")
+    template_line = "# Added after the project was rendered."
+    newer = _change_template(template, template_line)
+
+    # The README's command, with TEMPLATE and the commit taken from .cookiecutter.json.
+    readme = (project / "README.md").read_text()
+    assert 'cruft link --no-input --checkout "$(' in readme
+    cruft = tool("cruft")
+    run(
+        [
+            *(cruft, "link", "--no-input", "--checkout", recorded["_commit"]),
+            *(str(template), "--extra-context", json.dumps(recorded)),
+        ],
         cwd=project,
     )
-    run([cruft, "check"], cwd=project)
-
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["commit"] == older, "linked to the latest commit: the newer change would hide"
+    assert state["context"]["cookiecutter"]["database"] == "mongodb"
+    git(project, "add", ".cruft.json")
+    git(project, "commit", "--quiet", "-m", "linked")
+    run([cruft, "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project)
     assert template_line in (project / "Makefile").read_text(), "the template change is missing"
-    assert user_line in readme.read_text(), "the user's edit was lost"
     assert json.loads((project / ".cruft.json").read_text())["commit"] == newer
-    assert (project / ".env").read_text() == secrets_before, "the project's secrets changed"
     assert not list(project.rglob("*.rej")), "the update left conflicts"
-    changed = set(git(project, "status", "--porcelain").split())
-    assert changed == {"M", "Makefile", ".cruft.json"}, changed
