@@ -181,6 +181,18 @@ def test_compose_file(combination: Combination, project: Path) -> None:
     for name in backing:
         assert services[name]["image"].startswith(images[name]), services[name]["image"]
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+    if combination.database == "mongodb":
+        # A single-node replica set (transactions), initiated by its healthcheck, which
+        # passes only once the node is primary.
+        mongodb = services["mongodb"]
+        assert mongodb["command"][:2] == ["--replSet", "rs0"]
+        check = " ".join(mongodb["healthcheck"]["test"])
+        assert "rs.initiate" in check
+        assert "isWritablePrimary" in check
+        assert "replicaSet=rs0" in services["app"]["environment"]["MONGODB_URL"]
+        host_url = re.search(r"^MONGODB_URL=(.*)$", (project / ".env.example").read_text(), re.M)
+        assert host_url
+        assert "directConnection=true" in host_url.group(1)
 
     app = services["app"]
     assert app["env_file"] == ".env"  # the secrets
@@ -217,12 +229,88 @@ def test_ci_workflow(combination: Combination, project: Path) -> None:
     dependabot = project / ".github" / "dependabot.yml"
     check_workflow_files([workflow], dependabot, cwd=project)
     jobs = load_yaml(workflow)["jobs"]
-    assert set(jobs["test"]["services"]) == backing_services(combination)
+    # MongoDB runs as a replica set, which a service container cannot (it takes no
+    # command): a step starts it.
+    containers = backing_services(combination) - {"mongodb"}
+    assert set(jobs["test"]["services"]) == containers
+    if combination.database == "mongodb":
+        (start,) = [s for s in jobs["test"]["steps"] if "docker run" in s.get("run", "")]
+        assert "mongo:8 --replSet rs0" in start["run"]
+        assert "rs.initiate" in start["run"]
+        assert jobs["test"]["env"]["MONGODB_URL"].endswith("?replicaSet=rs0")
     commands = " ".join(s.get("run", "") for job in jobs.values() for s in job["steps"])
     for command in ("ruff check", "ruff format --check", "mypy", "pytest", "docker build"):
         assert command in commands, command
     ecosystems = {u["package-ecosystem"] for u in load_yaml(dependabot)["updates"]}
     assert ecosystems == {"uv", "docker", "docker-compose", "github-actions"}
+
+
+# --- the linters a team runs on day one ---------------------------------------------------
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_yamllint_passes_with_the_shipped_config(combination: Combination, project: Path) -> None:
+    """yamllint as a user runs it in the project (`yamllint .` reads `.yamllint`),
+    strict: warnings fail too."""
+    assert (project / ".yamllint").is_file()
+    run([tool("yamllint"), "--strict", "."], cwd=project)
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_compose_credentials_come_from_env(combination: Combination, project: Path) -> None:
+    """No credential is written in compose.yaml: each comes from .env, where `${VAR:?}`
+    names it when missing, and .env.example defines every one of them."""
+    lines = (project / "compose.yaml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    assert not re.search(r"://[^/\s$]+:[^@\s$]+@", text), "a user:password in a URL"
+    documented = (project / ".env.example").read_text()
+    used = set(re.findall(r"\$\{(\w+):\?", text))
+    for variable in used:
+        assert re.search(rf"^{variable}=", documented, re.M), f"{variable} not in .env.example"
+    services: dict[str, Any] = load_yaml(project / "compose.yaml")["services"]
+    for service in services.values():
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith(("PASSWORD", "PASS")):
+                assert str(value).startswith("${"), f"{key} is written in compose.yaml"
+
+
+def test_checkov_finds_nothing_in_any_combination(cookies_session: Any, tmp_path: Path) -> None:
+    """checkov (secrets, Dockerfile, GitHub Actions) over all 16 renders in one run:
+    importing checkov takes 20-30 s here, so one process scans every combination."""
+    renders = {}
+    for combination in ALL:
+        result = cookies_session.bake(extra_context=combination.answers())
+        assert result.exit_code == 0, result.exception
+        renders[combination.id] = result.project_path
+    args = [tool("checkov"), "--quiet", "--compact", "--skip-download", "--output", "json"]
+    args += ["--framework", "secrets", "dockerfile", "github_actions"]
+    for path in renders.values():
+        args += ["--directory", str(path)]
+    result = subprocess.run(
+        args,
+        cwd=tmp_path,
+        env=checker_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    # One JSON document per directory, each a report or a list of reports.
+    reports: list[dict[str, Any]] = []
+    decoder, text, at = json.JSONDecoder(), result.stdout, 0
+    while text[at:].strip():
+        document, at = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        reports.extend(document if isinstance(document, list) else [document])
+    failed = [
+        f"{check['check_id']} {check['repo_file_path']}:{check['file_line_range']} "
+        f"({check['check_name']})"
+        for report in reports
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+    assert not failed, "\n".join(failed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    passed = sum(report.get("summary", {}).get("passed", 0) for report in reports)
+    assert passed > 100, reports
 
 
 # --- pre-commit and the Makefile ---------------------------------------------------------
@@ -290,6 +378,11 @@ def test_template_workflow_and_dependabot() -> None:
     assert ids == {combination.id for combination in ALL}
     # One version of each action across the template's workflow and the rendered one, so a
     # Dependabot bump of the template's pins shows up here until the project's follows.
+    # MongoDB is a single-node replica set there too, started by a step in each job.
+    assert "replicaSet=rs0" in template["env"]["MONGODB_URL"]
+    for job in template["jobs"].values():
+        assert "mongodb" not in job["services"]
+        assert any("--replSet rs0" in step.get("run", "") for step in job["steps"])
     rendered = TEMPLATE / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
     ours = {k: v for workflow in workflows for k, v in pins(workflow.read_text()).items()}
     theirs = pins(rendered.read_text())
