@@ -20,7 +20,7 @@ from pytest_cookies.plugin import Cookies
 
 from tests.combinations import Combination
 from tests.rendering import rendered_project
-from tests.services import running_services
+from tests.services import ensure_servers_installed, running_services
 
 _stack = contextlib.ExitStack()
 _started = time.monotonic()
@@ -35,7 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     kafka_given = "KAFKA_URL" in os.environ
     workdir = Path(tempfile.mkdtemp(prefix="template-services-"))
-    urls = _stack.enter_context(running_services(workdir))
+    # A fresh machine: the servers are installed here when that is possible (root and
+    # apt-get), or the run stops with one sentence naming them, not a traceback.
+    try:
+        ensure_servers_installed()
+        urls = _stack.enter_context(running_services(workdir))
+    except RuntimeError as error:
+        raise pytest.UsageError(str(error)) from None
     os.environ.update(
         POSTGRES_URL=urls.postgres,
         REDIS_URL=urls.redis,
