@@ -110,8 +110,8 @@ def test_migrations_stop_with_one_line_when_the_database_is_not_there() -> None:
 
 def test_urls_are_read_as_the_drivers_read_them() -> None:
     assert hide_password("redis://:pw@h:1/0") == "redis://:***@h:1/0"
-    assert hide_password("amqp://u:pw@h:1/") == "amqp://u:***@h:1/"
+    assert hide_password("scheme://u:pw@h:1/") == "scheme://u:***@h:1/"
     assert hide_password("h1:9092,h2:9093") == "h1:9092,h2:9093"
-    assert addresses("mongodb://u:p@a:1,b/db?replicaSet=rs0", 27017) == [("a", 1), ("b", 27017)]
+    assert addresses("db://u:p@a:1,b/db?replicaSet=rs0", 27017) == [("a", 1), ("b", 27017)]
     assert addresses("h1:9092,h2:9093", 9092) == [("h1", 9092), ("h2", 9093)]
-    assert addresses("postgresql+asyncpg://u:p@[::1]:5433/db", 5432) == [("::1", 5433)]
+    assert addresses("db+driver://u:p@[::1]:5433/db", 5432) == [("::1", 5433)]

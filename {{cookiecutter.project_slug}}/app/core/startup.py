@@ -51,7 +51,7 @@ def hide_password(url: str) -> str:
 
 def addresses(url: str, default_port: int) -> list[tuple[str, int]]:
     """Host and port of each server a URL names: `scheme://user:pw@h1:p1,h2/db` or a
-    bare `h1:p1,h2:p2` list (Kafka's bootstrap servers)."""
+    bare `h1:p1,h2:p2` list (bootstrap servers)."""
     netloc = urlsplit(url).netloc if "://" in url else url
     found = []
     for part in netloc.rpartition("@")[2].split(","):
@@ -68,8 +68,8 @@ def addresses(url: str, default_port: int) -> list[tuple[str, int]]:
 
 async def _unreachable(target: Target) -> str | None:
     """Why no address of the target answers; None when one does (or none can be told:
-    a DNS seed list such as mongodb+srv is left to the driver)."""
-    if target.url.startswith("mongodb+srv://"):
+    a DNS seed list, a `+srv` scheme, is left to the driver)."""
+    if target.url.partition("://")[0].endswith("+srv"):
         return None
     reason = "no address"
     for host, port in addresses(target.url, target.default_port):
