@@ -1,11 +1,14 @@
-"""Prune the variants that were not chosen and write fresh secrets into .env.
+"""Prune the variants that were not chosen, write fresh secrets into .env, and record
+in .cookiecutter.json the template commit the project was rendered from.
 
-Needs no network, no Docker and no git: it only removes paths and writes a file.
+Needs no network, no Docker and no git: it only removes paths, writes files, and reads
+the template checkout's own git files when there are any.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Mapping
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 RAW_ANSWERS = r"""{{ cookiecutter | tojson }}"""
+TEMPLATE_DIR = r"""{{ template_dir() }}"""
 
 # (option, value) -> paths that exist only when that option has another value.
 PRUNE: dict[tuple[str, Any], list[str]] = {
@@ -91,10 +95,69 @@ def write_env(project: Path) -> None:
     env.chmod(0o600)
 
 
-def main(project: Path, answers: Mapping[str, Any]) -> None:
+SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def _git_dir(start: Path) -> Path | None:
+    """The git directory of the checkout holding ``start`` (a worktree's ``.git`` is a
+    file naming it)."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            text = dot_git.read_text().strip()
+            if text.startswith("gitdir:"):
+                return (folder / text.removeprefix("gitdir:").strip()).resolve()
+            return None
+    return None
+
+
+def template_commit(template_dir: Path) -> str | None:
+    """The commit checked out in the template's git checkout, read from its files (no
+    git command needed); None when it is not a checkout or the commit cannot be told."""
+    try:
+        git_dir = _git_dir(template_dir.resolve())
+        if git_dir is None:
+            return None
+        head = (git_dir / "HEAD").read_text().strip()
+        if SHA.fullmatch(head):
+            return head
+        ref = head.removeprefix("ref:").strip()
+        common = git_dir
+        if (git_dir / "commondir").is_file():
+            common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+        for base in (git_dir, common):
+            if (base / ref).is_file():
+                sha = (base / ref).read_text().strip()
+                return sha if SHA.fullmatch(sha) else None
+        if (common / "packed-refs").is_file():
+            for line in (common / "packed-refs").read_text().splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref and SHA.fullmatch(sha):
+                    return sha
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def record_commit(project: Path, answers: Mapping[str, Any], template_dir: Path) -> None:
+    """Add ``_commit`` to .cookiecutter.json: what `cruft link --checkout` needs to link
+    the project to the template version it came from, not to the latest one."""
+    commit = answers.get("_commit") or template_commit(template_dir)  # cruft passes it
+    record = project / ".cookiecutter.json"
+    if not commit or not record.is_file():
+        return
+    recorded = json.loads(record.read_text())
+    recorded["_commit"] = commit
+    record.write_text(json.dumps(recorded, indent=2, ensure_ascii=False) + "\n")
+
+
+def main(project: Path, answers: Mapping[str, Any], template_dir: Path) -> None:
     prune(project, answers)
     write_env(project)
+    record_commit(project, answers, template_dir)
 
 
 if __name__ == "__main__":
-    main(Path.cwd(), json.loads(RAW_ANSWERS))
+    main(Path.cwd(), json.loads(RAW_ANSWERS), Path(TEMPLATE_DIR))

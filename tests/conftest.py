@@ -16,10 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from pytest_cookies.plugin import Cookies
 
 from tests.combinations import Combination
 from tests.rendering import rendered_project
-from tests.services import running_services
+from tests.services import ensure_servers_installed, running_services
 
 _stack = contextlib.ExitStack()
 _started = time.monotonic()
@@ -34,7 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     kafka_given = "KAFKA_URL" in os.environ
     workdir = Path(tempfile.mkdtemp(prefix="template-services-"))
-    urls = _stack.enter_context(running_services(workdir))
+    # A fresh machine: the servers are installed here when that is possible (root and
+    # apt-get), or the run stops with one sentence naming them, not a traceback.
+    try:
+        ensure_servers_installed()
+        urls = _stack.enter_context(running_services(workdir))
+    except RuntimeError as error:
+        raise pytest.UsageError(str(error)) from None
     os.environ.update(
         POSTGRES_URL=urls.postgres,
         REDIS_URL=urls.redis,
@@ -87,5 +94,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture
-def project(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return rendered_project(combination, tmp_path_factory)
+def project(combination: Combination, cookies_session: Cookies) -> Path:
+    return rendered_project(combination, cookies_session)

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from cookiecutter.main import cookiecutter
 from pymongo import MongoClient
+from pytest_cookies.plugin import Cookies
 
 from tests.combinations import ALL, Combination
 from tests.services import create_postgres_database, mongodb_database_url
@@ -56,18 +56,14 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED}
 
 
-def rendered_project(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The combination rendered and installed (`uv sync`), once per worker."""
+def rendered_project(combination: Combination, cookies: Cookies) -> Path:
+    """The combination rendered through pytest-cookies (the `cookies_session` fixture,
+    with its own user config and replay dir) and installed (`uv sync`), once per worker."""
     if combination.id not in _projects:
-        out = tmp_path_factory.mktemp(combination.id)
-        path = Path(
-            cookiecutter(
-                str(TEMPLATE),
-                no_input=True,
-                output_dir=str(out),
-                extra_context=combination.answers(),
-            )
-        )
+        result = cookies.bake(extra_context=combination.answers())
+        assert result.exit_code == 0, f"{combination.id} did not render: {result.exception!r}"
+        path = result.project_path
+        assert path is not None
         _projects[combination.id] = path
         run(["uv", "sync", "--quiet"], cwd=path, env=clean_env())
     return _projects[combination.id]

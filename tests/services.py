@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -381,6 +381,83 @@ _STARTERS: dict[str, tuple[str, Callable[[_Procs, Path], str]]] = {
     "kafka": ("KAFKA_URL", _start_kafka),
     "mongodb": ("MONGODB_URL", _start_mongodb),
 }
+
+
+# The servers that come from Debian packages (the Kafka and MongoDB stand-ins are wheels
+# in the dev dependencies): the URL that makes each unnecessary, its name, its package.
+DEBIAN_SERVERS = {
+    "postgres": ("POSTGRES_URL", "PostgreSQL", "postgresql"),
+    "redis": ("REDIS_URL", "Redis", "redis-server"),
+    "rabbitmq": ("RABBITMQ_URL", "RabbitMQ", "rabbitmq-server"),
+}
+
+
+class ServersMissingError(RuntimeError):
+    """Servers the tests need are not installed, and cannot be installed from here."""
+
+
+def missing_servers(
+    environ: Mapping[str, str], path: str | None = None, root: Path = Path("/")
+) -> list[str]:
+    """The keys of DEBIAN_SERVERS needed (no URL given) but not installed. ``path`` is
+    searched like PATH; ``root`` holds Debian's off-PATH server directories."""
+    installed = {
+        "postgres": bool(list(root.glob("usr/lib/postgresql/*/bin/postgres")))
+        or bool(shutil.which("postgres", path=path)),
+        "redis": bool(shutil.which("redis-server", path=path)),
+        "rabbitmq": (root / "usr/lib/rabbitmq/bin/rabbitmq-server").exists()
+        or bool(shutil.which("rabbitmq-server", path=path)),
+    }
+    return [
+        key
+        for key, (variable, _, _) in DEBIAN_SERVERS.items()
+        if not environ.get(variable) and not installed[key]
+    ]
+
+
+def missing_servers_sentence(missing: list[str]) -> str:
+    names = [DEBIAN_SERVERS[key][1] for key in missing]
+    packages = " ".join(DEBIAN_SERVERS[key][2] for key in missing)
+    variables = ", ".join(DEBIAN_SERVERS[key][0] for key in missing)
+    listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    return (
+        f"The tests need {listed} and cannot find {'them' if len(names) > 1 else 'it'}: "
+        f"install {'them' if len(names) > 1 else 'it'} (on Debian or Ubuntu, as root: "
+        f"apt-get install -y {packages}), or set {variables} to "
+        f"{'running servers' if len(names) > 1 else 'a running server'}."
+    )
+
+
+def ensure_servers_installed(
+    environ: Mapping[str, str] = os.environ,
+    path: str | None = None,
+    root: Path = Path("/"),
+    euid: int | None = None,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Install the missing Debian servers when that is possible here (root, apt-get),
+    saying so; otherwise raise ServersMissingError with one sentence naming them."""
+    missing = missing_servers(environ, path, root)
+    if not missing:
+        return
+    apt_get = shutil.which("apt-get", path=path)
+    if (os.geteuid() if euid is None else euid) != 0 or apt_get is None:
+        raise ServersMissingError(missing_servers_sentence(missing))
+    packages = [DEBIAN_SERVERS[key][2] for key in missing]
+    say(f"installing the test servers from Debian: apt-get install -y {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends"]):
+        args = [apt_get, *command, *(packages if command[0] == "install" else [])]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise ServersMissingError(
+                f"{missing_servers_sentence(missing)} (apt-get {command[0]} failed: "
+                f"{tail[0] if tail else done.returncode})"
+            )
+    still = missing_servers(environ, path, root)
+    if still:
+        raise ServersMissingError(missing_servers_sentence(still))
 
 
 @contextlib.contextmanager

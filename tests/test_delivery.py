@@ -183,6 +183,18 @@ def test_compose_file(combination: Combination, project: Path) -> None:
     for name in backing:
         assert services[name]["image"].startswith(images[name]), services[name]["image"]
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+    if combination.database == "mongodb":
+        # A single-node replica set (transactions), initiated by its healthcheck, which
+        # passes only once the node is primary.
+        mongodb = services["mongodb"]
+        assert mongodb["command"][:2] == ["--replSet", "rs0"]
+        check = " ".join(mongodb["healthcheck"]["test"])
+        assert "rs.initiate" in check
+        assert "isWritablePrimary" in check
+        assert "replicaSet=rs0" in services["app"]["environment"]["MONGODB_URL"]
+        host_url = re.search(r"^MONGODB_URL=(.*)$", (project / ".env.example").read_text(), re.M)
+        assert host_url
+        assert "directConnection=true" in host_url.group(1)
 
     app = services["app"]
     assert app["env_file"] == ".env"  # the secrets
@@ -219,12 +231,88 @@ def test_ci_workflow(combination: Combination, project: Path) -> None:
     dependabot = project / ".github" / "dependabot.yml"
     check_workflow_files([workflow], dependabot, cwd=project)
     jobs = load_yaml(workflow)["jobs"]
-    assert set(jobs["test"]["services"]) == backing_services(combination)
+    # MongoDB runs as a replica set, which a service container cannot (it takes no
+    # command): a step starts it.
+    containers = backing_services(combination) - {"mongodb"}
+    assert set(jobs["test"]["services"]) == containers
+    if combination.database == "mongodb":
+        (start,) = [s for s in jobs["test"]["steps"] if "docker run" in s.get("run", "")]
+        assert "mongo:8 --replSet rs0" in start["run"]
+        assert "rs.initiate" in start["run"]
+        assert jobs["test"]["env"]["MONGODB_URL"].endswith("?replicaSet=rs0")
     commands = " ".join(s.get("run", "") for job in jobs.values() for s in job["steps"])
     for command in ("ruff check", "ruff format --check", "mypy", "pytest", "docker build"):
         assert command in commands, command
     ecosystems = {u["package-ecosystem"] for u in load_yaml(dependabot)["updates"]}
     assert ecosystems == {"uv", "docker", "docker-compose", "github-actions"}
+
+
+# --- the linters a team runs on day one ---------------------------------------------------
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_yamllint_passes_with_the_shipped_config(combination: Combination, project: Path) -> None:
+    """yamllint as a user runs it in the project (`yamllint .` reads `.yamllint`),
+    strict: warnings fail too."""
+    assert (project / ".yamllint").is_file()
+    run([tool("yamllint"), "--strict", "."], cwd=project)
+
+
+@pytest.mark.parametrize("combination", EVERY)
+def test_compose_credentials_come_from_env(combination: Combination, project: Path) -> None:
+    """No credential is written in compose.yaml: each comes from .env, where `${VAR:?}`
+    names it when missing, and .env.example defines every one of them."""
+    lines = (project / "compose.yaml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    assert not re.search(r"://[^/\s$]+:[^@\s$]+@", text), "a user:password in a URL"
+    documented = (project / ".env.example").read_text()
+    used = set(re.findall(r"\$\{(\w+):\?", text))
+    for variable in used:
+        assert re.search(rf"^{variable}=", documented, re.M), f"{variable} not in .env.example"
+    services: dict[str, Any] = load_yaml(project / "compose.yaml")["services"]
+    for service in services.values():
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith(("PASSWORD", "PASS")):
+                assert str(value).startswith("${"), f"{key} is written in compose.yaml"
+
+
+def test_checkov_finds_nothing_in_any_combination(cookies_session: Any, tmp_path: Path) -> None:
+    """checkov (secrets, Dockerfile, GitHub Actions) over all 16 renders in one run:
+    importing checkov takes 20-30 s here, so one process scans every combination."""
+    renders = {}
+    for combination in ALL:
+        result = cookies_session.bake(extra_context=combination.answers())
+        assert result.exit_code == 0, result.exception
+        renders[combination.id] = result.project_path
+    args = [tool("checkov"), "--quiet", "--compact", "--skip-download", "--output", "json"]
+    args += ["--framework", "secrets", "dockerfile", "github_actions"]
+    for path in renders.values():
+        args += ["--directory", str(path)]
+    result = subprocess.run(
+        args,
+        cwd=tmp_path,
+        env=checker_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    # One JSON document per directory, each a report or a list of reports.
+    reports: list[dict[str, Any]] = []
+    decoder, text, at = json.JSONDecoder(), result.stdout, 0
+    while text[at:].strip():
+        document, at = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        reports.extend(document if isinstance(document, list) else [document])
+    failed = [
+        f"{check['check_id']} {check['repo_file_path']}:{check['file_line_range']} "
+        f"({check['check_name']})"
+        for report in reports
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+    assert not failed, "\n".join(failed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    passed = sum(report.get("summary", {}).get("passed", 0) for report in reports)
+    assert passed > 100, reports
 
 
 # --- pre-commit and the Makefile ---------------------------------------------------------
@@ -310,6 +398,11 @@ def test_template_workflow_and_dependabot() -> None:
     assert jobs["pull-request"]["permissions"] == {"pull-requests": "write"}
     # One version of each action across the template's workflow and the rendered one, so a
     # Dependabot bump of the template's pins shows up here until the project's follows.
+    # MongoDB is a single-node replica set there too, started by a step in each job.
+    assert "replicaSet=rs0" in template["env"]["MONGODB_URL"]
+    for job in template["jobs"].values():
+        assert "mongodb" not in job["services"]
+        assert any("--replSet rs0" in step.get("run", "") for step in job["steps"])
     rendered = TEMPLATE / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
     ours = {k: v for workflow in workflows for k, v in pins(workflow.read_text()).items()}
     theirs = pins(rendered.read_text())
@@ -357,13 +450,34 @@ def git(cwd: Path, *args: str) -> str:
     return run(["git", *identity, *args], cwd=cwd)
 
 
-def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Path) -> None:
-    """Render from an older template commit, change the template, update the project."""
+def _template_repo(tmp_path: Path) -> Path:
     template = tmp_path / "template"
     shutil.copytree(TEMPLATE, template, ignore=CACHES)
     git(template, "init", "--quiet")
     git(template, "add", "--all")
     git(template, "commit", "--quiet", "-m", "the template as it is")
+    return template
+
+
+def _change_template(template: Path, line: str) -> str:
+    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
+    makefile.write_text(makefile.read_text() + line + "\n")
+    git(template, "commit", "--quiet", "-am", "a later template change")
+    return git(template, "rev-parse", "HEAD").strip()
+
+
+def _commit_all(project: Path, message: str) -> None:
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", message)
+
+
+def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Path) -> None:
+    """Render from an older template commit, change the template, update the project:
+    twice, as the README says (`cruft create`, `.env` skipped by the project's own
+    `[tool.cruft]`), with `.cruft.json` the same but for the commit after each update."""
+    template = _template_repo(tmp_path)
+    older = git(template, "rev-parse", "HEAD").strip()
 
     combination = ALL[-1]  # not the defaults: the answers must be replayed on update
     answers = combination.answers()
@@ -372,44 +486,93 @@ def test_cruft_update_brings_template_changes_and_keeps_user_edits(tmp_path: Pat
     out = tmp_path / "out"
     run(
         [
-            *(cruft, "create", "--no-input", "--output-dir", str(out), "--skip", ".env"),
+            *(cruft, "create", "--no-input", "--output-dir", str(out)),
             *("--extra-context", json.dumps(answers), str(template)),
         ],
         cwd=tmp_path,
     )
     project = out / "kept-service"
-    recorded = json.loads((project / ".cruft.json").read_text())
-    assert recorded["context"]["cookiecutter"]["database"] == combination.database
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["context"]["cookiecutter"]["database"] == combination.database
+    assert json.loads((project / ".cookiecutter.json").read_text())["_commit"] == older
     secrets_before = (project / ".env").read_text()
     # Fresh from the template, the project has no differences from it (.env skipped).
     run([cruft, "diff", "--exit-code"], cwd=project)
 
-    git(project, "init", "--quiet")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "-m", "generated")
+    _commit_all(project, "generated")
     readme = project / "README.md"
     user_line = "Our team's notes: deploys go through the platform pipeline."
     readme.write_text(readme.read_text().replace("\n", f"\n\n{user_line}\n", 1))
     git(project, "commit", "--quiet", "-am", "our own notes")
 
-    makefile = template / "{{cookiecutter.project_slug}}" / "Makefile"
-    template_line = "# Added by a later version of the template."
-    makefile.write_text(makefile.read_text() + template_line + "\n")
-    git(template, "commit", "--quiet", "-am", "a later template change")
-    newer = git(template, "rev-parse", "HEAD").strip()
+    for round_ in (1, 2):
+        template_line = f"# Added by a later version of the template ({round_})."
+        newer = _change_template(template, template_line)
+        outdated = subprocess.run([cruft, "check"], cwd=project, capture_output=True, check=False)
+        assert outdated.returncode != 0, "cruft check should see the newer template commit"
+        run([cruft, "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project)
+        run([cruft, "check"], cwd=project)
 
-    outdated = subprocess.run([cruft, "check"], cwd=project, capture_output=True, check=False)
-    assert outdated.returncode != 0, "cruft check should see the newer template commit"
+        assert template_line in (project / "Makefile").read_text(), "the change is missing"
+        assert user_line in readme.read_text(), "the user's edit was lost"
+        updated = json.loads((project / ".cruft.json").read_text())
+        assert updated["commit"] == newer
+        # Only the commit and its record in the context move; no list grows.
+        assert {k: v for k, v in updated.items() if k not in {"commit", "context"}} == {
+            k: v for k, v in state.items() if k not in {"commit", "context"}
+        }, updated
+        assert updated.get("skip", []) == [], "skip belongs to [tool.cruft] in pyproject.toml"
+        assert (project / ".env").read_text() == secrets_before, "the project's secrets changed"
+        assert not list(project.rglob("*.rej")), "the update left conflicts"
+        recorded = json.loads((project / ".cookiecutter.json").read_text())
+        assert recorded["_commit"] == newer
+        changed = set(git(project, "status", "--porcelain").split())
+        assert changed == {"M", "Makefile", ".cruft.json", ".cookiecutter.json"}, changed
+        git(project, "commit", "--quiet", "-am", f"template update {round_}")
+
+
+def test_a_plain_cookiecutter_render_links_to_its_own_commit_and_updates(tmp_path: Path) -> None:
+    """A project made with plain cookiecutter from an older template commit, linked as
+    its README says (`cruft link --checkout <_commit>`): the newer change arrives."""
+    template = _template_repo(tmp_path)
+    older = git(template, "rev-parse", "HEAD").strip()
+    out = tmp_path / "out"
     run(
-        [cruft, "update", "--skip-apply-ask", "--allow-untracked-files"],
+        [
+            str(BIN / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(out),
+            str(template),
+            "database=mongodb",
+        ],
+        cwd=tmp_path,
+    )
+    project = out / "orders-service"
+    recorded = json.loads((project / ".cookiecutter.json").read_text())
+    assert recorded["_commit"] == older
+    assert recorded["database"] == "mongodb"
+    _commit_all(project, "generated")
+    template_line = "# Added after the project was rendered."
+    newer = _change_template(template, template_line)
+
+    # The README's command, with TEMPLATE and the commit taken from .cookiecutter.json.
+    readme = (project / "README.md").read_text()
+    assert 'cruft link --no-input --checkout "$(' in readme
+    cruft = tool("cruft")
+    run(
+        [
+            *(cruft, "link", "--no-input", "--checkout", recorded["_commit"]),
+            *(str(template), "--extra-context", json.dumps(recorded)),
+        ],
         cwd=project,
     )
-    run([cruft, "check"], cwd=project)
-
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["commit"] == older, "linked to the latest commit: the newer change would hide"
+    assert state["context"]["cookiecutter"]["database"] == "mongodb"
+    git(project, "add", ".cruft.json")
+    git(project, "commit", "--quiet", "-m", "linked")
+    run([cruft, "update", "--skip-apply-ask", "--allow-untracked-files"], cwd=project)
     assert template_line in (project / "Makefile").read_text(), "the template change is missing"
-    assert user_line in readme.read_text(), "the user's edit was lost"
     assert json.loads((project / ".cruft.json").read_text())["commit"] == newer
-    assert (project / ".env").read_text() == secrets_before, "the project's secrets changed"
     assert not list(project.rglob("*.rej")), "the update left conflicts"
-    changed = set(git(project, "status", "--porcelain").split())
-    assert changed == {"M", "Makefile", ".cruft.json"}, changed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,12 +86,49 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(pre_gen.problems(answers)) == 3
 
 
-def test_problems_exit_non_zero_with_one_sentence_each() -> None:
+def test_problems_exit_non_zero_with_one_sentence_each(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit) as exited:
         pre_gen.fail_on_problems({**VALID, "project_slug": "Bad Slug"})
-    message = str(exited.value.code)
+    # A numeric status (pytest-cookies reports it as the exit code), the sentence as the
+    # exception's text and on stderr.
+    assert exited.value.code == 1
+    message = str(exited.value)
     assert message.startswith("error: project_slug 'Bad Slug' is invalid")
     assert message.count("\n") == 0
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_the_rerun_command_corrects_what_it_can_and_keeps_the_rest() -> None:
+    argv = ["/usr/bin/cookiecutter", "gh:org/repo", "-o", "out", "--no-input", "author_name=Kim"]
+    answers = {
+        **VALID,
+        "project_slug": "Billing_API",
+        "author_name": "Kim",
+        "description": 'It\'s "quoted"',
+        "_template": "x",
+    }
+    command = pre_gen.rerun_command(answers, ["project_slug"], argv=argv)
+    args = shlex.split(command)
+    assert args[:5] == ["cookiecutter", "gh:org/repo", "-o", "out", "--no-input"]
+    pairs = dict(arg.split("=", 1) for arg in args[5:])
+    assert pairs["project_slug"] == "billing-api"
+    assert pairs["description"] == 'It\'s "quoted"'
+    assert pairs["compliance_logging"] == "yes"
+    assert "_template" not in pairs
+    # No valid email follows from a bad one: it is left out and asked again, so the
+    # command prompts (every other answer as the default) instead of --no-input.
+    bad_email = {**answers, "author_email": "nope"}
+    args = shlex.split(pre_gen.rerun_command(bad_email, ["author_email"], argv=argv))
+    assert "--no-input" not in args
+    assert not [arg for arg in args if arg.startswith("author_email=")]
+    assert "author_name=Kim" in args
+
+
+def test_called_as_a_library_the_command_names_the_template_dir() -> None:
+    command = pre_gen.rerun_command({"project_slug": "x y"}, ["project_slug"], argv=["pytest"])
+    assert shlex.split(command) == ["cookiecutter", str(TEMPLATE), "project_slug=x-y"]
 
 
 @pytest.mark.parametrize("combination", ALL, ids=lambda c: c.id)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pytest_cookies.plugin import Cookies
 
 from tests.rendering import TEMPLATE
 
@@ -62,10 +66,120 @@ def test_prompts_take_typed_answers(tmp_path: Path) -> None:
 def test_a_bad_typed_slug_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    result = cookiecutter(out, stdin="Billing API\nbilling/api\n" + "\n" * QUESTIONS)
+    # Only two answers: the slug is refused right after its question.
+    result = cookiecutter(out, stdin="Billing API\nbilling/api\n")
     assert result.returncode != 0
     assert "error: project_slug 'billing/api' is invalid" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[3/9]" not in result.stdout, "the slug was refused only after later questions"
     assert list(out.iterdir()) == []
+
+
+def _rerun_command(stderr: str) -> list[str]:
+    lines = stderr.splitlines()
+    (index,) = [i for i, line in enumerate(lines) if line.startswith("Re-run with them")]
+    return shlex.split(lines[index + 1])
+
+
+def test_a_refusal_saves_the_answers_and_prints_the_command_that_recovers(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cookiecutter(out, stdin="Billing API\nBilling_API\n")
+    assert result.returncode != 0
+    assert list(out.iterdir()) == []
+    saved = re.search(r"Your answers are saved in (\S+)\.$", result.stderr, re.M)
+    assert saved, result.stderr
+    recorded = json.loads(Path(saved.group(1)).read_text())["cookiecutter"]
+    assert recorded["project_name"] == "Billing API"
+    assert recorded["project_slug"] == "Billing_API"
+
+    command = _rerun_command(result.stderr)
+    assert command[0] == "cookiecutter"
+    assert "project_slug=billing-api" in command
+    # The same command, run: Enter keeps each answer given so far; the rest are asked.
+    rerun = subprocess.run(
+        [sys.executable, "-m", *command],
+        input="\n\nBills things.\n" + "\n" * QUESTIONS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    recorded = json.loads((out / "billing-api" / ".cookiecutter.json").read_text())
+    assert recorded["project_name"] == "Billing API"
+    assert recorded["description"] == "Bills things."
+
+
+def test_a_refused_no_input_run_prints_a_no_input_command_that_works(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cookiecutter(
+        out, "--no-input", "project_slug=Billing API", "database=mongodb", "description=It's x"
+    )
+    assert result.returncode != 0
+    command = _rerun_command(result.stderr)
+    assert "--no-input" in command
+    rerun = subprocess.run(
+        [sys.executable, "-m", *command], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    recorded = json.loads((out / "billing-api" / ".cookiecutter.json").read_text())
+    assert recorded["database"] == "mongodb"
+    assert recorded["description"] == "It's x"
+
+
+# --- pytest-cookies, the standard plugin for testing templates ---------------------------
+
+
+def test_cookies_bake_renders_the_defaults(cookies: Cookies) -> None:
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    assert result.project_path.name == "orders-service"
+    assert (result.project_path / "app/main.py").is_file()
+
+
+def test_cookies_bake_refuses_a_bad_answer_with_its_message(cookies: Cookies) -> None:
+    result = cookies.bake(extra_context={"author_email": "nope"})
+    assert result.exit_code == 1
+    assert str(result.exception) == (
+        "error: author_email 'nope' is not an email address (name@example.com)."
+    )
+    assert result.project_path is None
+
+
+def test_cookies_bake_needs_no_configuration_in_a_users_own_test_folder(tmp_path: Path) -> None:
+    """A user's test module in a folder of its own (no __init__.py), run with plain
+    `pytest` from the template's root: cookies.bake() must import the template's Jinja
+    extension although pytest does not put the root on sys.path for that module."""
+    template = tmp_path / "template"
+    shutil.copytree(
+        TEMPLATE, template, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__")
+    )
+    (template / "bake_tests").mkdir()
+    (template / "bake_tests" / "test_bake.py").write_text(
+        "def test_bake(cookies):\n"
+        "    result = cookies.bake()\n"
+        "    assert result.exit_code == 0, result.exception\n"
+        "\n"
+        "def test_refused(cookies):\n"
+        "    result = cookies.bake(extra_context={'project_slug': 'No Good'})\n"
+        "    assert result.exit_code == 1, result.exception\n"
+        "    assert \"project_slug 'No Good' is invalid\" in str(result.exception)\n"
+    )
+    pytest_bin = Path(sys.executable).parent / "pytest"
+    result = subprocess.run(
+        [str(pytest_bin), "-n", "0", "bake_tests"],
+        cwd=template,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
 
 
 OUR_ERRORS = [

@@ -38,6 +38,7 @@ from app.core.middleware import (
 )
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RATE_LIMIT_HEADERS
+from app.core.startup import ServiceUnreachableError, ensure_reachable, report
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
@@ -57,6 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await ensure_reachable(settings)
+        except ServiceUnreachableError as error:
+            report(error)
+            raise
         services = build_services(settings)
         await services.start()
         app.state.services = services

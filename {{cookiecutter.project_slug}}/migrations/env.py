@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.storage.postgres
+from app.core.startup import ServiceUnreachableError, ensure_reachable
 from app.settings import get_settings
 from app.storage.postgres.models import Base
 
@@ -27,7 +28,15 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(get_settings().database.url)
+    settings = get_settings()
+    try:
+        await ensure_reachable(settings, database_only=True)
+    except ServiceUnreachableError as error:
+        if settings.app.log_level == "DEBUG":
+            raise
+        # One line, no traceback: SystemExit prints it to stderr and exits with 1.
+        raise SystemExit(f"error: {error}") from None
+    engine = create_async_engine(settings.database.url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

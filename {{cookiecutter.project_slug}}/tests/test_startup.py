@@ -1,0 +1,117 @@
+"""A first start without the services, as the README runs it, in a subprocess: one line
+naming what could not be reached, the setting (password hidden) and how to start it,
+then a non-zero exit; the traceback only at debug level."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.core.startup import ServiceUnreachableError, addresses, ensure_reachable, hide_password
+from app.settings import Settings
+from tests.conftest import closed_port, override
+
+PROJECT = Path(__file__).resolve().parent.parent
+PASSWORD = "s3cret-pw"
+{%- if cookiecutter.database == "postgres" %}
+DATABASE = "DATABASE_URL"
+{%- else %}
+DATABASE = "MONGODB_URL"
+{%- endif %}
+
+
+def unreachable_url(setting: str) -> str:
+    """The setting's URL, with a password, pointed at a port nothing listens on."""
+    port = closed_port()
+    urls = {
+{%- if cookiecutter.database == "postgres" %}
+        "DATABASE_URL": f"postgresql+asyncpg://app:{PASSWORD}@127.0.0.1:{port}/app",
+{%- else %}
+        "MONGODB_URL": f"mongodb://app:{PASSWORD}@127.0.0.1:{port}/app",
+{%- endif %}
+        "REDIS_URL": f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
+{%- if cookiecutter.broker == "rabbitmq" %}
+        "BROKER_URL": f"amqp://app:{PASSWORD}@127.0.0.1:{port}/",
+{%- else %}
+        "BROKER_URL": f"127.0.0.1:{port}",
+{%- endif %}
+    }
+    return urls[setting]
+
+
+def run(command: list[str], setting: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, setting: unreachable_url(setting), **env}
+    return subprocess.run(  # noqa: S603 - this interpreter, a command named by the tests
+        command,
+        cwd=PROJECT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def serve(setting: str, **env: str) -> subprocess.CompletedProcess[str]:
+    uvicorn = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(closed_port())]
+    return run(uvicorn, setting, **env)
+
+
+def assert_one_clear_line(output: str, setting: str) -> None:
+    lines = [line for line in output.splitlines() if "could not be reached" in line]
+    assert len(lines) == 1, output
+    (line,) = lines
+    assert f"at {setting}=" in line
+    assert "make services" in line
+    assert f"set {setting}" in line
+    assert PASSWORD not in output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) < 10, output
+
+
+@pytest.mark.parametrize("setting", [DATABASE, "BROKER_URL"])
+def test_the_app_stops_with_one_line_when_a_service_is_not_there(setting: str) -> None:
+    result = serve(setting, APP_LOG_LEVEL="INFO")
+    assert result.returncode != 0
+    assert_one_clear_line(result.stdout + result.stderr, setting)
+
+
+def test_the_app_stops_without_redis_when_it_may_not_serve_without_it() -> None:
+    result = serve("REDIS_URL", APP_LOG_LEVEL="INFO", REDIS_FAIL_OPEN="false")
+    assert result.returncode != 0
+    assert_one_clear_line(result.stdout + result.stderr, "REDIS_URL")
+
+
+async def test_without_redis_a_fail_open_app_is_warned_and_starts(settings: Settings) -> None:
+    fail_open = override(settings, "redis", url=unreachable_url("REDIS_URL"), fail_open=True)
+    await ensure_reachable(fail_open)  # a warning, no error
+    closed = override(fail_open, "redis", fail_open=False)
+    with pytest.raises(ServiceUnreachableError, match="at REDIS_URL=redis://:\\*\\*\\*@"):
+        await ensure_reachable(closed)
+
+
+def test_at_debug_level_the_traceback_is_there() -> None:
+    result = serve(DATABASE, APP_LOG_LEVEL="DEBUG")
+    assert result.returncode != 0
+    assert "Traceback" in result.stdout + result.stderr
+{%- if cookiecutter.database == "postgres" %}
+
+
+def test_migrations_stop_with_one_line_when_the_database_is_not_there() -> None:
+    alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
+    result = run(alembic, "DATABASE_URL", APP_LOG_LEVEL="INFO")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: PostgreSQL could not be reached")
+    assert_one_clear_line(result.stdout + result.stderr, "DATABASE_URL")
+{%- endif %}
+
+
+def test_urls_are_read_as_the_drivers_read_them() -> None:
+    assert hide_password("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert hide_password("scheme://u:pw@h:1/") == "scheme://u:***@h:1/"
+    assert hide_password("h1:9092,h2:9093") == "h1:9092,h2:9093"
+    assert addresses("db://u:p@a:1,b/db?replicaSet=rs0", 27017) == [("a", 1), ("b", 27017)]
+    assert addresses("h1:9092,h2:9093", 9092) == [("h1", 9092), ("h2", 9093)]
+    assert addresses("db+driver://u:p@[::1]:5433/db", 5432) == [("::1", 5433)]
