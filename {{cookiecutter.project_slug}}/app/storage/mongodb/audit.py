@@ -180,11 +180,7 @@ class MongoAuditLog:
         head = await self._head()
         if expect is not None:
             await self._check_reaches(head, expect)
-        cursor = (
-            self.collection.find({"sealed": False})
-            .sort("sequence", ASCENDING)
-            .limit(limit)
-        )
+        cursor = self.collection.find({"sealed": False}).sort("sequence", ASCENDING).limit(limit)
         # A purge record is sealed by the purge; one left unsealed was not written by it.
         pending = [_stored(d) async for d in cursor if d["action"] != PURGE]
         batch = seal_batch(self.key, head, pending)
