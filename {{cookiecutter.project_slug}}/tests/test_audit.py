@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 {%- endif %}
 
 from app.audit import service as audit_service
+from app.audit.__main__ import main as audit_command
 from app.audit.masking import mask_personal_data
 from app.audit.records import (
     GENESIS,
@@ -670,8 +671,9 @@ async def test_verify_names_the_records_removed_even_by_the_superuser(
     assert result.returncode == 1, result.stdout + result.stderr
     (line,) = result.stdout.splitlines()
     assert line.startswith(f"audit trail broken: {expected}"), line
-    restored = await asyncio.to_thread(run_command, settings, "verify")
-    assert restored.returncode == 0, restored.stdout + restored.stderr
+    checkpoint = await stored_checkpoint(services.cache)
+    assert checkpoint is not None
+    assert (await services.audit.verify(checkpoints=[checkpoint])).intact
 
 
 async def test_verify_checks_a_checkpoint_kept_elsewhere(
@@ -694,9 +696,13 @@ async def test_verify_checks_a_checkpoint_kept_elsewhere(
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"missing: position {newest.position} (the checkpoint" in result.stdout
-    bad = await asyncio.to_thread(run_command, settings, "verify", "--checkpoint", "nonsense")
-    assert bad.returncode == 2
-    assert "not a checkpoint" in bad.stderr
+
+
+def test_verify_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        audit_command(["verify", "--checkpoint", "nonsense"])
+    assert exit_.value.code == 2
+    assert "not a checkpoint: 'nonsense'" in capsys.readouterr().err
 
 
 async def test_the_sealer_refuses_to_extend_a_chain_cut_short(
@@ -747,7 +753,8 @@ def readme_grants(role: str, database: str) -> list[str]:
     """The statements the README tells operators to run for the service's role."""
     readme = Path("README.md").read_text()
     block = readme.split("```sql\n", 1)[1].split("```", 1)[0]
-    code = "\n".join(line for line in block.splitlines() if not line.startswith("--"))
+    lines = (line.strip() for line in block.splitlines())
+    code = "\n".join(line for line in lines if not line.startswith("--"))
     code = code.replace("service_role", role).replace("service_db", f'"{database}"')
     return [statement.strip() for statement in code.split(";") if statement.strip()]
 
@@ -760,13 +767,14 @@ async def test_the_role_the_readme_grants_cannot_remove_or_change_a_record(
     async with engine.begin() as connection:
         database = str(await connection.scalar(text("SELECT current_database()")))
         await connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
-        for statement in readme_grants(role, database):
-            await connection.execute(text(statement))
     url = make_url(settings.database.url).set(username=role, password=password)
     limited = build_services(
         override(settings, "database", url=url.render_as_string(hide_password=False))
     )
     try:
+        async with engine.begin() as connection:
+            for statement in readme_grants(role, database):
+                await connection.execute(text(statement))
         await limited.database.connect()
         # The service works under that role: an audited change, then its sealing.
         item = await service.create_item(
