@@ -6,6 +6,7 @@ from dataclasses import dataclass
 {% if cookiecutter.compliance_logging %}
 from app.audit.events import AUDIT_EVENT_TYPES
 from app.audit.records import AuditLog
+from app.audit.sealer import AuditSealer
 {%- endif %}
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
@@ -49,14 +50,21 @@ class Services:
     limiter: RateLimiter
 {%- if cookiecutter.compliance_logging %}
     audit: AuditLog
+    sealer: AuditSealer
 {%- endif %}
 
     async def start(self) -> None:
         await self.database.connect()
         await self.bus.start()
         self.relay.start()
+{%- if cookiecutter.compliance_logging %}
+        self.sealer.start()
+{%- endif %}
 
     async def stop(self) -> None:
+{%- if cookiecutter.compliance_logging %}
+        await self.sealer.stop()
+{%- endif %}
         # The relay first, so nothing is published to a closing broker; the broker
         # then lets the messages being processed finish.
         await self.relay.stop()
@@ -98,6 +106,9 @@ def build_services(settings: Settings) -> Services:
     database.index_setups.append(audit.create_indexes)
 {%- endif %}
     database.before_commit.append(audit.record_events)
+    sealer = AuditSealer(
+        audit, database=database, cache=cache, settings=settings.audit, key=audit_key
+    )
 {%- endif %}
     return Services(
         settings=settings,
@@ -111,5 +122,6 @@ def build_services(settings: Settings) -> Services:
         limiter=RateLimiter(cache),
 {%- if cookiecutter.compliance_logging %}
         audit=audit,
+        sealer=sealer,
 {%- endif %}
     )

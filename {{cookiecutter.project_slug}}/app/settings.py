@@ -140,6 +140,15 @@ class AuditSettings(BaseModel):
     # The shortest retention the law you operate under allows: the purge refuses to run
     # with less. Five years covers electronic financial transaction records in Korea.
     legal_minimum_days: int = Field(default=5 * 365 + 1, ge=0)
+    # The sealer chains appended records this often, up to this many a round.
+    seal_interval_seconds: float = Field(default=1.0, gt=0, le=10)
+    seal_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # A checkpoint of the chain's head goes to Redis after every round that sealed
+    # something, and to the broker and the log at most this often.
+    checkpoint_seconds: float = Field(default=10.0, gt=0, le=30)
+    # `verify` reports records still unsealed after this long: past it, removing any
+    # record is detected (sealing plus checkpointing take well under it).
+    window_seconds: int = Field(default=30, ge=5, le=60)
 {% endif %}
 
 class Settings(BaseSettings):

@@ -8,19 +8,28 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import cast
+{%- if cookiecutter.database == "postgres" %}
+from pathlib import Path
+{%- endif %}
 from uuid import UUID, uuid4
 
 import pytest
 import structlog
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+{%- if cookiecutter.database == "postgres" %}
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+{%- endif %}
 
 from app.audit import service as audit_service
+from app.audit.__main__ import main as audit_command
 from app.audit.masking import mask_personal_data
 from app.audit.records import (
     GENESIS,
@@ -28,10 +37,15 @@ from app.audit.records import (
     AuditEntry,
     AuditLog,
     AuditQuery,
+    ChainTruncatedError,
+    Checkpoint,
+    Head,
     SealedEntry,
+    SealRound,
     seal,
     verify_chain,
 )
+from app.audit.sealer import stored_checkpoint
 from app.audit.service import Erasure
 from app.auth import service as auth
 from app.auth.tokens import Tokens
@@ -43,15 +57,34 @@ from app.items import service
 from app.items.errors import ItemNotFoundError
 from app.items.repository import ItemRepository
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
+{%- if cookiecutter.database == "postgres" %}
+from app.services import Services, build_services
+{%- else %}
 from app.services import Services
+{%- endif %}
 from app.settings import Settings
 from app.storage.cache import Cache
+{%- if cookiecutter.database == "postgres" %}
+from app.storage.postgres.audit import PostgresAuditLog
+from app.storage.postgres.database import PostgresDatabase
+{%- else %}
+from app.storage.mongodb.database import MongoDatabase
+{%- endif %}
 from app.storage.unit_of_work import UnitOfWork
 from app.users import service as user_service
 from app.users.errors import WrongPasswordError
 from app.users.schemas import PasswordChange
 from tests import api
-from tests.conftest import PASSWORD, Account, new_item, override, serving, unique, unreachable
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    eventually,
+    new_item,
+    override,
+    serving,
+    unique,
+    unreachable,
+)
 from tests.test_auth import login
 
 
@@ -63,6 +96,26 @@ def acting_as(account: Account) -> Iterator[None]:
         yield
     finally:
         set_current_request(None)
+
+
+async def seal_once(services: Services) -> SealRound:
+    """One sealing round of this instance's sealer, waiting its turn with the others."""
+    round_: SealRound = await eventually(services.sealer.run_once)
+    return round_
+
+
+async def all_sealed(services: Services) -> Head:
+    """Wait until every record appended so far is sealed and checkpointed in Redis."""
+
+    async def done() -> Head | None:
+        head = (await seal_once(services)).head
+        report = await services.audit.verify()
+        checkpoint = await stored_checkpoint(services.cache)
+        kept = checkpoint is not None and checkpoint.position == report.head.position
+        return head if report.unsealed == 0 and kept else None
+
+    head: Head = await eventually(done)
+    return head
 
 
 async def test_creating_an_item_is_audited(services: Services, account: Account) -> None:
@@ -96,6 +149,8 @@ async def test_creating_an_item_is_audited(services: Services, account: Account)
     assert (entry.client_ip, entry.user_agent) == ("203.0.113.7", "audit-test")
     assert entry.occurred_at.tzinfo is not None
 
+    # Appended unsealed, then chained by the sealer in the background.
+    await all_sealed(services)
     report = await services.audit.verify()
     assert report.intact
     assert report.checked >= 1
@@ -105,8 +160,8 @@ def _chain(key: bytes, count: int) -> list[SealedEntry]:
     records, previous = [], GENESIS
     for sequence in range(1, count + 1):
         entry = AuditEntry(action="item.create", resource_type="item", resource_id=str(sequence))
-        current = seal(key, previous, entry)
-        records.append(SealedEntry(sequence, entry, previous, current))
+        current = seal(key, previous, sequence, entry)
+        records.append(SealedEntry(sequence, entry, sequence, previous, current))
         previous = current
     return records
 
@@ -117,16 +172,53 @@ def test_verify_finds_the_first_edited_record() -> None:
     assert verify_chain(key, records).intact
 
     edited = records[2].entry.model_copy(update={"actor": "mallory"})
-    records[2] = SealedEntry(3, edited, records[2].previous, records[2].seal)
+    records[2] = SealedEntry(3, edited, 3, records[2].previous, records[2].seal)
     report = verify_chain(key, records)
-    assert (report.intact, report.first_broken, report.checked) == (False, 3, 2)
+    assert (report.intact, report.first_broken, report.checked) == (False, 3, 4)
+    assert report.problems == (
+        "record 3 at position 3 was altered: its seal does not match its content",
+    )
 
 
 def test_verify_finds_a_deleted_record_and_a_wrong_key() -> None:
     key = b"k" * 32
     records = _chain(key, 4)
-    assert verify_chain(key, [*records[:1], *records[2:]]).first_broken == 3
+    assert verify_chain(key, [*records[:1], *records[2:]]).problems == (
+        "missing: position 2 (before record 3)",
+    )
+    assert verify_chain(key, records[1:]).problems == ("missing: position 1 (before record 2)",)
     assert verify_chain(b"x" * 32, records).first_broken == 1
+
+
+def test_a_checkpoint_reveals_the_newest_records_removed_or_all_of_them() -> None:
+    key = b"k" * 32
+    records = _chain(key, 4)
+    checkpoint = Checkpoint.issue(key, Head(4, records[3].seal or ""), purged_through=0)
+    assert Checkpoint.parse(checkpoint.token()) == checkpoint
+    assert verify_chain(key, records, checkpoints=[checkpoint]).intact
+    # Without the checkpoint, a chain cut at its end looks whole.
+    assert verify_chain(key, records[:2]).intact
+    newest = verify_chain(key, records[:2], checkpoints=[checkpoint])
+    assert newest.problems[0].startswith("missing: positions 3 to 4 (the checkpoint of ")
+    emptied = verify_chain(key, [], checkpoints=[checkpoint])
+    assert emptied.problems[0].startswith("missing: positions 1 to 4")
+    forged = checkpoint.model_copy(update={"position": 2, "seal": records[1].seal})
+    assert "not signed" in verify_chain(key, records, checkpoints=[forged]).problems[0]
+
+
+def test_verify_reports_records_left_unsealed_past_the_window() -> None:
+    key = b"k" * 32
+    records = _chain(key, 2)
+    old = AuditEntry(
+        action="item.create",
+        resource_type="item",
+        occurred_at=datetime.now(UTC) - timedelta(seconds=61),
+    )
+    fresh = AuditEntry(action="item.create", resource_type="item")
+    window = timedelta(seconds=30)
+    assert verify_chain(key, [*records, SealedEntry(9, fresh)], window=window).intact
+    report = verify_chain(key, [*records, SealedEntry(8, old)], window=window)
+    assert report.problems[0].startswith("unsealed: 1 records older than 30 s, the oldest record 8")
 
 
 def test_personal_data_is_masked_in_real_log_output() -> None:
@@ -211,11 +303,14 @@ async def test_admin_reading_users_is_audited(services: Services, admin_account:
 
 
 def run_command(
-    settings: Settings, command: str, **env_vars: str
+    settings: Settings, command: str, *arguments: str, **env_vars: str
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AUDIT_SECRET_KEY": settings.audit.secret_key.get_secret_value(),
+        # The checkpoint the service keeps is under its Redis prefix.
+        "REDIS_URL": settings.redis.url,
+        "REDIS_KEY_PREFIX": settings.redis.key_prefix,
         **env_vars,
     }
 {%- if cookiecutter.database == "postgres" %}
@@ -224,7 +319,7 @@ def run_command(
     env["MONGODB_URL"] = settings.mongodb.url
 {%- endif %}
     return subprocess.run(  # noqa: S603 - this interpreter, a command named by the tests
-        [sys.executable, "-m", "app.audit", command],
+        [sys.executable, "-m", "app.audit", command, *arguments],
         env=env,
         capture_output=True,
         text=True,
@@ -243,6 +338,7 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
     services: Services, settings: Settings, account: Account
 ) -> None:
     await new_item(services, account)
+    await all_sealed(services)
     intact = await asyncio.to_thread(run_command, settings, "verify")
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "audit trail intact" in intact.stdout
@@ -289,7 +385,10 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
         )
 {%- endif %}
     assert broken.returncode == 1
-    assert f"broken at record {last.sequence}" in broken.stdout
+    assert broken.stdout == (
+        f"audit trail broken: record {last.sequence} at position {last.position} was altered: "
+        "its seal does not match its content\n"
+    )
     assert (await services.audit.verify()).intact
 
 
@@ -419,6 +518,28 @@ async def test_admin_query_filters_and_pages_and_is_itself_audited(
     assert ("audit.read", "success") in await actions_of(services, str(admin_account.user.id))
 
 
+@asynccontextmanager
+async def legal_minimum_lifted(services: Services) -> AsyncIterator[None]:
+    """Lets a test purge records seconds old, which the database refuses otherwise."""
+{%- if cookiecutter.database == "postgres" %}
+    # The owner (the test suite's role) replaces the database's minimum, then restores it.
+    define = (
+        "CREATE OR REPLACE FUNCTION audit_legal_minimum() RETURNS interval LANGUAGE sql "
+        "STABLE AS $$ SELECT interval '{}' $$"
+    )
+    async with _engine(services).begin() as connection:
+        await connection.execute(text(define.format("0 days")))
+    try:
+        yield
+    finally:
+        async with _engine(services).begin() as connection:
+            await connection.execute(text(define.format("1826 days")))
+{%- else %}
+    # MongoDB holds no minimum of its own: the purge command's check is the only one.
+    yield
+{%- endif %}
+
+
 @COMMANDS_TIMEOUT
 async def test_purge_removes_only_records_older_than_the_cut_off(
     services: Services, settings: Settings, account: Account
@@ -428,7 +549,8 @@ async def test_purge_removes_only_records_older_than_the_cut_off(
     await asyncio.sleep(0.01)
     (recent,) = await create_items(services, account, 1)
 
-    report = await services.audit.purge(before=cut_off)
+    async with legal_minimum_lifted(services):
+        report = await services.audit.purge(before=cut_off)
 
     assert report.removed >= 1
     removed = await services.audit.query(AuditQuery(resource_id=old), before_sequence=None, limit=5)
@@ -441,7 +563,7 @@ async def test_purge_removes_only_records_older_than_the_cut_off(
     # The chain still verifies from the anchor the purge record holds.
     chain = await services.audit.verify()
     assert chain.intact
-    assert chain.anchor_sequence == last.entry.detail["anchor_sequence"] > 0
+    assert chain.anchor_position == last.entry.detail["anchor_position"] > 0
     verified = await asyncio.to_thread(run_command, settings, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "purged" in verified.stdout
@@ -451,6 +573,7 @@ async def test_purge_removes_only_records_older_than_the_cut_off(
 async def test_purge_command_keeps_the_legal_minimum(
     services: Services, settings: Settings, account: Account
 ) -> None:
+    await all_sealed(services)
     (before,) = await services.audit.recent(limit=1)
     refused = await asyncio.to_thread(
         run_command,
@@ -629,3 +752,287 @@ async def test_export_with_a_stuck_item_cursor_fails_with_a_name_not_a_hang(
         stuck = cast(UnitOfWork, SimpleNamespace(items=CursorIgnored(uow.items)))
         with pytest.raises(PagingStuckError, match="did not advance"):
             await audit_service._owned_items(stuck, account.user.id)
+{%- if cookiecutter.database == "postgres" %}
+
+
+def _engine(services: Services) -> AsyncEngine:
+    assert isinstance(services.database, PostgresDatabase)
+    return services.database.engine
+
+
+@asynccontextmanager
+async def records_removed(services: Services, sequences: list[int] | None) -> AsyncIterator[None]:
+    """Records deleted behind the service's back (all when `sequences` is None), as the
+    database's superuser can with triggers off; put back afterwards."""
+    backup = f"audit_backup_{uuid4().hex[:8]}"
+    where = "TRUE" if sequences is None else "sequence = ANY(:sequences)"
+    params = {} if sequences is None else {"sequences": sequences}
+    async with _engine(services).begin() as connection:
+        await connection.execute(
+            text(f"CREATE TABLE {backup} AS SELECT * FROM audit_log WHERE {where}"),  # noqa: S608
+            params,
+        )
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(text(f"DELETE FROM audit_log WHERE {where}"), params)  # noqa: S608
+    try:
+        yield
+    finally:
+        async with _engine(services).begin() as connection:
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            await connection.execute(
+                text(f"INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM {backup}")  # noqa: S608
+            )
+            await connection.execute(text(f"DROP TABLE {backup}"))
+{%- else %}
+
+
+@asynccontextmanager
+async def records_removed(services: Services, sequences: list[int] | None) -> AsyncIterator[None]:
+    """Records deleted behind the service's back (all when `sequences` is None), as any
+    user with write access to the collection can; put back afterwards."""
+    assert isinstance(services.database, MongoDatabase)
+    collection = services.database.db["audit_log"]
+    where: dict[str, object] = {} if sequences is None else {"sequence": {"$in": sequences}}
+    documents = await collection.find(where).to_list()
+    await collection.delete_many(where)
+    try:
+        yield
+    finally:
+        if documents:
+            await collection.insert_many(documents)
+{%- endif %}
+
+
+async def sealed_chain(services: Services) -> list[SealedEntry]:
+    records = await services.audit.recent(limit=100_000)
+    return sorted((r for r in records if r.position is not None), key=lambda r: r.position or 0)
+
+
+@pytest.mark.parametrize("which", ["first", "middle", "newest", "all"])
+async def test_verify_names_the_records_removed_even_by_the_superuser(
+    services: Services, settings: Settings, account: Account, which: str
+) -> None:
+    await create_items(services, account, 3)
+    await all_sealed(services)
+    chain = await sealed_chain(services)
+    first, middle, newest = chain[0], chain[len(chain) // 2], chain[-1]
+    removed, expected = {
+        "first": ([first], f"missing: position {first.position} (before record "),
+        "middle": ([middle], f"missing: position {middle.position} (before record "),
+        # Only the checkpoint the service keeps outside the database shows these.
+        "newest": ([newest], f"missing: position {newest.position} (the checkpoint of "),
+        "all": (None, f"missing: positions {first.position} to {newest.position} (the checkpoint"),
+    }[which]
+
+    sequences = None if removed is None else [record.sequence for record in removed]
+    async with records_removed(services, sequences):
+        result = await asyncio.to_thread(run_command, settings, "verify")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"audit trail broken: {expected}"), line
+    checkpoint = await stored_checkpoint(services.cache)
+    assert checkpoint is not None
+    assert (await services.audit.verify(checkpoints=[checkpoint])).intact
+
+
+async def test_verify_checks_a_checkpoint_kept_elsewhere(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """The copy an operator keeps (the broker's event, the log line) works without Redis."""
+    await create_items(services, account, 1)
+    await all_sealed(services)
+    checkpoint = await stored_checkpoint(services.cache)
+    assert checkpoint is not None
+    (newest,) = await services.audit.recent(limit=1)
+    async with records_removed(services, [newest.sequence]):
+        result = await asyncio.to_thread(
+            run_command,
+            settings,
+            "verify",
+            "--checkpoint",
+            checkpoint.model_dump_json(),
+            REDIS_KEY_PREFIX=f"elsewhere-{uuid4().hex}:",  # nothing kept under this prefix
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"missing: position {newest.position} (the checkpoint" in result.stdout
+
+
+def test_verify_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        audit_command(["verify", "--checkpoint", "nonsense"])
+    assert exit_.value.code == 2
+    assert "not a checkpoint: 'nonsense'" in capsys.readouterr().err
+
+
+async def test_the_sealer_refuses_to_extend_a_chain_cut_short(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """The next record is not chained to a truncated end: the cut stays visible.
+{%- if cookiecutter.database == "mongodb" %}
+
+    On MongoDB this detection is the protection: nothing in the database stops a
+    delete. The nx-27017 stand-in cannot show two things real MongoDB does: the
+    record and its change committed in one transaction (it has no replica set), and a
+    second sealer refused the lease by a conflicting upsert (it does not raise there;
+    the lease's owner is checked again after the upsert, and the unique position index
+    fences a sealer that lost it).
+{%- else %}
+
+    On PostgreSQL only the database's superuser (or the table's owner) can delete a
+    record, with triggers off; this is what it leaves behind.
+{%- endif %}
+    """
+    await create_items(services, account, 1)
+    await all_sealed(services)
+    (newest,) = await services.audit.recent(limit=1)
+
+    async with records_removed(services, [newest.sequence]):
+        (after_cut,) = await create_items(services, account, 1)
+        with pytest.raises(ChainTruncatedError):
+            await seal_once(services)
+        result = await asyncio.to_thread(run_command, settings, "verify")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"missing: position {newest.position} (the checkpoint" in result.stdout
+        (appended,) = await services.audit.query(
+            AuditQuery(resource_id=after_cut), before_sequence=None, limit=1
+        )
+        assert appended.position is None
+
+    # Put back, the chain reaches its checkpoint again and sealing resumes.
+    await all_sealed(services)
+    (appended,) = await services.audit.query(
+        AuditQuery(resource_id=after_cut), before_sequence=None, limit=1
+    )
+    assert appended.position == (newest.position or 0) + 1
+    assert (await services.audit.verify()).intact
+{%- if cookiecutter.database == "postgres" %}
+
+
+def readme_grants(role: str, database: str) -> list[str]:
+    """The statements the README tells operators to run for the service's role."""
+    readme = Path("README.md").read_text()
+    block = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    lines = (line.strip() for line in block.splitlines())
+    code = "\n".join(line for line in lines if not line.startswith("--"))
+    code = code.replace("service_role", role).replace("service_db", f'"{database}"')
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
+
+
+async def test_the_role_the_readme_grants_cannot_remove_or_change_a_record(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    engine = _engine(services)
+    role, password = f"audit_app_{uuid4().hex[:8]}", uuid4().hex
+    async with engine.begin() as connection:
+        database = str(await connection.scalar(text("SELECT current_database()")))
+        await connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+    url = make_url(settings.database.url).set(username=role, password=password)
+    limited = build_services(
+        override(settings, "database", url=url.render_as_string(hide_password=False))
+    )
+    try:
+        async with engine.begin() as connection:
+            for statement in readme_grants(role, database):
+                await connection.execute(text(statement))
+        await limited.database.connect()
+        # The service works under that role: an audited change, then its sealing.
+        item = await service.create_item(
+            database=limited.database,
+            owner=account.principal,
+            data=ItemCreate(name=unique("limited")),
+        )
+        await eventually(lambda: limited.audit.seal_pending(limit=1000))
+        (record,) = await limited.audit.query(
+            AuditQuery(resource_id=str(item.id)), before_sequence=None, limit=1
+        )
+        assert record.position is not None
+
+        assert isinstance(limited.database, PostgresDatabase)
+        attempts = [
+            "DELETE FROM audit_log WHERE sequence = :sequence",
+            "UPDATE audit_log SET actor = 'mallory' WHERE sequence = :sequence",
+            "TRUNCATE audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+            "DROP TABLE audit_log",
+            # The purge function, asked for a cut-off inside the legal minimum.
+            "SELECT audit_purge(now(), :sequence)",
+        ]
+        engine_as_role = limited.database.engine
+
+        async def tamper(statement: str) -> None:
+            async with engine_as_role.begin() as connection:
+                # The custom setting that once opened the delete trigger opens nothing.
+                await connection.execute(
+                    text("SELECT set_config('audit.purge_before', :now, true)"),
+                    {"now": datetime.now(UTC).isoformat()},
+                )
+                params = {"sequence": record.sequence} if ":sequence" in statement else {}
+                await connection.execute(text(statement), params)
+
+        for attempt in attempts:
+            with pytest.raises(DBAPIError):
+                await tamper(attempt)
+        # Sealing fills only unsealed records: a sealed one cannot be re-sealed.
+        async with limited.database.engine.begin() as connection:
+            resealed = await connection.scalar(
+                text(
+                    "SELECT audit_seal(ARRAY[:sequence]::bigint[], ARRAY[999999999]::bigint[], "
+                    "ARRAY['forged']::text[], ARRAY['forged']::text[])"
+                ),
+                {"sequence": record.sequence},
+            )
+        assert resealed == 0
+        assert await limited.audit.query(
+            AuditQuery(resource_id=str(item.id)), before_sequence=None, limit=1
+        ) == [record]
+    finally:
+        await limited.database.close()
+        await limited.cache.close()
+        async with engine.begin() as connection:
+            await connection.execute(text(f"DROP OWNED BY {role}"))
+            await connection.execute(text(f"DROP ROLE {role}"))
+    assert (await services.audit.verify()).intact
+
+
+async def test_audited_writes_take_no_lock_and_a_late_commit_is_sealed_after(
+    services: Services, account: Account
+) -> None:
+    """Identity values commit out of order: a record that commits late is sealed later."""
+    assert isinstance(services.audit, PostgresAuditLog)
+    database = services.database
+    assert isinstance(database, PostgresDatabase)
+    late = AuditEntry(action="item.create", resource_type="item", resource_id=unique("late"))
+    async with database.sessions() as session, session.begin():
+        await services.audit.append(session, [late])
+        await session.flush()  # holds its sequence number, uncommitted
+        # Another audited write while this transaction is open.
+        other = asyncio.create_task(new_item(services, account))
+
+        async def finished_or_blocked() -> str | None:
+            if other.done():
+                return "finished"
+            async with database.engine.connect() as connection:
+                waiting = await connection.scalar(
+                    text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                )
+            return "blocked on a lock" if waiting else None
+
+        outcome = await eventually(finished_or_blocked)
+        if outcome != "finished":
+            other.cancel()
+        assert outcome == "finished"
+        created = await other
+        await all_sealed(services)
+        (sooner,) = await services.audit.query(
+            AuditQuery(resource_id=str(created.id)), before_sequence=None, limit=1
+        )
+        assert sooner.position is not None
+    await all_sealed(services)
+    (later,) = await services.audit.query(
+        AuditQuery(resource_id=late.resource_id), before_sequence=None, limit=1
+    )
+    assert later.sequence < sooner.sequence
+    assert (later.position or 0) > sooner.position
+    assert (await services.audit.verify()).intact
+{%- endif %}

@@ -1,37 +1,79 @@
 """Audit trail commands.
 
-python -m app.audit verify   walk the chain; exit 1 at the first broken record
-python -m app.audit purge    remove the records older than AUDIT_RETENTION_DAYS; the
-                             purge is itself recorded. Exit 2 when the retention is
-                             shorter than AUDIT_LEGAL_MINIMUM_DAYS, 1 when the trail
-                             is broken (nothing is removed then).
+python -m app.audit verify [--checkpoint C ...]
+    check the chain: every seal, positions without gaps from the purge anchor, no record
+    unsealed longer than AUDIT_WINDOW_SECONDS, and the head against every checkpoint:
+    the one the service keeps in Redis, and each C given (a checkpoint token, its JSON,
+    or a file of them, one a line; log lines of the `audit_checkpoint` event work too).
+    Exit 1 with one line per problem.
+python -m app.audit purge
+    remove the records older than AUDIT_RETENTION_DAYS; the purge is itself recorded
+    and checkpointed. Exit 2 when the retention is shorter than
+    AUDIT_LEGAL_MINIMUM_DAYS (or the database's own minimum), 1 when the trail is
+    broken (nothing is removed then).
 """
 
 import argparse
 import asyncio
+import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from app.audit.records import AuditLog, BrokenTrailError
-from app.services import build_services
-from app.settings import AuditSettings, get_settings
+from pydantic import ValidationError
+
+from app.audit.records import BrokenTrailError, Checkpoint, PurgeRefusedError
+from app.audit.sealer import publish_checkpoint, stored_checkpoint
+from app.services import Services, build_services
 
 
-async def verify(audit: AuditLog, _: AuditSettings) -> int:
-    report = await audit.verify()
-    if not report.intact:
+def _checkpoint_of(line: str) -> Checkpoint:
+    if line.startswith("{"):
+        data = json.loads(line)
+        if isinstance(data, dict) and isinstance(data.get("checkpoint"), str):
+            return Checkpoint.parse(data["checkpoint"])  # a log line
+    return Checkpoint.parse(line)
+
+
+def parse_checkpoints(argument: str) -> list[Checkpoint]:
+    """A checkpoint token or JSON, or a file holding them one a line."""
+    path = Path(argument)
+    text = path.read_text() if len(argument) < 4096 and path.is_file() else argument
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        return [_checkpoint_of(line) for line in lines]
+    except (ValueError, ValidationError) as exc:
+        raise argparse.ArgumentTypeError(f"not a checkpoint: {argument[:80]!r}") from exc
+
+
+async def verify(services: Services, given: list[Checkpoint]) -> int:
+    settings = services.settings.audit
+    stored = await stored_checkpoint(services.cache)
+    checkpoints = [*given, *([stored] if stored else [])]
+    if not checkpoints:
         print(
-            f"audit trail broken at record {report.first_broken}: "
-            f"{report.checked} records before it verified"
+            "warning: no checkpoint in Redis nor given (--checkpoint): removing the newest "
+            "records cannot be detected",
+            file=sys.stderr,
         )
+    report = await services.audit.verify(
+        checkpoints=checkpoints, window=timedelta(seconds=settings.window_seconds)
+    )
+    if not report.intact:
+        for problem in report.problems:
+            print(f"audit trail broken: {problem}")
         return 1
-    purged = f" (records up to {report.anchor_sequence} purged)" if report.anchor_sequence else ""
-    print(f"audit trail intact: {report.checked} records verified{purged}")
+    purged = f", positions up to {report.anchor_position} purged" if report.anchor_position else ""
+    print(
+        f"audit trail intact: {report.checked} records verified, head at position "
+        f"{report.head.position}, {len(checkpoints)} checkpoints matched, "
+        f"{report.unsealed} records not sealed yet{purged}"
+    )
     return 0
 
 
-async def purge(audit: AuditLog, settings: AuditSettings) -> int:
+async def purge(services: Services, _: list[Checkpoint]) -> int:
+    settings = services.settings.audit
     if settings.retention_days < settings.legal_minimum_days:
         print(
             f"refused: AUDIT_RETENTION_DAYS={settings.retention_days} is shorter than the "
@@ -41,26 +83,33 @@ async def purge(audit: AuditLog, settings: AuditSettings) -> int:
         return 2
     before = datetime.now(UTC) - timedelta(days=settings.retention_days)
     try:
-        report = await audit.purge(before=before)
+        report = await services.audit.purge(before=before)
     except BrokenTrailError as exc:
         print(f"refused: {exc}; run `verify` and investigate first", file=sys.stderr)
         return 1
+    except PurgeRefusedError as exc:
+        print(f"refused by the database: {exc}", file=sys.stderr)
+        return 2
+    checkpoint = Checkpoint.issue(
+        settings.secret_key.get_secret_value().encode(),
+        report.head,
+        purged_through=report.purged_through,
+    )
+    await publish_checkpoint(checkpoint, database=services.database, cache=services.cache)
     print(f"audit trail purged: {report.removed} records older than {before:%Y-%m-%d} removed")
     return 0
 
 
-COMMANDS: dict[str, Callable[[AuditLog, AuditSettings], Awaitable[int]]] = {
-    "verify": verify,
-    "purge": purge,
-}
+COMMANDS = {"verify": verify, "purge": purge}
 
 
-async def run(command: str) -> int:
-    settings = get_settings()
-    services = build_services(settings)
+async def run(command: str, checkpoints: list[Checkpoint]) -> int:
+    from app.settings import get_settings
+
+    services = build_services(get_settings())
     await services.database.connect()
     try:
-        return await COMMANDS[command](services.audit, settings.audit)
+        return await COMMANDS[command](services, checkpoints)
     finally:
         await services.database.close()
         await services.cache.close()
@@ -73,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=sorted(COMMANDS))
-    return asyncio.run(run(parser.parse_args(argv).command))
+    parser.add_argument(
+        "--checkpoint",
+        action="extend",
+        type=parse_checkpoints,
+        default=[],
+        metavar="C",
+        help="a checkpoint (token or JSON) or a file of them; repeatable",
+    )
+    arguments = parser.parse_args(argv)
+    return asyncio.run(run(arguments.command, arguments.checkpoint))
 
 
 if __name__ == "__main__":

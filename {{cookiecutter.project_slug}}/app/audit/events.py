@@ -4,9 +4,13 @@ They are audited like every other event and published like them: a service that
 keeps its own copy of personal data learns from `user.erased` to erase it too.
 """
 
-from typing import ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
 
 from app.events.schemas import DomainEvent, UserEvent
+
+if TYPE_CHECKING:
+    from app.audit.records import Checkpoint
 
 
 class PersonalDataExported(UserEvent):
@@ -33,7 +37,34 @@ class AuditTrailRead(DomainEvent):
     count: int
 
 
+class AuditCheckpointed(DomainEvent):
+    """A signed checkpoint of the audit chain's head: keep these outside the database.
+
+    `python -m app.audit verify --checkpoint TOKEN` checks the table against one;
+    `token` is the whole checkpoint in one word.
+    """
+
+    event_type: ClassVar[str] = "audit.checkpoint"
+
+    position: int
+    seal: str
+    purged_through: int
+    issued_at: datetime
+    signature: str
+    token: str
+
+    @classmethod
+    def of(cls, checkpoint: "Checkpoint") -> "AuditCheckpointed":
+        return cls(**checkpoint.model_dump(), token=checkpoint.token())
+
+
 AUDIT_EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.event_type: cls
-    for cls in (PersonalDataExported, AccountErased, ErasureRefused, AuditTrailRead)
+    for cls in (
+        PersonalDataExported,
+        AccountErased,
+        ErasureRefused,
+        AuditTrailRead,
+        AuditCheckpointed,
+    )
 }

@@ -1,16 +1,26 @@
 """Audit records and their chain.
 
-Each record is sealed with an HMAC over its content and the previous record's
-seal. Editing, inserting or deleting a stored record breaks the chain from that
-point on, and without the key nobody can re-seal what follows.
+A record is appended unsealed, in the transaction of the change it describes, with
+no lock. One sealer at a time then gives the committed records their place in the
+chain (`position`: 1, 2, 3, ... without gaps) and seals each with an HMAC over its
+place, its content and the previous record's seal. Editing or reordering a sealed
+record breaks the chain, and without the key nobody can re-seal what follows.
+
+Removing records is caught by continuity and by checkpoints: a signed statement of
+the chain's head (its position and seal) kept outside the database. `verify` checks
+that positions run without a gap from the purge anchor to the head, that every
+checkpoint's head is still there with the same seal, and that no record has waited
+to be sealed longer than the window.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,8 +81,9 @@ class AuditEntry(BaseModel):
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
-def seal(key: bytes, previous: str, entry: AuditEntry) -> str:
-    return hmac.new(key, previous.encode() + b"\n" + entry.canonical(), hashlib.sha256).hexdigest()
+def seal(key: bytes, previous: str, position: int, entry: AuditEntry) -> str:
+    message = f"{previous}\n{position}\n".encode() + entry.canonical()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 # Audited events: the action recorded, the kind of resource it touched, the outcome.
@@ -126,21 +137,32 @@ def entries_for(events: Sequence[DomainEvent]) -> list[AuditEntry]:
 
 @dataclass(frozen=True)
 class SealedEntry:
+    """A stored record: appended unsealed, then given its place in the chain and its seal."""
+
+    # Order of appending, from the database; it can skip numbers (a rolled-back append).
     sequence: int
     entry: AuditEntry
-    previous: str
-    seal: str
+    # Place in the chain, without gaps; None until the sealer reaches the record.
+    position: int | None = None
+    previous: str | None = None
+    seal: str | None = None
 
 
 class AuditRecord(AuditEntry):
     """A stored record as the API shows it: the entry, its place in the chain, its seal."""
 
     sequence: int
-    seal: str
+    position: int | None = None
+    seal: str | None = None
 
     @classmethod
     def of(cls, record: SealedEntry) -> "AuditRecord":
-        return cls(**record.entry.model_dump(), sequence=record.sequence, seal=record.seal)
+        return cls(
+            **record.entry.model_dump(),
+            sequence=record.sequence,
+            position=record.position,
+            seal=record.seal,
+        )
 
 
 class AuditQuery(BaseModel):
@@ -157,74 +179,245 @@ class AuditQuery(BaseModel):
 
 
 @dataclass(frozen=True)
+class Head:
+    """The newest sealed record: its position and seal (0 and GENESIS for an empty chain)."""
+
+    position: int = 0
+    seal: str = GENESIS
+
+
+def seal_batch(key: bytes, head: Head, pending: Sequence[SealedEntry]) -> list[SealedEntry]:
+    """Chain `pending`, in the order given, after `head`."""
+    sealed: list[SealedEntry] = []
+    position, previous = head.position, head.seal
+    for record in pending:
+        position += 1
+        current = seal(key, previous, position, record.entry)
+        sealed.append(replace(record, position=position, previous=previous, seal=current))
+        previous = current
+    return sealed
+
+
+def _ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+class Checkpoint(BaseModel):
+    """A signed statement of the chain's head, kept outside the database.
+
+    While one is kept, removing the head (or everything) is caught: `verify` finds the
+    checkpoint's position missing or holding another seal.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position: int = Field(ge=0)
+    seal: str = Field(min_length=64, max_length=64)
+    # Positions up to this one were removed by a retention purge.
+    purged_through: int = Field(default=0, ge=0)
+    issued_at: datetime
+    signature: str = ""
+
+    def _message(self) -> str:
+        fields = (self.position, self.seal, self.purged_through, _ms(self.issued_at))
+        return "audit-checkpoint\n" + "\n".join(map(str, fields))
+
+    @classmethod
+    def issue(cls, key: bytes, head: Head, *, purged_through: int) -> "Checkpoint":
+        unsigned = cls(
+            position=head.position,
+            seal=head.seal,
+            purged_through=purged_through,
+            issued_at=_now_ms(),
+        )
+        signature = hmac.new(key, unsigned._message().encode(), hashlib.sha256).hexdigest()
+        return unsigned.model_copy(update={"signature": signature})
+
+    def authentic(self, key: bytes) -> bool:
+        expected = hmac.new(key, self._message().encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, self.signature)
+
+    def token(self) -> str:
+        """One opaque word (base64url JSON): survives log masking and copy-paste."""
+        return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode()
+
+    @classmethod
+    def parse(cls, text: str) -> "Checkpoint":
+        """A checkpoint from its JSON or its token."""
+        text = text.strip()
+        if text.startswith("{"):
+            return cls.model_validate_json(text)
+        try:
+            return cls.model_validate_json(base64.urlsafe_b64decode(text.encode()))
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError("not a checkpoint: neither JSON nor a checkpoint token") from exc
+
+
+@dataclass(frozen=True)
 class ChainReport:
+    # Sealed records whose seal and link hold.
     checked: int
+    # The sequence of the first record found broken (edited, reordered, or after a gap).
     first_broken: int | None = None
-    # The last record a retention purge removed; the chain starts from its seal.
-    anchor_sequence: int = 0
+    # The last position a retention purge removed; the chain starts from its seal.
+    anchor_position: int = 0
+    head: Head = Head()
+    # Records not sealed yet (normally only those appended in the last second or two).
+    unsealed: int = 0
+    # One line per problem found; empty when the trail is intact.
+    problems: tuple[str, ...] = ()
 
     @property
     def intact(self) -> bool:
-        return self.first_broken is None
+        return not self.problems
 
 
-def chain_anchor(records: Sequence[SealedEntry]) -> tuple[int, str]:
-    """Where the stored chain starts: after the records the latest purge removed.
+def chain_anchor(sealed: Sequence[SealedEntry]) -> tuple[int, str]:
+    """Where the stored chain starts: after the positions the latest purge removed.
 
-    The purge record is sealed like any other, so its anchor cannot be forged; removing
-    older records by other means leaves a first record that does not fit the anchor.
+    The purge record is sealed like any other (by the purge itself, never by the
+    sealer), so its anchor cannot be forged; removing older records by other means
+    leaves a first position that does not follow the anchor.
     """
-    for record in reversed(records):
+    for record in reversed(sealed):
         if record.entry.action == PURGE:
-            return int(record.entry.detail["anchor_sequence"]), str(
+            return int(record.entry.detail["anchor_position"]), str(
                 record.entry.detail["anchor_seal"]
             )
     return 0, GENESIS
 
 
-def verify_chain(key: bytes, records: Sequence[SealedEntry]) -> ChainReport:
-    """Walk records in sequence order; report the first one whose seal does not hold."""
-    anchor_sequence, previous = chain_anchor(records)
-    for checked, record in enumerate(records):
-        if record.previous != previous or not hmac.compare_digest(
-            record.seal, seal(key, previous, record.entry)
+def _span(first: int, last: int) -> str:
+    return f"position {first}" if first == last else f"positions {first} to {last}"
+
+
+def verify_chain(
+    key: bytes,
+    records: Sequence[SealedEntry],
+    *,
+    checkpoints: Sequence[Checkpoint] = (),
+    now: datetime | None = None,
+    window: timedelta | None = None,
+) -> ChainReport:
+    """Check the sealed records in position order, the checkpoints, and the unsealed ones.
+
+    Unsealed records count as a problem only when older than `window` (when given).
+    """
+    sealed = sorted((r for r in records if r.position is not None), key=lambda r: r.position or 0)
+    pending = sorted((r for r in records if r.position is None), key=lambda r: r.sequence)
+    anchor_position, previous = chain_anchor(sealed)
+    problems: list[str] = []
+    broken: list[int] = []
+    expected, checked = anchor_position + 1, 0
+    seals: dict[int, str] = {}
+    for record in sealed:
+        position = record.position or 0
+        if position < expected:
+            problems.append(
+                f"record {record.sequence} at position {position} should have been removed "
+                f"by the purge through position {anchor_position}"
+            )
+            broken.append(record.sequence)
+            continue
+        if position > expected:
+            problems.append(
+                f"missing: {_span(expected, position - 1)} (before record {record.sequence})"
+            )
+            broken.append(record.sequence)
+        elif record.previous != previous:
+            problems.append(
+                f"record {record.sequence} at position {position} does not follow the record "
+                "before it: a record was replaced or reordered"
+            )
+            broken.append(record.sequence)
+        if hmac.compare_digest(
+            record.seal or "", seal(key, record.previous or "", position, record.entry)
         ):
-            return ChainReport(checked, record.sequence, anchor_sequence)
-        previous = record.seal
-    return ChainReport(len(records), None, anchor_sequence)
+            checked += 1
+        else:
+            problems.append(
+                f"record {record.sequence} at position {position} was altered: "
+                "its seal does not match its content"
+            )
+            broken.append(record.sequence)
+        previous, expected = record.seal or "", position + 1
+        seals[position] = previous
+    head = Head(expected - 1, previous)
+    for checkpoint in checkpoints:
+        issued = _ms(checkpoint.issued_at)
+        if not checkpoint.authentic(key):
+            problems.append(f"checkpoint of {issued} is not signed with this AUDIT_SECRET_KEY")
+        elif checkpoint.position <= anchor_position:
+            continue  # purged since: nothing left to compare
+        elif checkpoint.position > head.position:
+            first = max(head.position, checkpoint.purged_through) + 1
+            problems.append(
+                f"missing: {_span(first, checkpoint.position)} "
+                f"(the checkpoint of {issued} has the chain reach position {checkpoint.position})"
+            )
+        elif seals.get(checkpoint.position, checkpoint.seal) != checkpoint.seal:
+            problems.append(
+                f"record at position {checkpoint.position} is not the one the checkpoint "
+                f"of {issued} sealed"
+            )
+    if window is not None and pending:
+        cut_off = (now or datetime.now(UTC)) - window
+        stale = [r for r in pending if r.entry.occurred_at < cut_off]
+        if stale:
+            problems.append(
+                f"unsealed: {len(stale)} records older than {window.total_seconds():g} s, "
+                f"the oldest record {stale[0].sequence} of {_ms(stale[0].entry.occurred_at)} "
+                "(is the sealer running?)"
+            )
+    return ChainReport(
+        checked=checked,
+        first_broken=min(broken) if broken else None,
+        anchor_position=anchor_position,
+        head=head,
+        unsealed=len(pending),
+        problems=tuple(problems),
+    )
 
 
 class BrokenTrailError(Exception):
     def __init__(self, report: ChainReport) -> None:
-        super().__init__(f"the audit trail is broken at record {report.first_broken}")
+        super().__init__(
+            f"the audit trail is broken at record {report.first_broken}: "
+            + "; ".join(report.problems)
+        )
         self.report = report
+
+
+class ChainTruncatedError(Exception):
+    """The stored chain ends before a checkpoint's head: records were removed."""
 
 
 @dataclass(frozen=True)
 class PurgePlan:
-    """Records to remove (sequence up to `through`) and the record that says so."""
+    """Records to remove (position up to `through`) and the record that says so."""
 
     through: int
     removed: int
     record: AuditEntry
 
 
-def plan_purge(key: bytes, records: Sequence[SealedEntry], *, before: datetime) -> PurgePlan:
+def plan_purge(key: bytes, sealed: Sequence[SealedEntry], *, before: datetime) -> PurgePlan:
     """Remove the oldest records, up to the first one not older than `before`.
 
     Only a prefix of the chain goes, so what stays is still one unbroken chain; a
     broken trail is not purged at all, so the evidence of tampering is kept.
     """
-    report = verify_chain(key, records)
+    report = verify_chain(key, sealed)
     if not report.intact:
         raise BrokenTrailError(report)
+    chain = sorted(sealed, key=lambda r: r.position or 0)
     expired = 0
-    while expired < len(records) and records[expired].entry.occurred_at < before:
+    while expired < len(chain) and chain[expired].entry.occurred_at < before:
         expired += 1
     if expired:
-        anchor_sequence, anchor_seal = records[expired - 1].sequence, records[expired - 1].seal
+        anchor_position, anchor_seal = chain[expired - 1].position or 0, chain[expired - 1].seal
     else:
-        anchor_sequence, anchor_seal = chain_anchor(records)
+        anchor_position, anchor_seal = chain_anchor(chain)
     record = AuditEntry(
         actor="system",
         action=PURGE,
@@ -232,17 +425,33 @@ def plan_purge(key: bytes, records: Sequence[SealedEntry], *, before: datetime) 
         detail={
             "before": before.astimezone(UTC).isoformat(),
             "removed": expired,
-            "anchor_sequence": anchor_sequence,
+            "anchor_position": anchor_position,
             "anchor_seal": anchor_seal,
         },
     )
-    return PurgePlan(through=anchor_sequence, removed=expired, record=record)
+    return PurgePlan(through=anchor_position, removed=expired, record=record)
+
+
+class PurgeRefusedError(Exception):
+    """The database refused the purge (its own legal minimum, or a record too young)."""
 
 
 @dataclass(frozen=True)
 class PurgeReport:
     removed: int
     before: datetime
+    # The chain after the purge, for the checkpoint issued at purge time.
+    head: Head = Head()
+    purged_through: int = 0
+
+
+@dataclass(frozen=True)
+class SealRound:
+    """What one sealing round did, and the chain it left."""
+
+    sealed: int
+    head: Head
+    purged_through: int
 
 
 class AuditLog(Protocol):
@@ -254,7 +463,17 @@ class AuditLog(Protocol):
         """Matching records, newest first, older than `before_sequence` when given."""
         ...
 
-    async def verify(self) -> ChainReport: ...
+    async def verify(
+        self, *, checkpoints: Sequence[Checkpoint] = (), window: timedelta | None = None
+    ) -> ChainReport: ...
+
+    async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
+        """Seal up to `limit` committed records; None while another sealer holds the turn.
+
+        Raises ChainTruncatedError, sealing nothing, when the stored chain does not
+        reach `expect` (the head last sealed or checkpointed) with the same seal.
+        """
+        ...
 
     async def purge(self, *, before: datetime) -> PurgeReport:
         """Remove the records older than `before` and append a record of the purge."""

@@ -27,7 +27,9 @@ class AuditRecordType:
     user_agent: str | None
     request_id: str | None
     detail: JSON
-    seal: str
+    # Null until the sealer has chained the record (normally within a second or two).
+    position: int | None
+    seal: str | None
 
     @classmethod
     def of(cls, record: AuditRecord) -> "AuditRecordType":

@@ -1,32 +1,42 @@
 """The audit trail in MongoDB.
 
-The application has no code path that updates or deletes audit documents; an
-edit made behind its back is caught by `verify`. Appends from this process take
-turns (a lock); between processes the unique sequence index makes two appends race
-safely: the loser re-reads the head and retries after a short random pause.
+Records are inserted unsealed with the change (in its transaction on a replica set),
+numbered from a counter, with no lock. One sealer at a time, holding a lease (a
+compare-and-set on the lease document's owner and expiry), seals them in batches.
+The unique index on `position` fences it: a sealer that lost its lease and still
+writes collides with the positions its successor wrote, and its batch stops.
+
+Nothing in MongoDB can stop a user with write access from deleting records, so
+detection is the protection: positions without gaps, the checkpoints kept outside the
+database, and a sealer that refuses to extend a chain that no longer reaches the last
+head it sealed or the last checkpoint (see `ChainTruncatedError`).
 """
 
 import asyncio
-import random
+import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.audit.records import (
-    GENESIS,
+    PURGE,
     AuditEntry,
     AuditQuery,
     ChainReport,
+    ChainTruncatedError,
+    Checkpoint,
+    Head,
     PurgeReport,
     SealedEntry,
+    SealRound,
     entries_for,
     plan_purge,
-    seal,
+    seal_batch,
     verify_chain,
 )
 from app.core.errors import ServiceUnavailableError
@@ -35,17 +45,20 @@ from app.storage.mongodb.database import MongoDatabase
 from app.storage.mongodb.items import Document
 
 COLLECTION = "audit_log"
-APPEND_ATTEMPTS = 20
-RETRY_PAUSE_SECONDS = 0.01
+LEASE_ID = "audit-sealer"
+LEASE = timedelta(seconds=30)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PURGE_LEASE_ATTEMPTS = 100
+_PURGE_BATCH = 1000
 
 
-def _sealed(document: Document) -> SealedEntry:
-    entry = AuditEntry.model_validate(document)
+def _stored(document: Document) -> SealedEntry:
     return SealedEntry(
         sequence=document["sequence"],
-        entry=entry,
-        previous=document["previous"],
-        seal=document["seal"],
+        entry=AuditEntry.model_validate(document),
+        position=document.get("position"),
+        previous=document.get("previous"),
+        seal=document.get("seal"),
     )
 
 
@@ -54,38 +67,47 @@ class MongoAuditLog:
         self.database = database
         self.collection = database.db[COLLECTION]
         self.key = key
-        self._turn = asyncio.Lock()
+        # This process's lease token: the lease is ours only while it carries it.
+        self.owner = secrets.token_hex(8)
 
     async def create_indexes(self, _: AsyncDatabase[Document]) -> None:
         await self.collection.create_index("sequence", unique=True, name="uq_audit_sequence")
+        # Sparse: unsealed records have no position yet.
+        await self.collection.create_index(
+            "position", unique=True, sparse=True, name="uq_audit_position"
+        )
+        # The sealer's work list, by a plain equality (as the outbox's `sent`).
+        await self.collection.create_index(
+            [("sealed", ASCENDING), ("sequence", ASCENDING)], name="ix_audit_sealed_sequence"
+        )
         await self.collection.create_index("occurred_at", name="ix_audit_occurred_at")
         await self.collection.create_index("actor", name="ix_audit_actor")
         await self.collection.create_index("action", name="ix_audit_action")
         await self.collection.create_index("resource_id", name="ix_audit_resource_id")
 
+    async def _next_sequences(self, count: int, session: AsyncClientSession | None) -> int:
+        counter = await self.database.db["counters"].find_one_and_update(
+            {"_id": COLLECTION},
+            {"$inc": {"value": count}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if counter is None:  # an upsert returning the new document always finds one
+            raise RuntimeError("the audit sequence counter is missing")
+        return int(counter["value"]) - count + 1
+
     async def append(
         self, entries: Sequence[AuditEntry], session: AsyncClientSession | None = None
     ) -> None:
-        async with self._turn:
-            for entry in entries:
-                await self._append_one(entry, session)
-
-    async def _append_one(self, entry: AuditEntry, session: AsyncClientSession | None) -> None:
-        for _ in range(APPEND_ATTEMPTS):
-            head = await self.collection.find_one(sort=[("sequence", DESCENDING)], session=session)
-            previous = head["seal"] if head else GENESIS
-            document = entry.model_dump() | {
-                "sequence": head["sequence"] + 1 if head else 1,
-                "previous": previous,
-                "seal": seal(self.key, previous, entry),
-            }
-            try:
-                await self.collection.insert_one(document, session=session)
-                return
-            except DuplicateKeyError:
-                # Another process appended first.
-                await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS))  # noqa: S311
-        raise ServiceUnavailableError("audit trail")
+        if not entries:
+            return
+        first = await self._next_sequences(len(entries), session)
+        documents = [
+            entry.model_dump() | {"sequence": first + offset, "sealed": False}
+            for offset, entry in enumerate(entries)
+        ]
+        await self.collection.insert_many(documents, session=session)
 
     async def record_events(
         self, session: AsyncClientSession | None, events: Sequence[DomainEvent]
@@ -102,26 +124,143 @@ class MongoAuditLog:
         if before_sequence is not None:
             conditions["sequence"] = {"$lt": before_sequence}
         cursor = self.collection.find(conditions).sort("sequence", DESCENDING).limit(limit)
-        return [_sealed(document) async for document in cursor]
+        return [_stored(document) async for document in cursor]
 
-    async def _chain(self, session: AsyncClientSession | None = None) -> list[SealedEntry]:
-        cursor = self.collection.find(session=session).sort("sequence", ASCENDING)
-        return [_sealed(document) async for document in cursor]
+    async def _take_lease(self) -> bool:
+        now = datetime.now(UTC)
+        query: dict[str, Any] = {
+            "_id": LEASE_ID,
+            "$or": [{"until": {"$lt": now}}, {"owner": self.owner}],
+        }
+        try:
+            lease = await self.database.db["leases"].find_one_and_update(
+                query,
+                {"$set": {"owner": self.owner, "until": now + LEASE}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False  # held by another sealer and not expired
+        # Checked again: a server that does not raise on a conflicting upsert (the
+        # nx-27017 stand-in) must still not hand the lease to two owners.
+        return lease is not None and lease.get("owner") == self.owner
 
-    async def verify(self) -> ChainReport:
-        return verify_chain(self.key, await self._chain())
+    async def _release_lease(self) -> None:
+        await self.database.db["leases"].update_one(
+            {"_id": LEASE_ID, "owner": self.owner}, {"$set": {"until": EPOCH}}
+        )
+
+    async def _head(self) -> Head:
+        document = await self.collection.find_one(
+            {"position": {"$exists": True}}, sort=[("position", DESCENDING)]
+        )
+        return Head(document["position"], document["seal"]) if document else Head()
+
+    async def _anchor(self) -> int:
+        document = await self.collection.find_one(
+            {"action": PURGE, "position": {"$exists": True}}, sort=[("position", DESCENDING)]
+        )
+        return int(document["detail"]["anchor_position"]) if document else 0
+
+    async def _check_reaches(self, head: Head, expect: Head) -> None:
+        if expect.position == 0 or (head.position, head.seal) == (expect.position, expect.seal):
+            return
+        if head.position > expect.position:
+            found = await self.collection.find_one({"position": expect.position})
+            if found is not None and found.get("seal") == expect.seal:
+                return
+            if found is None and await self._anchor() >= expect.position:
+                return  # purged since
+        raise ChainTruncatedError(
+            f"the stored chain ends at position {head.position} and does not hold position "
+            f"{expect.position} as sealed: records were removed"
+        )
+
+    async def _seal(self, *, limit: int, expect: Head | None) -> SealRound:
+        head = await self._head()
+        if expect is not None:
+            await self._check_reaches(head, expect)
+        cursor = self.collection.find({"sealed": False}).sort("sequence", ASCENDING).limit(limit)
+        # A purge record is sealed by the purge; one left unsealed was not written by it.
+        pending = [_stored(d) async for d in cursor if d["action"] != PURGE]
+        batch = seal_batch(self.key, head, pending)
+        if batch:
+            updates = [
+                UpdateOne(
+                    {"sequence": record.sequence, "sealed": False},
+                    {
+                        "$set": {
+                            "sealed": True,
+                            "position": record.position,
+                            "previous": record.previous,
+                            "seal": record.seal,
+                        }
+                    },
+                )
+                for record in batch
+            ]
+            try:
+                result = await self.collection.bulk_write(updates, ordered=True)
+            except (BulkWriteError, DuplicateKeyError) as exc:
+                # Another sealer wrote these positions: this one's lease had lapsed.
+                raise ServiceUnavailableError("audit sealer lease") from exc
+            if result.matched_count != len(batch):
+                raise ServiceUnavailableError("audit sealer lease")
+            head = Head(batch[-1].position or 0, batch[-1].seal or "")
+        return SealRound(sealed=len(batch), head=head, purged_through=await self._anchor())
+
+    async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
+        if not await self._take_lease():
+            return None
+        try:
+            return await self._seal(limit=limit, expect=expect)
+        finally:
+            await self._release_lease()
+
+    async def _chain(self) -> list[SealedEntry]:
+        return [_stored(document) async for document in self.collection.find()]
+
+    async def verify(
+        self, *, checkpoints: Sequence[Checkpoint] = (), window: timedelta | None = None
+    ) -> ChainReport:
+        records = await self._chain()
+        return verify_chain(self.key, records, checkpoints=checkpoints, window=window)
 
     async def purge(self, *, before: datetime) -> PurgeReport:
-        # In one transaction on a replica set. On a standalone server a failure between the
-        # delete and the append shows up in `verify` as a chain that fits no anchor.
-        async with self.database.unit_of_work() as uow:
-            plan = plan_purge(self.key, await self._chain(uow.session), before=before)
-            # A prefix of the chain, all older than `before` (see plan_purge).
-            await self.collection.delete_many(
-                {"sequence": {"$lte": plan.through}}, session=uow.session
+        for _ in range(PURGE_LEASE_ATTEMPTS):
+            if await self._take_lease():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise ServiceUnavailableError("audit sealer lease")
+        try:
+            while (await self._seal(limit=_PURGE_BATCH, expect=None)).sealed:
+                pass
+            sealed = [record for record in await self._chain() if record.position is not None]
+            plan = plan_purge(self.key, sealed, before=before)
+            # A prefix of the chain, all older than `before` (see plan_purge). Without
+            # transactions, a failure before the purge record is written shows up in
+            # `verify` as missing positions.
+            if plan.removed:
+                await self.collection.delete_many({"position": {"$lte": plan.through}})
+            (record,) = seal_batch(self.key, await self._head(), [SealedEntry(0, plan.record)])
+            sequence = await self._next_sequences(1, None)
+            await self.collection.insert_one(
+                plan.record.model_dump()
+                | {
+                    "sequence": sequence,
+                    "sealed": True,
+                    "position": record.position,
+                    "previous": record.previous,
+                    "seal": record.seal,
+                }
             )
-            await self.append([plan.record], uow.session)
-        return PurgeReport(removed=plan.removed, before=before)
+        finally:
+            await self._release_lease()
+        head = Head(record.position or 0, record.seal or "")
+        return PurgeReport(
+            removed=plan.removed, before=before, head=head, purged_through=plan.through
+        )
 
 
 def _conditions(query: AuditQuery) -> dict[str, Any]:

@@ -1,40 +1,74 @@
-"""The audit trail in PostgreSQL: rows are appended in the transaction they describe.
+"""The audit trail in PostgreSQL.
 
-The migration adds triggers that reject UPDATE and TRUNCATE, and DELETE of any row
-not older than the cut-off a retention purge declares in its own transaction.
+Records are inserted unsealed in the transaction they describe, with no lock: audited
+writes do not wait for each other. One sealer at a time (a transaction-scoped advisory
+lock, held by the sealer's own transaction) seals the committed ones in batches.
+
+Sealing goes in commit order, not identity order: identity values are handed out
+before commit, so a transaction can commit record 11 before record 10. The sealer
+seals whatever is committed and still unsealed, lowest sequence first; a record that
+commits late is simply sealed in a later batch, at a later position. Nothing waits for
+a settle time, and no record is skipped.
+
+The migration gives the application's role no UPDATE, DELETE or TRUNCATE on the table:
+sealing goes through `audit_seal()`, which only fills the seal of an unsealed record,
+and removal through `audit_purge()`, which removes only sealed records older than the
+legal minimum retention the database itself holds (`audit_legal_minimum()`). Both run
+as the table's owner (SECURITY DEFINER); a trigger refuses every other change.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Select, String, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    Index,
+    Select,
+    String,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.audit.records import (
-    GENESIS,
+    PURGE,
     AuditEntry,
     AuditQuery,
     ChainReport,
+    ChainTruncatedError,
+    Checkpoint,
+    Head,
+    PurgeRefusedError,
     PurgeReport,
     SealedEntry,
+    SealRound,
     entries_for,
     plan_purge,
-    seal,
+    seal_batch,
     verify_chain,
 )
 from app.events.schemas import DomainEvent
 from app.storage.postgres.database import PostgresDatabase
 from app.storage.postgres.models import Base
 
-# Serialises appends, so each record is chained to the one committed before it.
-_CHAIN_LOCK = 0x61756469  # "audi"
+# One sealer at a time; the purge takes it too, so it sees the chain whole.
+_SEALER_LOCK = 0x61756469  # "audi"
+_PURGE_BATCH = 1000
 
 
 class AuditLogRow(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # The sealer's work list: only the few unsealed records are in it.
+        Index("ix_audit_log_unsealed", "sequence", postgresql_where=text("position IS NULL")),
+    )
 
     sequence: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -47,13 +81,28 @@ class AuditLogRow(Base):
     user_agent: Mapped[str | None] = mapped_column(String(256))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    previous: Mapped[str] = mapped_column(String(64))
-    seal: Mapped[str] = mapped_column(String(64))
+    # Filled once by the sealer; unique, so two sealers can never fork the chain.
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    previous: Mapped[str | None] = mapped_column(String(64))
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 
-def _sealed(row: AuditLogRow) -> SealedEntry:
+def _stored(row: AuditLogRow) -> SealedEntry:
     entry = AuditEntry.model_validate(row, from_attributes=True)
-    return SealedEntry(sequence=row.sequence, entry=entry, previous=row.previous, seal=row.seal)
+    return SealedEntry(
+        sequence=row.sequence,
+        entry=entry,
+        position=row.position,
+        previous=row.previous,
+        seal=row.seal,
+    )
+
+
+_SEAL = text(
+    "SELECT audit_seal(CAST(:sequences AS bigint[]), CAST(:positions AS bigint[]), "
+    "CAST(:previous AS text[]), CAST(:seals AS text[]))"
+)
+_PURGE = text("SELECT audit_purge(:before, :through)")
 
 
 class PostgresAuditLog:
@@ -62,19 +111,8 @@ class PostgresAuditLog:
         self.key = key
 
     async def append(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
-        if not entries:
-            return
-        # Re-entrant: a purge holding the lock may append.
-        await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
-        previous = await session.scalar(
-            select(AuditLogRow.seal).order_by(AuditLogRow.sequence.desc()).limit(1)
-        )
-        previous = previous or GENESIS
-        for entry in entries:
-            current = seal(self.key, previous, entry)
-            session.add(AuditLogRow(**entry.model_dump(), previous=previous, seal=current))
-            previous = current
-        await session.flush()
+        # Unsealed, and no lock: the sealer chains them after commit.
+        session.add_all(AuditLogRow(**entry.model_dump()) for entry in entries)
 
     async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
         await self.append(session, entries_for(events))
@@ -90,28 +128,120 @@ class PostgresAuditLog:
             statement = statement.where(AuditLogRow.sequence < before_sequence)
         statement = statement.order_by(AuditLogRow.sequence.desc()).limit(limit)
         async with self.database.sessions() as session:
-            return [_sealed(row) for row in await session.scalars(statement)]
+            return [_stored(row) for row in await session.scalars(statement)]
 
-    async def _chain(self, session: AsyncSession) -> list[SealedEntry]:
-        rows = await session.scalars(select(AuditLogRow).order_by(AuditLogRow.sequence))
-        return [_sealed(row) for row in rows]
+    async def _head(self, session: AsyncSession) -> Head:
+        row = (
+            await session.execute(
+                select(AuditLogRow.position, AuditLogRow.seal)
+                .where(AuditLogRow.position.is_not(None))
+                .order_by(AuditLogRow.position.desc())
+                .limit(1)
+            )
+        ).first()
+        return Head(row.position, row.seal) if row else Head()
 
-    async def verify(self) -> ChainReport:
+    async def _anchor(self, session: AsyncSession) -> int:
+        detail = await session.scalar(
+            select(AuditLogRow.detail)
+            .where(AuditLogRow.action == PURGE, AuditLogRow.position.is_not(None))
+            .order_by(AuditLogRow.position.desc())
+            .limit(1)
+        )
+        return int(detail["anchor_position"]) if detail else 0
+
+    async def _check_reaches(self, session: AsyncSession, head: Head, expect: Head) -> None:
+        if expect.position == 0 or (head.position, head.seal) == (expect.position, expect.seal):
+            return
+        if head.position > expect.position:
+            found = await session.scalar(
+                select(AuditLogRow.seal).where(AuditLogRow.position == expect.position)
+            )
+            if found == expect.seal:
+                return
+            if found is None and await self._anchor(session) >= expect.position:
+                return  # purged since
+        raise ChainTruncatedError(
+            f"the stored chain ends at position {head.position} and does not hold position "
+            f"{expect.position} as sealed: records were removed"
+        )
+
+    async def _seal(self, session: AsyncSession, *, limit: int, expect: Head | None) -> SealRound:
+        head = await self._head(session)
+        if expect is not None:
+            await self._check_reaches(session, head, expect)
+        rows = await session.scalars(
+            select(AuditLogRow)
+            # A purge record is sealed by the purge; one left unsealed was not written by it.
+            .where(AuditLogRow.position.is_(None), AuditLogRow.action != PURGE)
+            .order_by(AuditLogRow.sequence)
+            .limit(limit)
+        )
+        batch = seal_batch(self.key, head, [_stored(row) for row in rows])
+        if batch:
+            count = await session.scalar(
+                _SEAL,
+                {
+                    "sequences": [record.sequence for record in batch],
+                    "positions": [record.position for record in batch],
+                    "previous": [record.previous for record in batch],
+                    "seals": [record.seal for record in batch],
+                },
+            )
+            if count != len(batch):  # only this transaction seals: cannot happen
+                raise RuntimeError("audit records changed while being sealed")
+            last = batch[-1]
+            head = Head(last.position or 0, last.seal or "")
+        return SealRound(sealed=len(batch), head=head, purged_through=await self._anchor(session))
+
+    async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
+        async with self.database.sessions() as session, session.begin():
+            # Held by this transaction only: a sealer that dies loses it with its connection.
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(_SEALER_LOCK))):
+                return None
+            return await self._seal(session, limit=limit, expect=expect)
+
+    async def verify(
+        self, *, checkpoints: Sequence[Checkpoint] = (), window: timedelta | None = None
+    ) -> ChainReport:
         async with self.database.sessions() as session:
-            return verify_chain(self.key, await self._chain(session))
+            # One statement: one snapshot of the whole table.
+            rows = await session.scalars(select(AuditLogRow).order_by(AuditLogRow.sequence))
+            records = [_stored(row) for row in rows]
+        return verify_chain(self.key, records, checkpoints=checkpoints, window=window)
 
     async def purge(self, *, before: datetime) -> PurgeReport:
         async with self.database.sessions() as session, session.begin():
-            # Holds appends off, so the plan still holds when the rows go.
-            await session.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
-            plan = plan_purge(self.key, await self._chain(session), before=before)
-            # The trigger lets this transaction delete rows older than the cut-off, no others.
-            await session.execute(
-                select(func.set_config("audit.purge_before", before.isoformat(), True))
+            await session.execute(select(func.pg_advisory_xact_lock(_SEALER_LOCK)))
+            while (await self._seal(session, limit=_PURGE_BATCH, expect=None)).sealed:
+                pass
+            rows = await session.scalars(
+                select(AuditLogRow)
+                .where(AuditLogRow.position.is_not(None))
+                .order_by(AuditLogRow.position)
             )
-            await session.execute(delete(AuditLogRow).where(AuditLogRow.sequence <= plan.through))
-            await self.append(session, [plan.record])
-        return PurgeReport(removed=plan.removed, before=before)
+            plan = plan_purge(self.key, [_stored(row) for row in rows], before=before)
+            if plan.removed:
+                try:
+                    async with session.begin_nested():
+                        await session.execute(_PURGE, {"before": before, "through": plan.through})
+                except DBAPIError as exc:
+                    raise PurgeRefusedError(str(exc.orig).splitlines()[-1]) from exc
+            (record,) = seal_batch(
+                self.key, await self._head(session), [SealedEntry(0, plan.record)]
+            )
+            session.add(
+                AuditLogRow(
+                    **plan.record.model_dump(),
+                    position=record.position,
+                    previous=record.previous,
+                    seal=record.seal,
+                )
+            )
+            head = Head(record.position or 0, record.seal or "")
+        return PurgeReport(
+            removed=plan.removed, before=before, head=head, purged_through=plan.through
+        )
 
 
 def _filtered(statement: Select[Any], query: AuditQuery) -> Select[Any]:
