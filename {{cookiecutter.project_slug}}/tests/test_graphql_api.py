@@ -5,9 +5,10 @@ from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 
 from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from app.main import create_app
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import (
@@ -380,3 +381,22 @@ async def test_abusive_documents_are_refused(client: AsyncClient, account: Accou
     assert f"more than {MAX_TOKENS} tokens" in errors_of(huge)
     for body in (deep, many, huge):
         assert body.get("data") is None
+
+
+async def test_production_answers_no_introspection_and_serves_no_ide(
+    settings: Settings, services: Services
+) -> None:
+    production = create_app(override(settings, "app", environment="production"))
+    production.state.services = services
+    async with AsyncClient(transport=ASGITransport(app=production), base_url="http://t") as c:
+        schema = await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+        field = await c.post("/graphql", json={"query": '{ __type(name: "Item") { name } }'})
+        typename = await c.post("/graphql", json={"query": "{ __typename }"})
+        ide = await c.get("/graphql", headers={"Accept": "text/html"})
+    for refused in (schema, field):
+        body = refused.json()
+        assert body.get("data") is None
+        assert "introspection" in errors_of(body).lower()
+    # Naming the type of a result is not introspection: clients rely on it.
+    assert typename.json()["data"] == {"__typename": "Query"}
+    assert "graphiql" not in ide.text.lower()

@@ -76,6 +76,18 @@ async def take_dead_letter(reader: Any, *, wait_seconds: float) -> DeadLetter | 
     return DeadLetter(body=message.body, headers={k: str(v) for k, v in message.headers.items()})
 
 
+def name_servers(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """The document with its one server named `name`: FastStream names a lone server
+    "development", whatever it is."""
+    servers = document.get("servers", {})
+    if list(servers) != ["development"] or name == "development":
+        return document
+    text = json.dumps(document).replace('"#/servers/development"', json.dumps(f"#/servers/{name}"))
+    renamed: dict[str, Any] = json.loads(text)
+    renamed["servers"] = {name: servers["development"]}
+    return renamed
+
+
 def asyncapi_document(broker: Any) -> dict[str, Any]:
     document = AsyncAPI(broker, title="Events", version="1.0.0").to_specification()
     return dict(json.loads(document.to_json()))
