@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, ItemSort
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
@@ -20,6 +20,7 @@ from tests.conftest import (
     serving,
     unique,
 )
+from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
 
 ITEM_FIELDS = "id name description priceCents status createdAt updatedAt ownerId"
 CREATE = "mutation C($input: ItemInput!) { createItem(input: $input) { " + ITEM_FIELDS + " } }"
@@ -400,3 +401,28 @@ async def test_production_answers_no_introspection_and_serves_no_ide(
     # Naming the type of a result is not introspection: clients rely on it.
     assert typename.json()["data"] == {"__typename": "Query"}
     assert "graphiql" not in ide.text.lower()
+
+
+SORT_NAMES = {sort.value: sort.name for sort in ItemSort}
+
+
+@pytest.mark.parametrize(("sort", "cursor", "wrong"), forged_cursors())
+async def test_forged_cursors_are_400_and_log_no_traceback(
+    client: AsyncClient, account: Account, sort: str, cursor: str, wrong: str
+) -> None:
+    token = account.tokens.access_token
+    with captured_logs() as logs:
+        body = await graphql(client, ITEMS, token, first=1, after=cursor, sort=SORT_NAMES[sort])
+    assert code(body) == ("bad_request", 400)
+    assert body.get("data") is None
+    assert_logged_small(logs)
+
+
+async def test_an_overlong_cursor_is_refused_before_decoding(
+    client: AsyncClient, account: Account
+) -> None:
+    token = account.tokens.access_token
+    with captured_logs() as logs:
+        body = await graphql(client, ITEMS, token, first=1, after=OVERLONG)
+    assert code(body) == ("invalid_input", 422)
+    assert_logged_small(logs)
