@@ -128,6 +128,12 @@ class EventsSettings(BaseModel):
     processed_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     # On shutdown, messages being processed get this long to finish.
     graceful_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Sent events are deleted from the outbox this long after they were sent (they are
+    # kept a while to look into a delivery problem); the relay checks every
+    # outbox_purge_seconds and deletes at most outbox_purge_batch_size rows a statement.
+    sent_retention_hours: int = Field(default=72, ge=1)
+    outbox_purge_seconds: float = Field(default=600.0, gt=0)
+    outbox_purge_batch_size: int = Field(default=1000, ge=1)
 
 
 class MetricsSettings(BaseModel):
