@@ -586,9 +586,7 @@ async def test_erasure_leaves_no_personal_data_in_the_outbox(
         with acting_as(account):
             async with services.database.unit_of_work() as uow:
                 uow.emit(
-                    ItemCreatedWithName(
-                        item_id=UUID(published[0]), owner_id=user_id, name=waiting
-                    )
+                    ItemCreatedWithName(item_id=UUID(published[0]), owner_id=user_id, name=waiting)
                 )
             exported = await audit_service.export_personal_data(
                 database=services.database, audit=services.audit, user_id=user_id

@@ -14,7 +14,9 @@ from tests.conftest import override
 
 
 @asynccontextmanager
-async def served(settings: Settings, services: Services, **app: object) -> AsyncIterator[AsyncClient]:
+async def served(
+    settings: Settings, services: Services, **app: object
+) -> AsyncIterator[AsyncClient]:
     """An application with these app settings, on the suite's running services."""
     application: FastAPI = create_app(override(settings, "app", **app))
     application.state.services = services
@@ -22,9 +24,7 @@ async def served(settings: Settings, services: Services, **app: object) -> Async
         yield c
 
 
-async def test_production_serves_no_api_description(
-    settings: Settings, services: Services
-) -> None:
+async def test_production_serves_no_api_description(settings: Settings, services: Services) -> None:
     async with served(settings, services, environment="production") as client:
         for path in ("/openapi.json", "/docs", "/redoc", "/asyncapi.json"):
             assert (await client.get(path)).status_code == 404, path

@@ -199,4 +199,6 @@ async def test_forged_cursor_values_are_refused(
     range before it reaches the database."""
     query = ItemQuery.model_validate({"owner_id": account.user.id, "sort": sort, "cursor": cursor})
     with pytest.raises(BadRequestError):
-        await service.list_items(database=services.database, query=query, principal=account.principal)
+        await service.list_items(
+            database=services.database, query=query, principal=account.principal
+        )

@@ -6,6 +6,7 @@ processors, so every line has the same shape.
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -33,7 +34,7 @@ def _cut(text: str, *, head: int, tail: int) -> str:
     return f"{text[:head]}\n... [{len(text) - head - tail} characters cut] ...\n{end}"
 
 
-def bound_sizes(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def bound_sizes(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A structlog processor: every text value of a line, the traceback included, cut to
     a bounded size."""
     for key, value in event_dict.items():

@@ -26,7 +26,7 @@ IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 def _iso_text(value: object) -> object:
     if not isinstance(value, str):
-        raise ValueError("a time must be ISO 8601 text")  # noqa: TRY004 - pydantic wants ValueError
+        raise ValueError("a time must be ISO 8601 text")
     return _iso_8601(value)
 
 

@@ -126,11 +126,7 @@ class MongoOutbox:
         return result.deleted_count
 
     async def _documents_about(self, subject: str, aggregates: Sequence[str]) -> list[Document]:
-        cursor = (
-            self.db["outbox"]
-            .find(_about(subject, aggregates))
-            .sort("sequence", ASCENDING)
-        )
+        cursor = self.db["outbox"].find(_about(subject, aggregates)).sort("sequence", ASCENDING)
         return [document async for document in cursor]
 
     async def about(self, subject: str, aggregates: Sequence[str]) -> list[HeldEvent]:
