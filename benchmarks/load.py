@@ -176,6 +176,7 @@ def _service_env(target: Target, urls: ServiceUrls, run_id: str, log_level: str)
         APP_LOG_LEVEL=log_level,
         AUTH_SECRET_KEY=secrets.token_urlsafe(48),
         AUDIT_SECRET_KEY=secrets.token_urlsafe(48),
+        METRICS_TOKEN=secrets.token_urlsafe(48),
         # Limits far above what one worker can serve: the limiter still runs on every request.
         RATE_LIMIT_API_PER_MINUTE="100000000",
         RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE="1000",

@@ -28,6 +28,22 @@ class AppSettings(BaseModel):
     # Browser origins allowed to call the API, e.g. ["https://app.example.com"]. None by
     # default: a browser page on another origin cannot read any response.
     cors_origins: list[str] = Field(default_factory=list)
+    # The API's own description (the OpenAPI document and its pages, or the schema's
+    # introspection and its IDE) and the events' AsyncAPI document at /asyncapi.json.
+    # Unset: served in development and test, not in production, where they would map
+    # the attack surface (and the broker's address) for anyone.
+    docs_enabled: bool | None = None
+    asyncapi_enabled: bool | None = None
+
+    @property
+    def serves_docs(self) -> bool:
+        return self.environment != "production" if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def serves_asyncapi(self) -> bool:
+        if self.asyncapi_enabled is None:
+            return self.environment != "production"
+        return self.asyncapi_enabled
 {% if cookiecutter.database == "postgres" %}
 
 class DatabaseSettings(BaseModel):
@@ -126,6 +142,19 @@ class EventsSettings(BaseModel):
     processed_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     # On shutdown, messages being processed get this long to finish.
     graceful_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Sent events are deleted from the outbox this long after they were sent (they are
+    # kept a while to look into a delivery problem); the relay checks every
+    # outbox_purge_seconds and deletes at most outbox_purge_batch_size rows a statement.
+    sent_retention_hours: int = Field(default=72, ge=1)
+    outbox_purge_seconds: float = Field(default=600.0, gt=0)
+    outbox_purge_batch_size: int = Field(default=1000, ge=1)
+
+
+class MetricsSettings(BaseModel):
+    # /metrics answers only `Authorization: Bearer <token>` outside development (a
+    # Prometheus scrape config gives it with `authorization: {credentials_file: ...}`).
+    # Outside development a default, empty or short token stops the start.
+    token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
 
 
 class CacheSettings(BaseModel):
@@ -171,6 +200,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
     cache: CacheSettings = CacheSettings()
     events: EventsSettings = EventsSettings()
+    metrics: MetricsSettings = MetricsSettings()
 {%- if cookiecutter.compliance_logging %}
     audit: AuditSettings = AuditSettings()
 {%- endif %}
@@ -181,6 +211,7 @@ class Settings(BaseSettings):
             return self
         secrets = {
             "AUTH_SECRET_KEY": self.auth.secret_key,
+            "METRICS_TOKEN": self.metrics.token,
 {%- if cookiecutter.compliance_logging %}
             "AUDIT_SECRET_KEY": self.audit.secret_key,
 {%- endif %}

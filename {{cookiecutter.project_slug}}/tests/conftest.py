@@ -85,6 +85,7 @@ def settings() -> Settings:
         password_memory_kib=8192,
         password_time_cost=1,
     )
+    settings = override(settings, "metrics", token=strong(settings.metrics.token))
     # Quick retries, so outage and failure tests recover in a fraction of a second.
     settings = override(
         settings,

@@ -7,7 +7,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, ItemSort
+from app.main import create_app
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import (
@@ -19,6 +20,7 @@ from tests.conftest import (
     serving,
     unique,
 )
+from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
 
 ITEM_FIELDS = "id name description priceCents status createdAt updatedAt ownerId"
 CREATE = "mutation C($input: ItemInput!) { createItem(input: $input) { " + ITEM_FIELDS + " } }"
@@ -409,3 +411,47 @@ async def test_abusive_documents_are_refused(client: AsyncClient, account: Accou
     assert f"more than {MAX_TOKENS} tokens" in errors_of(huge)
     for body in (deep, many, huge):
         assert body.get("data") is None
+
+
+async def test_production_answers_no_introspection_and_serves_no_ide(
+    settings: Settings, services: Services
+) -> None:
+    production = create_app(override(settings, "app", environment="production"))
+    production.state.services = services
+    async with AsyncClient(transport=ASGITransport(app=production), base_url="http://t") as c:
+        schema = await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+        field = await c.post("/graphql", json={"query": '{ __type(name: "Item") { name } }'})
+        typename = await c.post("/graphql", json={"query": "{ __typename }"})
+        ide = await c.get("/graphql", headers={"Accept": "text/html"})
+    for refused in (schema, field):
+        body = refused.json()
+        assert body.get("data") is None
+        assert "introspection" in errors_of(body).lower()
+    # Naming the type of a result is not introspection: clients rely on it.
+    assert typename.json()["data"] == {"__typename": "Query"}
+    assert "graphiql" not in ide.text.lower()
+
+
+SORT_NAMES = {sort.value: sort.name for sort in ItemSort}
+
+
+@pytest.mark.parametrize(("sort", "cursor", "wrong"), forged_cursors())
+async def test_forged_cursors_are_400_and_log_no_traceback(
+    client: AsyncClient, account: Account, sort: str, cursor: str, wrong: str
+) -> None:
+    token = account.tokens.access_token
+    with captured_logs() as logs:
+        body = await graphql(client, ITEMS, token, first=1, after=cursor, sort=SORT_NAMES[sort])
+    assert code(body) == ("bad_request", 400)
+    assert body.get("data") is None
+    assert_logged_small(logs)
+
+
+async def test_an_overlong_cursor_is_refused_before_decoding(
+    client: AsyncClient, account: Account
+) -> None:
+    token = account.tokens.access_token
+    with captured_logs() as logs:
+        body = await graphql(client, ITEMS, token, first=1, after=OVERLONG)
+    assert code(body) == ("invalid_input", 422)
+    assert_logged_small(logs)

@@ -46,8 +46,9 @@ async def test_request_id_is_echoed_or_made(client: AsyncClient) -> None:
     assert len(replaced.headers["x-request-id"]) == 32
 
 
-async def test_metrics_are_exposed(client: AsyncClient) -> None:
+async def test_metrics_are_exposed(client: AsyncClient, settings: Settings) -> None:
     await client.get("/health/live")
-    response = await client.get("/metrics")
+    token = settings.metrics.token.get_secret_value()
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert 'http_requests_total{method="GET",route="/health/live",status="200"}' in response.text

@@ -12,6 +12,7 @@ from app.items.schemas import ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
 from app.storage.unit_of_work import ReadOnlyError
 from tests.conftest import Account, new_item
+from tests.cursors import forged_cursors
 
 TTL = 60
 
@@ -188,3 +189,16 @@ async def test_bad_cursors_are_refused(services: Services, account: Account) -> 
             await service.list_items(
                 database=services.database, query=bad, principal=account.principal
             )
+
+
+@pytest.mark.parametrize(("sort", "cursor", "wrong"), forged_cursors())
+async def test_forged_cursor_values_are_refused(
+    services: Services, account: Account, sort: str, cursor: str, wrong: str
+) -> None:
+    """Every value decoded from a cursor is checked against the sort field's type and
+    range before it reaches the database."""
+    query = ItemQuery.model_validate({"owner_id": account.user.id, "sort": sort, "cursor": cursor})
+    with pytest.raises(BadRequestError):
+        await service.list_items(
+            database=services.database, query=query, principal=account.principal
+        )

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from httpx import AsyncClient
 
 from app.core.logging import configure_logging
@@ -37,3 +38,27 @@ def test_standard_library_loggers_share_the_format(log_lines: io.StringIO) -> No
     assert line["event"] == "disk /data is 91% full"
     assert line["level"] == "warning"
     assert line["logger"] == "some.library"
+
+
+def _deep(depth: int, message: str) -> None:
+    if depth:
+        _deep(depth - 1, message)
+    raise ValueError(message)
+
+
+def test_an_unexpected_errors_log_line_is_bounded(log_lines: io.StringIO) -> None:
+    """A deep traceback and a huge message (say, a forged value quoted by a driver) still
+    make one line of a few KB, which keeps the error's type and where it was raised."""
+    log = structlog.get_logger("test")
+    try:
+        _deep(200, "value out of range: " + "9" * 100_000)
+    except ValueError:
+        log.exception("unhandled_error", detail="x" * 100_000, context={"big": "y" * 100_000})
+    (line,) = log_lines.getvalue().splitlines()
+    assert len(line.encode()) < 16 * 1024
+    entry = json.loads(line)
+    assert entry["event"] == "unhandled_error"
+    assert entry["exception"].startswith("Traceback")
+    assert "ValueError: value out of range" in entry["exception"]
+    assert "characters cut" in entry["exception"]
+    assert len(entry["detail"]) < 4096

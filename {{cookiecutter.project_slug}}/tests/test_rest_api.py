@@ -11,6 +11,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import PASSWORD, Account, FailingDatabase, override, serving, unique
+from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
 
 API = "/api/v1"
 ITEMS = f"{API}/items"
@@ -383,3 +384,24 @@ async def test_injection_looking_input_is_stored_as_plain_text(
         assert created.status_code == 201, created.text
         read = await client.get(f"{ITEMS}/{created.json()['id']}", headers=account.headers)
         assert read.json()["name"] == name
+
+
+@pytest.mark.parametrize(("sort", "cursor", "wrong"), forged_cursors())
+async def test_forged_cursors_are_400_and_log_no_traceback(
+    client: AsyncClient, account: Account, sort: str, cursor: str, wrong: str
+) -> None:
+    with captured_logs() as logs:
+        response = await client.get(
+            ITEMS, params={"sort": sort, "cursor": cursor}, headers=account.headers
+        )
+    assert problem(400, response)["code"] == "bad_request"
+    assert_logged_small(logs)
+
+
+async def test_an_overlong_cursor_is_refused_before_decoding(
+    client: AsyncClient, account: Account
+) -> None:
+    with captured_logs() as logs:
+        response = await client.get(ITEMS, params={"cursor": OVERLONG}, headers=account.headers)
+    problem(422, response)
+    assert_logged_small(logs)

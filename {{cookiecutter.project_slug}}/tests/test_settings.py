@@ -13,6 +13,7 @@ def _with_secrets(environment: str, **overrides: str) -> dict[str, Any]:
     data: dict[str, Any] = {"app": {"environment": environment}}
     for section in SECRETS:
         data[section] = {"secret_key": overrides.get(section, STRONG)}
+    data["metrics"] = {"token": overrides.get("metrics", STRONG)}
     return data
 
 
@@ -39,6 +40,12 @@ def test_weak_secrets_refused_outside_development(
 ) -> None:
     with pytest.raises(ValidationError, match=f"{section.upper()}_SECRET_KEY"):
         Settings.model_validate(_with_secrets(environment, **{section: secret}))
+
+
+@pytest.mark.parametrize("token", ["", "change-me", "too-short"])
+def test_weak_metrics_token_refused_in_production(token: str) -> None:
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        Settings.model_validate(_with_secrets("production", metrics=token))
 
 
 def test_strong_secrets_accepted_in_production() -> None:

@@ -1,23 +1,50 @@
 """Personal data masked in ordinary logs (a structlog processor).
 
 Applied to every value of every log line, including exception text: email
-addresses, phone numbers, Korean resident registration numbers, payment card
-numbers (only Luhn-valid digit runs, so order numbers survive), bearer tokens and
-JWTs, and whole fields whose name says they hold a secret.
+addresses (percent-encoded too), phone numbers, Korean resident registration
+numbers, payment card numbers (only Luhn-valid digit runs, so order numbers
+survive), bearer tokens, JWTs and Basic credentials, secrets written as
+`name=value` or `name: value` in text, and whole fields whose name says they hold
+a secret. Masking is by pattern: it catches the usual forms, not every form.
 """
 
+import base64
+import binascii
 import re
 from collections.abc import MutableMapping
 from typing import Any
 
-SECRET_FIELD = re.compile(r"pass(word)?|secret|token|authorization|cookie|api[_-]?key", re.I)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Short names only as whole words: `otp` and `pass` are secrets, `footprint` and `compass` not.
+SECRET_FIELD = re.compile(
+    r"password|passwd|passphrase|pwd|secret|token|authorization|cookie|api[_-]?key|credential"
+    r"|(?<![a-z])(?:pass|otp)(?![a-z])",
+    re.I,
+)
+# An address, also percent-encoded as in a logged URL: user%40example.com.
+_EMAIL = re.compile(r"[\w.+%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.I)
 _JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
 _BEARER = re.compile(r"(?i)\bbearer\s+[\w.~+/=-]+")
-# YYMMDD, then a digit 1-8 for century and sex, then six more.
-_RRN = re.compile(r"(?<!\d)\d{6}-?[1-8]\d{6}(?!\d)")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ -]?)?\(?0?\d{1,3}\)?[ -]?\d{3,4}[ -]?\d{4}(?!\d)")
+_BASIC = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+# `password=...`, `refresh_token: ...`, `"otp": "..."` inside text: the name stays.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(?<![A-Za-z0-9])([\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|otp"
+    r"|credentials?)[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
+)
+# YYMMDD, a hyphen, dash or space (or none), then a digit 1-8 for century and sex, and six.
+_RRN = re.compile(r"(?<!\d)\d{6}(?:\s?[-\u2010-\u2015\u2212]\s?|\s)?[1-8]\d{6}(?!\d)")
+# Not inside a longer token: the digit groups of a UUID are no card.
+_CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+# Phone numbers: with a country code, an area code in brackets, groups of 2-3, 3-4 and 4
+# digits split by spaces, dots or hyphens, or a domestic number from its leading 0. A
+# first group of 4 digits is no phone number: 2024-0001-1234 is an order number.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\d{1,3}[ .-]?\(?\d{1,4}\)?[ .-]?\d{3,4}[ .-]?\d{4}"
+    r"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{4}"
+    r"|\d{2,3}[ .-]\d{3,4}[ .-]\d{4}"
+    r"|0\d{8,10}"
+    r")(?![\w-])"
+)
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -35,9 +62,21 @@ def _card(match: re.Match[str]) -> str:
     return "[card]" if _luhn_valid(digits) else match.group()
 
 
+def _basic(match: re.Match[str]) -> str:
+    """HTTP Basic credentials are base64 of `user:password`; other words after
+    "basic" are left alone."""
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return match.group()
+    return f"{match.group(1)}[credentials]" if ":" in decoded else match.group()
+
+
 def mask_text(text: str) -> str:
     text = _JWT.sub("[token]", text)
     text = _BEARER.sub("Bearer [token]", text)
+    text = _BASIC.sub(_basic, text)
+    text = _SECRET_ASSIGNMENT.sub(r"\1[redacted]", text)
     text = _EMAIL.sub("[email]", text)
     text = _RRN.sub("[rrn]", text)
     text = _CARD.sub(_card, text)

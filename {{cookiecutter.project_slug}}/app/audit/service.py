@@ -25,6 +25,17 @@ from app.users.errors import UserNotFoundError, WrongPasswordError
 from app.users.schemas import PASSWORD_MAX, UserPublic
 
 
+class HeldEventPublic(BaseModel):
+    """An event about the person still in the outbox: waiting to be published, or
+    published and kept until EVENTS_SENT_RETENTION_HOURS have passed."""
+
+    event_id: str
+    event_type: str
+    created_at: UtcDateTime | None
+    sent: bool
+    payload: str
+
+
 class PersonalData(BaseModel):
     """Everything this service holds about one person."""
 
@@ -33,6 +44,8 @@ class PersonalData(BaseModel):
     items: list[ItemPublic]
     # Records of what the person did or what was done to their account.
     audit_trail: list[AuditRecord]
+    # Events naming the person or their items, in the outbox.
+    outbox_events: list[HeldEventPublic] = Field(default_factory=list)
 
 
 class Erasure(BaseModel):
@@ -78,11 +91,13 @@ async def export_personal_data(
             raise UserNotFoundError
         items = await _owned_items(uow, user_id)
         uow.emit(PersonalDataExported(user_id=user_id))
+    held = await database.outbox.about(str(user_id), [str(item.id) for item in items])
     return PersonalData(
         exported_at=datetime.now(UTC),
         user=user.public(),
         items=items,
         audit_trail=await _records_about(audit, str(user_id)),
+        outbox_events=[HeldEventPublic.model_validate(vars(event)) for event in held],
     )
 
 
@@ -98,7 +113,9 @@ async def erase_account(
     """Delete the person's items, anonymise the account and end every session.
 
     The audit trail stays: it must be kept for its retention period, and after this it
-    names only an id that no longer leads to a person.
+    names only an id that no longer leads to a person. In the outbox, published events
+    about the person are deleted; those still waiting keep their ids (consumers need
+    them, `user.erased` above all) and lose any personal field.
     """
     unusable = await passwords.hash(secrets.token_urlsafe(32))
     async with database.unit_of_work() as uow:
@@ -114,6 +131,8 @@ async def erase_account(
         await uow.users.anonymise(user_id, email=erased_email(user_id), password_hash=unusable)
         # Once this commits no session can be refreshed, even if Redis is down below.
         await uow.users.raise_token_version(user_id)
+        # Before the commit: if this fails nothing is erased and the erasure can be retried.
+        await database.outbox.forget(str(user_id), [str(item.id) for item in items])
         uow.emit(AccountErased(user_id=user_id, items_deleted=len(items)))
     for item in items:
         await cache.delete(cache_key(item.id))

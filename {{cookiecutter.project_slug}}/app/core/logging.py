@@ -6,6 +6,7 @@ processors, so every line has the same shape.
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -18,10 +19,48 @@ _SHARED: list[Any] = [
 ]
 
 
+# One log line stays small whatever failed: a traceback keeps its start and its end (where
+# the error is), any other value its start. A forged input cannot fill the logs.
+MAX_EXCEPTION_CHARS = 4096
+MAX_VALUE_CHARS = 2048
+MAX_TRACEBACK_LINE = 512
+_EXCEPTION_HEAD = 1024
+
+
+def _cut(text: str, *, head: int, tail: int) -> str:
+    if len(text) <= head + tail:
+        return text
+    end = text[len(text) - tail :] if tail else ""
+    return f"{text[:head]}\n... [{len(text) - head - tail} characters cut] ...\n{end}"
+
+
+def bound_sizes(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: every text value of a line, the traceback included, cut to
+    a bounded size."""
+    for key, value in event_dict.items():
+        if value is None or isinstance(value, bool | int | float):
+            continue
+        if not isinstance(value, str):
+            # A structure is rendered whole; one too big to keep is kept as cut text.
+            text = str(value)
+            if len(text) > MAX_VALUE_CHARS:
+                event_dict[key] = _cut(text, head=MAX_VALUE_CHARS, tail=0)
+            continue
+        if key == "exception":
+            # Line by line first: the last line names the error, however long its message.
+            lines = [_cut(line, head=MAX_TRACEBACK_LINE, tail=0) for line in value.splitlines()]
+            tail = MAX_EXCEPTION_CHARS - _EXCEPTION_HEAD
+            event_dict[key] = _cut("\n".join(lines), head=_EXCEPTION_HEAD, tail=tail)
+        else:
+            event_dict[key] = _cut(value, head=MAX_VALUE_CHARS, tail=0)
+    return event_dict
+
+
 def configure_logging(
     *, level: str, json: bool, stream: TextIO = sys.stdout, redact: Any = None
 ) -> None:
-    """`redact`, a structlog processor, sees each line last, exception text included."""
+    """`redact`, a structlog processor, sees each line, exception text included, before
+    it is cut to its bounded size and rendered."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -43,6 +82,7 @@ def configure_logging(
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 *([redact] if redact else []),
+                bound_sizes,
                 renderer,
             ],
         )

@@ -18,6 +18,8 @@ from app.core.types import StorableText
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
+# Longer tokens are refused before they are decoded; the API's own are far shorter.
+CURSOR_MAX = 512
 T = TypeVar("T")
 C = TypeVar("C")
 
@@ -28,11 +30,16 @@ class Cursor(BaseModel):
     value: StorableText | int | datetime
     id: UUID
 
-    def typed(self, kind: type[Any]) -> "Cursor":
-        """The cursor with its value read as the sort field's type (JSON has no dates)."""
+    def typed(self, kind: Any) -> "Cursor":
+        """The cursor with its value read as the sort field's type (JSON has no dates).
+
+        `kind` carries the field's strictness and bounds (e.g. `Annotated[int, Strict(),
+        Field(ge=0)]`), so a number is no name, a text no price, and a value out of the
+        field's range never reaches the database."""
+        raw = self.value.isoformat() if isinstance(self.value, datetime) else self.value
         try:
-            value = TypeAdapter(kind).validate_python(self.value)
-        except ValidationError as exc:
+            value = TypeAdapter(kind).validate_json(json.dumps(raw))
+        except (ValidationError, ValueError, OverflowError) as exc:
             raise BadRequestError("The cursor is not valid.") from exc
         return self.model_copy(update={"value": value})
 
@@ -41,9 +48,12 @@ class Cursor(BaseModel):
 
     @classmethod
     def decode(cls, token: str, *, sort: str) -> "Cursor":
+        if len(token) > CURSOR_MAX:
+            raise BadRequestError("The cursor is not valid.")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            cursor = cls.model_validate(json.loads(raw))
+            # Strict: a float, a boolean or an object is no cursor value.
+            cursor = cls.model_validate_json(raw, strict=True)
         except ValueError as exc:
             raise BadRequestError("The cursor is not valid.") from exc
         if cursor.sort != sort:

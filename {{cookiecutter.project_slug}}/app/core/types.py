@@ -23,6 +23,24 @@ def _iso_8601(value: object) -> object:
 # A point in time given as documented: ISO 8601, with its UTC offset.
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("a time must be ISO 8601 text")
+    return _iso_8601(value)
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    # 0001-01-01T00:00+01:00 is a valid datetime with no UTC form: the drivers fail on it.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range") from exc
+
+
+# A time read from a cursor: as IsoDateTime, and one every database can compare.
+CursorTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_in_range)]
+
 # A lone surrogate: a code point of a UTF-16 pair on its own, which has no UTF-8 form.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

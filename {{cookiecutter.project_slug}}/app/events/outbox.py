@@ -11,20 +11,23 @@ sends an event twice; consumers ignore the repeat (see consumer.py).
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
 from prometheus_client import Counter
 
 from app.events.bus import EventBus
-from app.events.schemas import Envelope
+from app.events.schemas import PERSONAL_FIELDS, Envelope
 from app.settings import EventsSettings
 
 RELAYED = Counter("outbox_relayed_total", "Events published from the outbox.")
 RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay rounds stopped by a publish error.")
+PURGED = Counter("outbox_purged_total", "Sent events deleted from the outbox after retention.")
 log = structlog.get_logger(__name__)
 
 
@@ -32,6 +35,28 @@ log = structlog.get_logger(__name__)
 class OutboxMessage:
     sequence: int
     envelope: Envelope
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """An outbox row about someone, as a data export lists it."""
+
+    event_id: str
+    event_type: str
+    created_at: datetime | None
+    sent: bool
+    payload: str
+
+
+def redacted_payload(payload: str) -> str:
+    """The event's JSON without its personal fields (PERSONAL_FIELDS)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict) or PERSONAL_FIELDS.isdisjoint(data):
+        return payload
+    return json.dumps({key: value for key, value in data.items() if key not in PERSONAL_FIELDS})
 
 
 class OutboxBatch(Protocol):
@@ -46,6 +71,19 @@ class Outbox(Protocol):
         ...
 
     async def pending_count(self) -> int: ...
+
+    async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
+        """Delete up to `limit` events sent before the time; return how many."""
+        ...
+
+    async def about(self, subject: str, aggregates: Sequence[str]) -> list[HeldEvent]:
+        """Events about a person: naming their id anywhere, or of one of the aggregates."""
+        ...
+
+    async def forget(self, subject: str, aggregates: Sequence[str]) -> int:
+        """Erasure: delete the sent events about a person and strip the personal fields
+        of those still pending, which are still delivered. Return the rows touched."""
+        ...
 
 
 class OutboxRelay:
@@ -81,10 +119,41 @@ class OutboxRelay:
             raise failure
         return len(sent)
 
+    async def purge(self, *, now: datetime | None = None) -> int:
+        """Delete the events sent more than the retention ago, in bounded batches."""
+        now = now or datetime.now(UTC)
+        sent_before = now - timedelta(hours=self.settings.sent_retention_hours)
+        limit = self.settings.outbox_purge_batch_size
+        total = 0
+        while True:
+            deleted = await self.outbox.purge_sent(sent_before=sent_before, limit=limit)
+            total += deleted
+            if deleted < limit:
+                break
+        PURGED.inc(total)
+        return total
+
+    async def _purge_when_due(self, due: float) -> float:
+        """Purge if the time has come; return when it is next due. A failed purge is
+        logged and tried again at the next interval: it never holds up the relay."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            return due
+        try:
+            deleted = await self.purge()
+        except Exception as exc:
+            log.warning("outbox_purge_failed", error=repr(exc))
+        else:
+            if deleted:
+                log.info("outbox_purged", deleted=deleted)
+        return loop.time() + self.settings.outbox_purge_seconds
+
     async def _run(self) -> None:
         backoff = self.settings.relay_min_backoff_seconds
+        purge_due = 0.0
         while True:
             self._wake.clear()
+            purge_due = await self._purge_when_due(purge_due)
             try:
                 sent = await self.run_once()
             except Exception as exc:

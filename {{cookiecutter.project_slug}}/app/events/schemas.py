@@ -52,10 +52,12 @@ class ItemEvent(DomainEvent):
 
 
 class ItemCreated(ItemEvent):
+    """Ids only: consumers read what they need by id, so an event keeps no copy of what
+    a person wrote (an item's name) after they erase it."""
+
     event_type: ClassVar[str] = "item.created"
 
     owner_id: UUID
-    name: str
 
 
 class ItemUpdated(ItemEvent):
@@ -184,6 +186,12 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         UsersListed,
     )
 }
+
+
+# Fields that hold personal data in events this service wrote before its events carried
+# ids only, or that a project's own events may add: erasing an account removes them from
+# its events still waiting in the outbox (the rest of those events is still delivered).
+PERSONAL_FIELDS = frozenset({"name", "description", "email"})
 
 
 class Envelope(BaseModel):

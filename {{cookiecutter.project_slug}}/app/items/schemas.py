@@ -1,11 +1,10 @@
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import StorableText, UtcDateTime
+from app.core.types import CursorTime, StorableText, UtcDateTime
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -13,7 +12,13 @@ PRICE_MAX = 1_000_000_000
 ItemStatus = Literal["draft", "active", "archived"]
 # The sort orders offered: a field, descending with a leading "-".
 ItemSort = Literal["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"]
-SORT_TYPES: dict[str, type[object]] = {"created_at": datetime, "name": str, "price_cents": int}
+# Each sort field's type and range: a cursor's value is checked against them (cursors are
+# opaque but not signed, so a forged one must still hold a value the field can).
+SORT_TYPES: dict[str, Any] = {
+    "created_at": CursorTime,
+    "name": Annotated[StorableText, Strict(), Field(min_length=1, max_length=NAME_MAX)],
+    "price_cents": Annotated[int, Strict(), Field(ge=0, le=PRICE_MAX)],
+}
 
 
 class ItemCreate(BaseModel):
@@ -58,7 +63,7 @@ class ItemQuery(BaseModel):
         return self.sort.startswith("-")
 
     @property
-    def sort_type(self) -> type[object]:
+    def sort_type(self) -> Any:
         return SORT_TYPES[self.sort_field]
 
 

@@ -19,7 +19,7 @@ def cache_key(item_id: UUID) -> str:
 async def create_item(*, database: Database, owner: Principal, data: ItemCreate) -> ItemPublic:
     async with database.unit_of_work() as uow:
         item = await uow.items.add(data, owner_id=owner.user_id)
-        uow.emit(ItemCreated(item_id=item.id, owner_id=item.owner_id, name=item.name))
+        uow.emit(ItemCreated(item_id=item.id, owner_id=item.owner_id))
     return item
 
 

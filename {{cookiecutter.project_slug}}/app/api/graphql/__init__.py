@@ -48,13 +48,14 @@ class Router(GraphQLRouter[Context, None]):
         return decoded
 
 
-def create_router(*extra: tuple[type, type], ide: bool) -> GraphQLRouter[Context, None]:
-    """The endpoint; `extra` adds the (query, mutation) types of the options chosen."""
+def create_router(*extra: tuple[type, type], docs: bool) -> GraphQLRouter[Context, None]:
+    """The endpoint; `extra` adds the (query, mutation) types of the options chosen.
+    Without `docs` the schema answers no introspection and GraphiQL is not served."""
     return Router(
-        build_schema(*extra),
+        build_schema(*extra, introspection=docs),
         path="/graphql",
         context_getter=get_context,
-        graphql_ide="graphiql" if ide else None,
+        graphql_ide="graphiql" if docs else None,
         # Queries over GET could be triggered cross-site; POST only.
         allow_queries_via_get=False,
         dependencies=[Depends(rate_limit_api)],

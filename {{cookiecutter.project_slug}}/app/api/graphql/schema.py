@@ -8,7 +8,7 @@ from uuid import UUID
 import strawberry
 import structlog
 from fastapi import Request
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from pydantic import BaseModel, ValidationError
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (
@@ -413,8 +413,13 @@ class Schema(strawberry.Schema):
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
 
 
-def build_schema(*extra: tuple[type, type]) -> Schema:
+# Introspection refused (`__typename` is still allowed): production keeps its schema to itself.
+NO_INTROSPECTION = [*LIMITS, NoSchemaIntrospectionCustomRule]
+
+
+def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schema:
     """The schema, with the (query, mutation) types of the options chosen at generation."""
+    rules = LIMITS if introspection else NO_INTROSPECTION
     return Schema(
         query=merge_types("Query", (Query, *(query for query, _ in extra))),
         mutation=merge_types("Mutation", (Mutation, *(mutation for _, mutation in extra))),
@@ -424,7 +429,7 @@ def build_schema(*extra: tuple[type, type]) -> Schema:
             AppErrorExtensions,
             mask_unexpected_errors,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: AddValidationRules(LIMITS),
+            lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
             lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
         ],

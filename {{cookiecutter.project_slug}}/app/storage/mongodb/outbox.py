@@ -8,6 +8,7 @@ inserted right after the change succeeds, so a crash in between can lose them
 One relay at a time holds a short lease.
 """
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from app.events.outbox import OutboxMessage
+from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
 from app.storage.mongodb.items import Document, now_ms
 
@@ -33,6 +34,8 @@ async def create_outbox_indexes(db: AsyncDatabase[Document]) -> None:
     await outbox.create_index(
         [("sent", ASCENDING), ("sequence", ASCENDING)], name="ix_outbox_sent_sequence"
     )
+    # The retention purge's query: sent events, oldest first.
+    await outbox.create_index([("sent_at", ASCENDING)], name="ix_outbox_sent_at")
 
 
 async def add_to_outbox(
@@ -107,3 +110,62 @@ class MongoOutbox:
 
     async def pending_count(self) -> int:
         return await self.db["outbox"].count_documents({"sent": False})
+
+    async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
+        # Pending documents have no sent_at and are never matched.
+        cursor = (
+            self.db["outbox"]
+            .find({"sent_at": {"$lt": sent_before}}, {"sequence": 1})
+            .sort("sent_at", ASCENDING)
+            .limit(limit)
+        )
+        sequences = [document["sequence"] async for document in cursor]
+        if not sequences:
+            return 0
+        result = await self.db["outbox"].delete_many({"sequence": {"$in": sequences}})
+        return result.deleted_count
+
+    async def _documents_about(self, subject: str, aggregates: Sequence[str]) -> list[Document]:
+        cursor = self.db["outbox"].find(_about(subject, aggregates)).sort("sequence", ASCENDING)
+        return [document async for document in cursor]
+
+    async def about(self, subject: str, aggregates: Sequence[str]) -> list[HeldEvent]:
+        return [
+            HeldEvent(
+                event_id=str(document["event_id"]),
+                event_type=document["event_type"],
+                created_at=document.get("created_at"),
+                sent=bool(document["sent"]),
+                payload=document["payload"],
+            )
+            for document in await self._documents_about(subject, aggregates)
+        ]
+
+    async def forget(self, subject: str, aggregates: Sequence[str]) -> int:
+        touched = 0
+        sent: list[int] = []
+        for document in await self._documents_about(subject, aggregates):
+            if document["sent"]:
+                sent.append(document["sequence"])
+                continue
+            payload = redacted_payload(document["payload"])
+            if payload != document["payload"]:
+                # Sent meanwhile, it went out as it was; the stored copy is stripped anyway.
+                await self.db["outbox"].update_one(
+                    {"sequence": document["sequence"]}, {"$set": {"payload": payload}}
+                )
+                touched += 1
+        if sent:
+            result = await self.db["outbox"].delete_many({"sequence": {"$in": sent}})
+            touched += result.deleted_count
+        return touched
+
+
+def _about(subject: str, aggregates: Sequence[str]) -> dict[str, Any]:
+    # The outbox holds a few days of events, so the scan the text match needs stays bounded.
+    return {
+        "$or": [
+            {"aggregate_id": {"$in": [subject, *aggregates]}},
+            {"payload": {"$regex": re.escape(subject)}},
+        ]
+    }

@@ -3,11 +3,13 @@ committed changes have events; one relay at a time, by advisory lock."""
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events.outbox import OutboxMessage
+from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
 from app.storage.postgres.models import OutboxRow
 
@@ -71,3 +73,61 @@ class PostgresOutbox:
                 select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
             )
             return int(count or 0)
+
+    async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
+        # The oldest first, through the (sent_at, sequence) index; pending rows have no
+        # sent_at and are never matched.
+        batch = (
+            select(OutboxRow.sequence)
+            .where(OutboxRow.sent_at < sent_before)
+            .order_by(OutboxRow.sent_at)
+            .limit(limit)
+        )
+        async with self.sessions() as session, session.begin():
+            result: Any = await session.execute(
+                delete(OutboxRow).where(OutboxRow.sequence.in_(batch.scalar_subquery()))
+            )
+            return int(result.rowcount or 0)
+
+    async def about(self, subject: str, aggregates: Sequence[str]) -> list[HeldEvent]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(OutboxRow).where(_about(subject, aggregates)).order_by(OutboxRow.sequence)
+            )
+            return [
+                HeldEvent(
+                    event_id=str(row.event_id),
+                    event_type=row.event_type,
+                    created_at=row.created_at,
+                    sent=row.sent_at is not None,
+                    payload=row.payload,
+                )
+                for row in rows
+            ]
+
+    async def forget(self, subject: str, aggregates: Sequence[str]) -> int:
+        async with self.sessions() as session, session.begin():
+            deleted: Any = await session.execute(
+                delete(OutboxRow).where(_about(subject, aggregates), OutboxRow.sent_at.is_not(None))
+            )
+            touched = int(deleted.rowcount or 0)
+            pending = await session.scalars(
+                select(OutboxRow)
+                .where(_about(subject, aggregates), OutboxRow.sent_at.is_(None))
+                .with_for_update()
+            )
+            for row in pending:
+                payload = redacted_payload(row.payload)
+                if payload != row.payload:
+                    row.payload = payload
+                    touched += 1
+            return touched
+
+
+def _about(subject: str, aggregates: Sequence[str]) -> ColumnElement[bool]:
+    # The id is a UUID: no LIKE wildcard in it. The outbox holds a few days of events,
+    # so the scan this needs stays bounded.
+    return or_(
+        OutboxRow.aggregate_id.in_([subject, *aggregates]),
+        OutboxRow.payload.contains(subject, autoescape=True),
+    )
