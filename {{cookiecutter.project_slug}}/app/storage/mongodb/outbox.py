@@ -34,8 +34,8 @@ async def create_outbox_indexes(db: AsyncDatabase[Document]) -> None:
     await outbox.create_index(
         [("sent", ASCENDING), ("sequence", ASCENDING)], name="ix_outbox_sent_sequence"
     )
-    # The retention purge's query: sent events, oldest first.
-    await outbox.create_index([("sent_at", ASCENDING)], name="ix_outbox_sent_at")
+    # The retention purge's query: sent events by when they were sent.
+    await outbox.create_index([("sent_at_ms", ASCENDING)], name="ix_outbox_sent_at_ms")
 
 
 async def add_to_outbox(
@@ -74,9 +74,10 @@ class MongoOutboxBatch:
 
     async def mark_sent(self, sequences: Sequence[int]) -> None:
         if sequences:
+            sent_at = now_ms()
             await self.db["outbox"].update_many(
                 {"sequence": {"$in": list(sequences)}},
-                {"$set": {"sent": True, "sent_at": now_ms()}},
+                {"$set": {"sent": True, "sent_at": sent_at, "sent_at_ms": _epoch_ms(sent_at)}},
             )
 
 
@@ -112,12 +113,17 @@ class MongoOutbox:
         return await self.db["outbox"].count_documents({"sent": False})
 
     async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
-        # Pending documents have no sent_at and are never matched.
+        # Pending documents have neither field and are never matched. The number is what
+        # the purge compares (every MongoDB-compatible server compares numbers alike); the
+        # date catches documents sent before the number was written.
+        query = {
+            "$or": [
+                {"sent_at_ms": {"$lt": _epoch_ms(sent_before)}},
+                {"sent_at_ms": {"$exists": False}, "sent_at": {"$lt": sent_before}},
+            ]
+        }
         cursor = (
-            self.db["outbox"]
-            .find({"sent_at": {"$lt": sent_before}}, {"sequence": 1})
-            .sort("sent_at", ASCENDING)
-            .limit(limit)
+            self.db["outbox"].find(query, {"sequence": 1}).sort("sequence", ASCENDING).limit(limit)
         )
         sequences = [document["sequence"] async for document in cursor]
         if not sequences:
@@ -159,6 +165,10 @@ class MongoOutbox:
             result = await self.db["outbox"].delete_many({"sequence": {"$in": sent}})
             touched += result.deleted_count
         return touched
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _about(subject: str, aggregates: Sequence[str]) -> dict[str, Any]:
