@@ -61,6 +61,7 @@ def _tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("combination", REST)
 def test_openapi_document_satisfies_standard_tools(
     combination: Combination,
@@ -127,6 +128,7 @@ def test_openapi_document_satisfies_standard_tools(
     assert locations == [["query", "limit"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("combination", EVERY)
 def test_asyncapi_document_validates(
     combination: Combination, project: Path, tmp_path: Path

@@ -276,6 +276,7 @@ def test_compose_credentials_come_from_env(combination: Combination, project: Pa
                 assert str(value).startswith("${"), f"{key} is written in compose.yaml"
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_in_any_combination(cookies_session: Any, tmp_path: Path) -> None:
     """checkov (secrets, Dockerfile, GitHub Actions) over all 16 renders in one run:
     importing checkov takes 20-30 s here, so one process scans every combination."""

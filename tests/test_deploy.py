@@ -116,6 +116,7 @@ def validate(doc: dict[str, Any]) -> None:
         kubernetes_validate.validate(doc, version, strict=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("combination", EVERY)
 def test_deploy_builds_validates_and_passes_checkov(
     combination: Combination, project: Path, tmp_path: Path, record_property: Any
@@ -339,6 +340,7 @@ def test_deploy_matches_dockerfile_settings_and_app(
         assert [set(source) for source in ingress["from"]] == [{"namespaceSelector"}]
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group(ALL[0].id)
 def test_checkov_and_the_schemas_catch_an_unhardened_pod(tmp_path: Path) -> None:
     """The checkers are not vacuous: a plain pod fails both."""

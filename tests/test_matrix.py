@@ -171,11 +171,11 @@ def _rendered_suite(combination: Combination, project: Path, *pytest_args: str) 
 def test_rendered_suite_passes_against_real_services(
     combination: Combination, project: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    # The fuzzing runs in the second command (`pytest -m abuse`, below). Its modules are
+    # The fuzzing runs in the third command (`pytest -m "abuse or slow"`). Its modules are
     # all fuzz tests: not importing them here saves importing schemathesis and hypothesis
     # (2 to 5 s a suite, the first time with the bytecode compiled).
     counts = _rendered_suite(
-        combination, project, "-m", "not fuzz", "--ignore-glob=tests/test_fuzz_*.py"
+        combination, project, "-m", "not fuzz and not slow", "--ignore-glob=tests/test_fuzz_*.py"
     )
     record_property("rendered_tests", counts["tests"])
     assert counts["tests"] >= MIN_RENDERED_TESTS, counts
@@ -187,8 +187,9 @@ def test_rendered_fuzzing_finds_nothing(
     combination: Combination, project: Path, record_property: Callable[[str, object], None]
 ) -> None:
     """The rendered project's fuzz tests: at least 1000 generated requests against its
-    own API (each module checks its count), no server error, no answer off its schema."""
-    counts = _rendered_suite(combination, project, "-m", "fuzz")
+    own API (each module checks its count), no server error, no answer off its schema;
+    and its slow tests, which start the app or its commands in fresh interpreters."""
+    counts = _rendered_suite(combination, project, "-m", "fuzz or slow")
     assert counts["tests"] >= MIN_FUZZ_TESTS, counts
     record_property("rendered_tests", counts["tests"])
     record_property("fuzz_requests", counts["fuzz_requests"])

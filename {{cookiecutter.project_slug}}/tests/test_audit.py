@@ -11,11 +11,11 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import ClassVar, cast
 {%- if cookiecutter.database == "postgres" %}
 from pathlib import Path
 {%- endif %}
+from types import SimpleNamespace
+from typing import ClassVar, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -331,10 +331,13 @@ def run_command(
 
 
 # Each command is a fresh interpreter importing the whole app (seconds on a busy machine),
-# and a test runs up to three: more than the suite's default per-test limit.
+# and a test runs up to three: more than the suite's default per-test limit. They run
+# with the slow proofs (`pytest -m slow`), not in every quick run.
 COMMANDS_TIMEOUT = pytest.mark.timeout(300)
+COMMANDS_SLOW = pytest.mark.slow
 
 
+@COMMANDS_SLOW
 @COMMANDS_TIMEOUT
 async def test_verify_command_catches_a_record_edited_in_the_database(
     services: Services, settings: Settings, account: Account
@@ -542,6 +545,7 @@ async def legal_minimum_lifted(services: Services) -> AsyncIterator[None]:
 {%- endif %}
 
 
+@COMMANDS_SLOW
 @COMMANDS_TIMEOUT
 async def test_purge_removes_only_records_older_than_the_cut_off(
     services: Services, settings: Settings, account: Account
@@ -571,6 +575,7 @@ async def test_purge_removes_only_records_older_than_the_cut_off(
     assert "purged" in verified.stdout
 
 
+@COMMANDS_SLOW
 @COMMANDS_TIMEOUT
 async def test_purge_command_keeps_the_legal_minimum(
     services: Services, settings: Settings, account: Account
@@ -810,6 +815,7 @@ async def sealed_chain(services: Services) -> list[SealedEntry]:
     return sorted((r for r in records if r.position is not None), key=lambda r: r.position or 0)
 
 
+@COMMANDS_SLOW
 @pytest.mark.parametrize("which", ["first", "middle", "newest", "all"])
 async def test_verify_names_the_records_removed_even_by_the_superuser(
     services: Services, settings: Settings, account: Account, which: str
@@ -838,6 +844,7 @@ async def test_verify_names_the_records_removed_even_by_the_superuser(
     assert (await services.audit.verify(checkpoints=[checkpoint])).intact
 
 
+@COMMANDS_SLOW
 async def test_verify_checks_a_checkpoint_kept_elsewhere(
     services: Services, settings: Settings, account: Account
 ) -> None:
@@ -867,6 +874,7 @@ def test_verify_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[s
     assert "not a checkpoint: 'nonsense'" in capsys.readouterr().err
 
 
+@COMMANDS_SLOW
 async def test_the_sealer_refuses_to_extend_a_chain_cut_short(
     services: Services, settings: Settings, account: Account
 ) -> None:

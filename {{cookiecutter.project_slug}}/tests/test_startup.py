@@ -22,6 +22,11 @@ DATABASE = "MONGODB_URL"
 {%- endif %}
 
 
+# Each starts a fresh interpreter importing the whole app: seconds apiece, so they run
+# with the slow proofs (`pytest -m slow`), not in every quick run.
+SUBPROCESS = pytest.mark.slow
+
+
 def unreachable_url(setting: str) -> str:
     """The setting's URL, with a password, pointed at a port nothing listens on."""
     port = closed_port()
@@ -71,6 +76,7 @@ def assert_one_clear_line(output: str, setting: str) -> None:
     assert len(output.splitlines()) < 10, output
 
 
+@SUBPROCESS
 @pytest.mark.parametrize("setting", [DATABASE, "BROKER_URL"])
 def test_the_app_stops_with_one_line_when_a_service_is_not_there(setting: str) -> None:
     result = serve(setting, APP_LOG_LEVEL="INFO")
@@ -78,6 +84,7 @@ def test_the_app_stops_with_one_line_when_a_service_is_not_there(setting: str) -
     assert_one_clear_line(result.stdout + result.stderr, setting)
 
 
+@SUBPROCESS
 def test_the_app_stops_without_redis_when_it_may_not_serve_without_it() -> None:
     result = serve("REDIS_URL", APP_LOG_LEVEL="INFO", REDIS_FAIL_OPEN="false")
     assert result.returncode != 0
@@ -92,6 +99,7 @@ async def test_without_redis_a_fail_open_app_is_warned_and_starts(settings: Sett
         await ensure_reachable(closed)
 
 
+@SUBPROCESS
 def test_at_debug_level_the_traceback_is_there() -> None:
     result = serve(DATABASE, APP_LOG_LEVEL="DEBUG")
     assert result.returncode != 0
@@ -99,6 +107,7 @@ def test_at_debug_level_the_traceback_is_there() -> None:
 {%- if cookiecutter.database == "postgres" %}
 
 
+@SUBPROCESS
 def test_migrations_stop_with_one_line_when_the_database_is_not_there() -> None:
     alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
     result = run(alembic, "DATABASE_URL", APP_LOG_LEVEL="INFO")
