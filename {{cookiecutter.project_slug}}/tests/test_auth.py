@@ -456,6 +456,28 @@ def test_password_hashing_runs_at_most_the_configured_number_at_once(settings: S
     assert most == limit
 
 
+async def test_logins_do_not_queue_behind_a_burst_of_registrations(settings: Settings) -> None:
+    """New hashes (registrations, password changes) and verifications (logins) queue
+    apart: with every hashing slot held by a burst, a login still verifies."""
+    hasher = PasswordHasher(override(settings, "auth", password_concurrency=1).auth)
+    stored = await hasher.hash(PASSWORD)
+    release = threading.Event()
+    real_hash = hasher._hasher.hash
+
+    def held(password: str) -> str:
+        release.wait(30)
+        return real_hash(password)
+
+    hasher._hasher.hash = held  # type: ignore[method-assign,assignment]
+    burst = [asyncio.create_task(hasher.hash(f"burst-{n}-Passw0rd!")) for n in range(4)]
+    try:
+        # Sharing the burst's queue, this would wait until the burst is released.
+        assert await asyncio.wait_for(hasher.verify(PASSWORD, stored), timeout=20)
+    finally:
+        release.set()
+        await asyncio.gather(*burst)
+
+
 async def test_sliding_window(services: Services) -> None:
     key = unique("window")
     results = [await services.limiter.hit(key, limit=3, window=2) for _ in range(4)]

@@ -3,7 +3,10 @@
 A hash costs tens of milliseconds of CPU and tens of MiB of memory on purpose. Each
 runs in a worker thread, and at most `AUTH_PASSWORD_CONCURRENCY` at a time: a burst of
 logins or registrations queues for the hasher instead of taking every core and thread
-from the requests that need no hash.
+from the requests that need no hash. Verifying (logins) and making new hashes
+(registration, password changes) queue separately, so an anonymous burst of
+registrations, which each address may send a few of, never makes honest logins wait
+behind it.
 """
 
 import asyncio
@@ -30,18 +33,20 @@ class PasswordHasher:
                 ),
             )
         )
-        self._slots = asyncio.Semaphore(settings.password_concurrency)
+        self._hash_slots = asyncio.Semaphore(settings.password_concurrency)
+        self._verify_slots = asyncio.Semaphore(settings.password_concurrency)
         # Verified against when the account does not exist, so a login costs the same
         # whether or not the email is known.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
-    async def _run(self, work: Callable[[], T]) -> T:
-        async with self._slots:
+    @staticmethod
+    async def _run(slots: asyncio.Semaphore, work: Callable[[], T]) -> T:
+        async with slots:
             return await asyncio.to_thread(work)
 
     async def hash(self, password: str) -> str:
         password = normalise_password(password)
-        return await self._run(lambda: self._hasher.hash(password))
+        return await self._run(self._hash_slots, lambda: self._hasher.hash(password))
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         valid, _ = await self.verify_and_update(password, password_hash)
@@ -54,7 +59,9 @@ class PasswordHasher:
         other parameters than the current ones (None when it is current)."""
         password = normalise_password(password)
         stored = password_hash or self._dummy
-        valid, updated = await self._run(lambda: self._hasher.verify_and_update(password, stored))
+        valid, updated = await self._run(
+            self._verify_slots, lambda: self._hasher.verify_and_update(password, stored)
+        )
         if password_hash is None or not valid:
             return False, None
         return True, updated
