@@ -4,32 +4,50 @@ Each action is one request with an `X-Request-ID` of its own: its events in the 
 (their correlation id){% if cookiecutter.compliance_logging %} and its audit records (their request id){% endif %} are found by it, and
 by nothing else. Setting up (accounts, items) goes through the services and uses other
 ids. A new event type needs an entry in ACTIONS: test_outbox.py fails until it has one.
+
+A refusal (403, 401, wrong password, 429) is recorded only up to an allowance per client
+address a minute (RATE_LIMIT_FAILURE_RECORDS_PER_IP_PER_MINUTE): each refusal here comes
+from an address of its own, so the rest of the suite cannot have used it up.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 
 {% if cookiecutter.compliance_logging -%}
-from app.audit.events import AccountErased, AuditTrailRead, PersonalDataExported
+from app.audit.events import (
+    AccountErased,
+    AuditTrailRead,
+    ErasureRefused,
+    PersonalDataExported,
+)
 {% endif -%}
+from app.core.context import RequestContext, set_current_request
 from app.events.schemas import (
+    AdminAccessDenied,
+    ItemAccessDenied,
     ItemCreated,
     ItemDeleted,
     ItemUpdated,
     LoggedOut,
     LoginFailed,
+    LoginRateLimited,
     LoginSucceeded,
     PasswordChanged,
+    PasswordChangeRefused,
     RefreshReuseDetected,
+    RoleChanged,
     TokenRefreshed,
+    TokenRejected,
     UserRegistered,
     UsersListed,
 )
 from app.services import Services
+from app.users import service as user_service
 from tests.conftest import PASSWORD, new_account, new_item, unique
 
 NEW_PASSWORD = "N3w-and-unrelated-phrase!"
@@ -48,6 +66,18 @@ class Performed:
 
 def new_request_id() -> str:
     return f"act-{uuid.uuid4().hex}"
+
+
+@asynccontextmanager
+async def from_a_fresh_address(client: AsyncClient) -> AsyncIterator[AsyncClient]:
+    """A client of the same app calling from an address no other request used."""
+    transport = client._transport
+    assert isinstance(transport, ASGITransport)
+    number = uuid.uuid4().int
+    address = f"198.19.{number % 250}.{number // 250 % 250 + 1}"
+    fresh = ASGITransport(app=transport.app, client=(address, 4321))
+    async with AsyncClient(transport=fresh, base_url=str(client.base_url)) as other:
+        yield other
 
 
 def _headers(request_id: str, token: str | None) -> dict[str, str]:
@@ -109,6 +139,14 @@ async def update_item(
 
 async def delete_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     return await _call(client, request_id, "DELETE", f"/items/{item_id}", token)
+
+
+async def read_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
+    return await _call(client, request_id, "GET", f"/items/{item_id}", token)
+
+
+async def me(client: AsyncClient, request_id: str, token: str) -> Any:
+    return await _call(client, request_id, "GET", "/users/me", token)
 
 
 async def list_users(client: AsyncClient, request_id: str, token: str) -> Any:
@@ -173,7 +211,7 @@ async def logout(client: AsyncClient, request_id: str, token: str) -> Any:
 
 
 async def register(client: AsyncClient, request_id: str, email: str, password: str) -> Any:
-    query = "mutation G($e: String!, $p: String!) { register(email: $e, password: $p) { email } }"
+    query = "mutation G($e: String!, $p: String!) { register(email: $e, password: $p) { detail } }"
     return await _call(client, request_id, query, None, e=email, p=password)
 
 
@@ -203,6 +241,15 @@ async def update_item(
 async def delete_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     query = "mutation D($id: UUID!) { deleteItem(id: $id) }"
     return await _call(client, request_id, query, token, id=item_id)
+
+
+async def read_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
+    query = "query I($id: UUID!) { item(id: $id) { id } }"
+    return await _call(client, request_id, query, token, id=item_id)
+
+
+async def me(client: AsyncClient, request_id: str, token: str) -> Any:
+    return await _call(client, request_id, "{ me { id } }", token)
 
 
 async def list_users(client: AsyncClient, request_id: str, token: str) -> Any:
@@ -314,6 +361,74 @@ async def _list_users(client: AsyncClient, services: Services) -> Performed:
     request_id = new_request_id()
     assert await list_users(client, request_id, admin.tokens.access_token)
     return Performed(request_id, None, str(admin.user.id))
+
+
+async def _change_role(client: AsyncClient, services: Services) -> Performed:
+    # The API has no operation that changes a role: it is done by calling the service
+    # (README: `app.users.service.set_role`), here as an admin's request would be.
+    admin = await new_account(services, admin=True)
+    account = await new_account(services)
+    request_id = new_request_id()
+    set_current_request(RequestContext(request_id=request_id, actor_id=str(admin.user.id)))
+    try:
+        await user_service.set_role(
+            database=services.database,
+            tokens=services.tokens,
+            user_id=account.user.id,
+            role="admin",
+        )
+    finally:
+        set_current_request(None)
+    return Performed(request_id, str(account.user.id), str(admin.user.id))
+
+
+async def _change_password_refused(client: AsyncClient, services: Services) -> Performed:
+    account = await new_account(services)
+    request_id = new_request_id()
+    token = account.tokens.access_token
+    async with from_a_fresh_address(client) as fresh:
+        assert await change_password(fresh, request_id, token, WRONG_PASSWORD, NEW_PASSWORD) is None
+    return Performed(request_id, str(account.user.id), str(account.user.id))
+
+
+async def _item_access_denied(client: AsyncClient, services: Services) -> Performed:
+    owner = await new_account(services)
+    other = await new_account(services)
+    item = await new_item(services, owner)
+    request_id = new_request_id()
+    async with from_a_fresh_address(client) as fresh:
+        assert await read_item(fresh, request_id, other.tokens.access_token, str(item.id)) is None
+    return Performed(request_id, str(item.id), str(other.user.id))
+
+
+async def _admin_access_denied(client: AsyncClient, services: Services) -> Performed:
+    account = await new_account(services)
+    request_id = new_request_id()
+    async with from_a_fresh_address(client) as fresh:
+        assert await list_users(fresh, request_id, account.tokens.access_token) is None
+    return Performed(request_id, str(account.user.id), str(account.user.id))
+
+
+async def _token_rejected(client: AsyncClient, services: Services) -> Performed:
+    request_id = new_request_id()
+    async with from_a_fresh_address(client) as fresh:
+        assert await me(fresh, request_id, "not.a.token") is None
+    # Nobody is signed in: the event is about no known user (its key: "anonymous").
+    return Performed(request_id, "anonymous", "anonymous")
+
+
+async def _login_rate_limited(client: AsyncClient, services: Services) -> Performed:
+    account = await new_account(services)
+    allowed = services.settings.rate_limit.login_per_account_per_minute
+    async with from_a_fresh_address(client) as fresh:
+        # Attempts on one account from one address, up to the limit (other request ids)...
+        for _ in range(allowed):
+            assert await login(fresh, new_request_id(), account.email, WRONG_PASSWORD) is None
+        request_id = new_request_id()
+        # ...then one more, refused before its password is checked, even a correct one.
+        assert await login(fresh, request_id, account.email, account.password) is None
+    # Refused before the account is looked up: about no known user.
+    return Performed(request_id, "anonymous", "anonymous")
 {%- if cookiecutter.compliance_logging %}
 
 
@@ -337,6 +452,15 @@ async def _read_trail(client: AsyncClient, services: Services) -> Performed:
     request_id = new_request_id()
     assert await read_trail(client, request_id, admin.tokens.access_token)
     return Performed(request_id, None, str(admin.user.id))
+
+
+async def _erase_refused(client: AsyncClient, services: Services) -> Performed:
+    account = await new_account(services)
+    request_id = new_request_id()
+    token = account.tokens.access_token
+    async with from_a_fresh_address(client) as fresh:
+        assert await erase_account(fresh, request_id, token, WRONG_PASSWORD) is None
+    return Performed(request_id, str(account.user.id), str(account.user.id))
 {%- endif %}
 
 
@@ -353,9 +477,16 @@ ACTIONS: dict[str, Action] = {
     TokenRefreshed.event_type: _refresh,
     RefreshReuseDetected.event_type: _refresh_reuse,
     UsersListed.event_type: _list_users,
+    RoleChanged.event_type: _change_role,
+    PasswordChangeRefused.event_type: _change_password_refused,
+    ItemAccessDenied.event_type: _item_access_denied,
+    AdminAccessDenied.event_type: _admin_access_denied,
+    TokenRejected.event_type: _token_rejected,
+    LoginRateLimited.event_type: _login_rate_limited,
 {%- if cookiecutter.compliance_logging %}
     PersonalDataExported.event_type: _export,
     AccountErased.event_type: _erase,
+    ErasureRefused.event_type: _erase_refused,
     AuditTrailRead.event_type: _read_trail,
 {%- endif %}
 }
