@@ -237,7 +237,7 @@ def test_ci_workflow(combination: Combination, project: Path) -> None:
     assert set(jobs["test"]["services"]) == containers
     if combination.database == "mongodb":
         (start,) = [s for s in jobs["test"]["steps"] if "docker run" in s.get("run", "")]
-        assert "mongo:8 --replSet rs0" in start["run"]
+        assert re.search(r"mongo:[0-9.]+ --replSet rs0", start["run"]), start["run"]
         assert "rs.initiate" in start["run"]
         assert jobs["test"]["env"]["MONGODB_URL"].endswith("?replicaSet=rs0")
     commands = " ".join(s.get("run", "") for job in jobs.values() for s in job["steps"])

@@ -181,7 +181,8 @@ def settings_env_names(project: Path) -> set[str]:
     out = subprocess.run(
         [python, "-c", SETTINGS_ENV],
         cwd=project,
-        env=clean_env(),
+        # No bytecode left in the render: its completeness check runs on the same copy.
+        env=clean_env() | {"PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
         check=False,
