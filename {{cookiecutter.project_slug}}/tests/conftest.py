@@ -20,6 +20,7 @@ from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
 from app.auth.tokens import Principal, TokenPair
+from app.core.errors import ServiceUnavailableError
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic
 from app.main import create_app
@@ -161,6 +162,16 @@ async def eventually(check: Any, *, within: float = 30.0) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.1)
+
+
+async def in_turn(run: Any) -> Any:
+    """One round of a background worker that takes turns under a lease: None when it is
+    not its turn, or when its lease lapsed mid-round and another worker's writes won (a
+    stand-in database server may not refuse a second lease; the writes' fencing does)."""
+    try:
+        return await run()
+    except ServiceUnavailableError:
+        return None
 
 
 PASSWORD = "Corr3ct-horse-battery!"

@@ -81,6 +81,7 @@ from tests.conftest import (
     PASSWORD,
     Account,
     eventually,
+    in_turn,
     new_item,
     override,
     serving,
@@ -102,7 +103,7 @@ def acting_as(account: Account) -> Iterator[None]:
 
 async def seal_once(services: Services) -> SealRound:
     """One sealing round of this instance's sealer, waiting its turn with the others."""
-    round_: SealRound = await eventually(services.sealer.run_once)
+    round_: SealRound = await eventually(lambda: in_turn(services.sealer.run_once))
     return round_
 
 

@@ -35,7 +35,7 @@ from app.storage.postgres.database import PostgresDatabase
 from app.storage.mongodb.database import MongoDatabase
 {%- endif %}
 from tests.actions import ACTIONS
-from tests.conftest import Account, {% if cookiecutter.compliance_logging %}eventually, {% endif %}new_item, unique
+from tests.conftest import Account, {% if cookiecutter.compliance_logging %}eventually, in_turn, {% endif %}new_item, unique
 {%- if cookiecutter.compliance_logging %}
 
 # Published, but caused by no request: the audit sealer writes `audit.checkpoint` in the
@@ -156,7 +156,7 @@ async def test_the_sealer_writes_its_checkpoint_to_the_outbox(
     set_current_request(RequestContext(request_id=request_id))
     try:
         # None while another instance (the app's own sealer) holds the turn.
-        await eventually(sealer.run_once)
+        await eventually(lambda: in_turn(sealer.run_once))
     finally:
         set_current_request(None)
     written = await outbox(services, "correlation_id", request_id)
