@@ -189,7 +189,11 @@ def test_rendered_fuzzing_finds_nothing(
     """The rendered project's fuzz tests: at least 1000 generated requests against its
     own API (each module checks its count), no server error, no answer off its schema;
     and its slow tests, which start the app or its commands in fresh interpreters."""
-    counts = _rendered_suite(combination, project, "-m", "fuzz or slow")
+    counts = _rendered_suite(combination, project, "-m", "fuzz")
     assert counts["tests"] >= MIN_FUZZ_TESTS, counts
+    # A session of their own: after the fuzzing's thousand requests, the app's shutdown at
+    # the end of a shared session overran the last slow test's time limit.
+    slow = _rendered_suite(combination, project, "-m", "slow")
+    counts["tests"] += slow["tests"]
     record_property("rendered_tests", counts["tests"])
     record_property("fuzz_requests", counts["fuzz_requests"])
