@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.combinations import ALL, Combination
-from tests.rendering import EVERY, TEMPLATE, clean_env, run
+from tests.rendering import EVERY, TEMPLATE, clean_env, mypy_env, run
 
 # The checkers come with the template's dev dependencies, next to this interpreter.
 BIN = Path(sys.executable).parent
@@ -321,7 +321,10 @@ def test_checkov_finds_nothing_in_any_combination(cookies_session: Any, tmp_path
 
 @pytest.mark.parametrize("combination", EVERY)
 def test_pre_commit_passes_offline_and_changes_nothing(
-    combination: Combination, project: Path, tmp_path: Path
+    combination: Combination,
+    project: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     config = load_yaml(project / ".pre-commit-config.yaml")
     assert [repo["repo"] for repo in config["repos"]] == ["local"]  # nothing to download
@@ -335,7 +338,7 @@ def test_pre_commit_passes_offline_and_changes_nothing(
     run(["git", "init", "--quiet"], cwd=repo)
     run(["git", "add", "--all"], cwd=repo)
     env = {
-        **clean_env(),
+        **mypy_env(tmp_path_factory),
         "UV_PROJECT_ENVIRONMENT": str(project / ".venv"),
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
     }
