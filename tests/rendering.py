@@ -35,11 +35,29 @@ POSTGRES = _params([c for c in ALL if c.database == "postgres"])
 REST_POSTGRES = _params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
 
 
+def capture(
+    args: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: int = 600,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with its output captured as text, whatever its exit code."""
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
     """Run a command; fail the test with the end of its output if it fails."""
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    result = capture(args, cwd, env, timeout)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
     return output

@@ -23,7 +23,7 @@ from openapi_spec_validator import validate
 
 from tests.combinations import ALL, Combination
 from tests.contract_tools import npm_tool
-from tests.rendering import EVERY, _params, clean_env, run, service_env
+from tests.rendering import EVERY, _params, capture, clean_env, run, service_env
 from tests.test_restart import _serving
 
 REST = _params([c for c in ALL if c.api == "rest"])
@@ -40,15 +40,7 @@ _CLIENT_CONFIG = "project_name_override: contract-client\npackage_name_override:
 
 
 def _dump(project: Path, code: str, env: dict[str, str], target: Path) -> dict[str, Any]:
-    output = subprocess.run(
-        ["uv", "run", "--no-sync", "python", "-c", code],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    output = capture(["uv", "run", "--no-sync", "python", "-c", code], project, env, timeout=120)
     assert output.returncode == 0, output.stderr[-4000:]
     target.write_text(output.stdout)
     document: dict[str, Any] = json.loads(output.stdout)
@@ -56,9 +48,7 @@ def _dump(project: Path, code: str, env: dict[str, str], target: Path) -> dict[s
 
 
 def _tool(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=clean_env()
-    )
+    return capture(args, cwd, clean_env(), timeout=300)
 
 
 @pytest.mark.slow

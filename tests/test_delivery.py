@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.combinations import ALL, Combination
-from tests.rendering import EVERY, TEMPLATE, clean_env, mypy_env, run
+from tests.rendering import EVERY, TEMPLATE, capture, clean_env, mypy_env, run
 
 # The checkers come with the template's dev dependencies, next to this interpreter.
 BIN = Path(sys.executable).parent
@@ -289,15 +289,7 @@ def test_checkov_finds_nothing_in_any_combination(cookies_session: Any, tmp_path
     args += ["--framework", "secrets", "dockerfile", "github_actions"]
     for path in renders.values():
         args += ["--directory", str(path)]
-    result = subprocess.run(
-        args,
-        cwd=tmp_path,
-        env=checker_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = capture(args, tmp_path, checker_env(), timeout=900)
     # One JSON document per directory, each a report or a list of reports.
     reports: list[dict[str, Any]] = []
     decoder, text, at = json.JSONDecoder(), result.stdout, 0

@@ -5,13 +5,12 @@ and no INTERNALERROR traceback."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.rendering import TEMPLATE, clean_env
+from tests.rendering import TEMPLATE, capture, clean_env
 from tests.services import (
     DEBIAN_SERVERS,
     ServersMissingError,
@@ -80,14 +79,8 @@ def test_the_readme_command_stops_with_one_sentence_not_a_traceback(tmp_path: Pa
     env.pop("KAFKA_URL", None)
     env["PATH"] = str(Path(sys.executable).parent)  # pytest, but no redis-server, no apt-get
     assert not [d for d in env["PATH"].split(os.pathsep) if (Path(d) / "redis-server").exists()]
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "0", "tests/test_quality.py"],
-        cwd=TEMPLATE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = capture(
+        [sys.executable, "-m", "pytest", "-n", "0", "tests/test_quality.py"], TEMPLATE, env, 300
     )
     output = result.stdout + result.stderr
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, output

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pytest_cookies.plugin import Cookies
 
-from tests.rendering import TEMPLATE
+from tests.rendering import TEMPLATE, capture
 
 QUESTIONS = 9
 
@@ -21,14 +21,8 @@ QUESTIONS = 9
 def cookiecutter(
     out: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", str(out), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", str(out), *args]
+    return capture(command, timeout=120, stdin=stdin)
 
 
 def test_no_input_renders_the_default_project(tmp_path: Path) -> None:
@@ -99,14 +93,8 @@ def test_a_refusal_saves_the_answers_and_prints_the_command_that_recovers(
     assert command[0] == "cookiecutter"
     assert "project_slug=billing-api" in command
     # The same command, run: Enter keeps each answer given so far; the rest are asked.
-    rerun = subprocess.run(
-        [sys.executable, "-m", *command],
-        input="\n\nBills things.\n" + "\n" * QUESTIONS,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    answers = "\n\nBills things.\n" + "\n" * QUESTIONS
+    rerun = capture([sys.executable, "-m", *command], timeout=120, stdin=answers)
     assert rerun.returncode == 0, rerun.stderr
     recorded = json.loads((out / "billing-api" / ".cookiecutter.json").read_text())
     assert recorded["project_name"] == "Billing API"
@@ -122,9 +110,7 @@ def test_a_refused_no_input_run_prints_a_no_input_command_that_works(tmp_path: P
     assert result.returncode != 0
     command = _rerun_command(result.stderr)
     assert "--no-input" in command
-    rerun = subprocess.run(
-        [sys.executable, "-m", *command], capture_output=True, text=True, timeout=120, check=False
-    )
+    rerun = capture([sys.executable, "-m", *command], timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     recorded = json.loads((out / "billing-api" / ".cookiecutter.json").read_text())
     assert recorded["database"] == "mongodb"
@@ -170,14 +156,7 @@ def test_cookies_bake_needs_no_configuration_in_a_users_own_test_folder(tmp_path
         "    assert \"project_slug 'No Good' is invalid\" in str(result.exception)\n"
     )
     pytest_bin = Path(sys.executable).parent / "pytest"
-    result = subprocess.run(
-        [str(pytest_bin), "-n", "0", "bake_tests"],
-        cwd=template,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = capture([str(pytest_bin), "-n", "0", "bake_tests"], template, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 passed" in result.stdout
 
