@@ -166,7 +166,8 @@ def answered(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("sort", ["NAME", "CREATED_AT_DESC", "PRICE_DESC"])
+# Ascending text, and descending numbers with a tie (broken by id).
+@pytest.mark.parametrize("sort", ["NAME", "PRICE_DESC"])
 async def test_paging_follows_the_specifications_algorithm(
     client: AsyncClient, account: Account, sort: str
 ) -> None:
@@ -181,7 +182,7 @@ async def test_paging_follows_the_specifications_algorithm(
     cursors: list[str | None] = [None, edges[0].cursor, edges[2].cursor, edges[4].cursor]
 
     windows: list[dict[str, Any]] = []
-    for size in (0, 1, 2, 5, 6):
+    for size in (0, 2, 5):
         for cursor in cursors:
             windows.append({"first": size, "after": cursor})
             windows.append({"last": size, "before": cursor})
@@ -190,7 +191,6 @@ async def test_paging_follows_the_specifications_algorithm(
         {"last": 5, "after": edges[0].cursor, "before": edges[4].cursor},
         {"first": 1, "after": edges[1].cursor, "before": edges[3].cursor},
         {"last": 1, "after": edges[1].cursor, "before": edges[3].cursor},
-        {"last": 2},
         {},
     ]
     for window in windows:
