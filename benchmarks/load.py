@@ -8,6 +8,7 @@ database and Redis, loaded the same way. One uvicorn worker process each.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -233,7 +234,7 @@ class Api:
     def read(self, item_id: str) -> None:
         if self.graphql:
             self.client.graphql(
-                f"query($id: UUID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}", id=item_id
+                f"query($id: ID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}", id=item_id
             )
         else:
             self.client.request("GET", f"/api/v1/items/{item_id}")
@@ -257,7 +258,7 @@ class Api:
                 ),
             }
         headers = {**auth, "Content-Type": "application/json"}
-        read = f"query($id: UUID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}"
+        read = f"query($id: ID!) {{ item(id: $id) {{ {ITEM_FIELDS} }} }}"
         listing = (
             f"{{ items(first: 20, filter: {{status: ACTIVE}}) {{ edges {{ cursor node "
             f"{{ {ITEM_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
@@ -396,19 +397,20 @@ def measure_target(
         for item_id in hot:
             api.read(item_id)  # warms the cache
         owner = _owner_of(api, ids[0])
+        raw = [_uuid_of(item_id) for item_id in hot] if api.graphql else hot
         api.client.close()
         baseline.env["BASELINE_OWNER_ID"] = owner
         baseline.start()
         baseline.wait_ready()
         warm = Client(baseline.port)
-        for item_id in hot:
+        for item_id in raw:
             warm.request("GET", f"/items/{item_id}")  # warms the baseline's cache
         warm.close()
         say(f"  {target.name}: seeded {seed_items} items; loading")
 
-        ours, theirs = api.scenarios(token, hot), baseline_scenarios(hot)
+        ours, theirs = api.scenarios(token, hot), baseline_scenarios(raw)
         auth = {"Authorization": f"Bearer {token}"}
-        checked = baseline_scenarios(hot, prefix="/checked", headers=auth)
+        checked = baseline_scenarios(raw, prefix="/checked", headers=auth)
         for name in SCENARIOS:
             _check(ours[name], service.port)
             _check(theirs[name], baseline.port)
@@ -441,10 +443,15 @@ def measure_target(
     return TargetReport(target.name, startup, measurements, profiles)
 
 
+def _uuid_of(global_id: str) -> str:
+    """GraphQL's ids are global, base64 of "Type:<uuid>": the baseline needs the uuid."""
+    return base64.b64decode(global_id).decode().split(":", 1)[1]
+
+
 def _owner_of(api: Api, item_id: str) -> str:
     if api.graphql:
-        query = "query($id: UUID!) { item(id: $id) { ownerId } }"
-        return str(api.client.graphql(query, id=item_id)["item"]["ownerId"])
+        query = "query($id: ID!) { item(id: $id) { ownerId } }"
+        return _uuid_of(str(api.client.graphql(query, id=item_id)["item"]["ownerId"]))
     return str(api.client.request("GET", f"/api/v1/items/{item_id}")["owner_id"])
 
 

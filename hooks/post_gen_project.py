@@ -32,6 +32,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_graphql_api.py",
         "tests/test_audit_graphql.py",
         "tests/test_fuzz_graphql.py",
+        "tests/test_relay.py",
     ],
     ("api", "graphql"): [
         "app/api/rest",

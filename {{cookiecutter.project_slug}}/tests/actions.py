@@ -234,17 +234,17 @@ async def create_item(client: AsyncClient, request_id: str, token: str, name: st
 async def update_item(
     client: AsyncClient, request_id: str, token: str, item_id: str, name: str
 ) -> Any:
-    query = "mutation U($id: UUID!, $n: String!) { updateItem(id: $id, input: {name: $n}) { id } }"
+    query = "mutation U($id: ID!, $n: String!) { updateItem(id: $id, input: {name: $n}) { id } }"
     return await _call(client, request_id, query, token, id=item_id, n=name)
 
 
 async def delete_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
-    query = "mutation D($id: UUID!) { deleteItem(id: $id) }"
+    query = "mutation D($id: ID!) { deleteItem(id: $id) }"
     return await _call(client, request_id, query, token, id=item_id)
 
 
 async def read_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
-    query = "query I($id: UUID!) { item(id: $id) { id } }"
+    query = "query I($id: ID!) { item(id: $id) { id } }"
     return await _call(client, request_id, query, token, id=item_id)
 
 

@@ -41,7 +41,7 @@ async def create_item(client: AsyncClient, account: Account, name: str) -> Respo
 
 
 async def read_item(client: AsyncClient, account: Account, item_id: str) -> Response:
-    query = "query I($id: UUID!) { item(id: $id) { id } }"
+    query = "query I($id: ID!) { item(id: $id) { id } }"
     return await _graphql(client, account, query, id=item_id)
 
 

@@ -4,15 +4,15 @@ from httpx import AsyncClient
 
 from app.services import Services
 from tests.conftest import Account
-from tests.test_graphql_api import CREATE, ME, code, data, graphql
+from tests.test_graphql_api import CREATE, ME, NODE, code, data, graphql, key_of
 
 EXPORT = "{ myPersonalData }"
 ERASE = "mutation E($password: String!) { eraseMyAccount(password: $password) }"
 TRAIL = """
-query T($first: Int!, $after: String, $filter: AuditFilter) {
-  auditRecords(first: $first, after: $after, filter: $filter) {
-    edges { cursor node { sequence action actor resourceId outcome occurredAt detail } }
-    pageInfo { hasNextPage endCursor }
+query T($first: Int, $after: String, $last: Int, $before: String, $filter: AuditFilter) {
+  auditRecords(first: $first, after: $after, last: $last, before: $before, filter: $filter) {
+    edges { cursor node { id sequence action actor resourceId outcome occurredAt detail } }
+    pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
   }
 }
 """
@@ -26,7 +26,8 @@ async def test_export_returns_the_callers_data(client: AsyncClient, account: Acc
 
     assert exported["user"]["email"] == account.email
     assert "password_hash" not in str(exported)
-    assert [item["id"] for item in exported["items"]] == [created["createItem"]["id"]]
+    # The export is a document of its own, with the stored ids inside the API's global ones.
+    assert [item["id"] for item in exported["items"]] == [key_of(created["createItem"]["id"])]
     assert {"user.register", "item.create"} <= {r["action"] for r in exported["audit_trail"]}
     assert code(await graphql(client, EXPORT)) == ("unauthorized", 401)
 
@@ -61,6 +62,23 @@ async def test_audit_query_is_for_administrators(
     second = data(await graphql(client, TRAIL, admin, first=2, after=after, filter=wanted))
     assert len(second["auditRecords"]["edges"]) == 1
     assert second["auditRecords"]["pageInfo"]["hasNextPage"] is False
+    assert second["auditRecords"]["pageInfo"]["hasPreviousPage"] is True
+
+    # Backwards: the last two (the oldest, newest first), and the one before them.
+    everything = first["edges"] + second["auditRecords"]["edges"]
+    last = data(await graphql(client, TRAIL, admin, last=2, filter=wanted))["auditRecords"]
+    assert last["edges"] == everything[1:]
+    assert (last["pageInfo"]["hasPreviousPage"], last["pageInfo"]["hasNextPage"]) == (True, False)
+    start = last["pageInfo"]["startCursor"]
+    back = data(await graphql(client, TRAIL, admin, last=2, before=start, filter=wanted))
+    assert back["auditRecords"]["edges"] == everything[:1]
+    assert back["auditRecords"]["pageInfo"]["hasPreviousPage"] is False
+
+    # A record is a node: administrators fetch it again by its id, nobody else.
+    record = everything[0]["node"]
+    assert data(await graphql(client, NODE, admin, id=record["id"]))["node"] == {"id": record["id"]}
+    denied = await graphql(client, NODE, account.tokens.access_token, id=record["id"])
+    assert code(denied) == ("forbidden", 403)
 
     naive = {**wanted, "since": "2026-01-01T00:00:00"}
     assert code(await graphql(client, TRAIL, admin, first=2, filter=naive))[1] == 422

@@ -27,6 +27,7 @@ from hypothesis_graphql import Mode, from_schema
 from app.api.graphql.errors import UNEXPECTED
 from app.services import Services
 from tests.conftest import Account, new_item
+from tests.test_graphql_api import global_id
 
 # Hundreds of generated requests a test: more than the suite's default per-test limit.
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(300)]
@@ -164,8 +165,10 @@ def custom_scalars(
     """Values for the schema's own scalars. An id is now and then of a real item, the
     caller's own or someone else's: random ones only ever find nothing."""
     known = [fuzzer.new_item(account), fuzzer.new_item(other_account)]
+    ids = st.sampled_from(known) | st.uuids()
+    global_ids = st.builds(global_id, st.sampled_from(["Item", "User", "Query"]), ids)
     return {
-        "UUID": (st.sampled_from(known) | st.uuids()).map(string_node),
+        "ID": (global_ids | st.text(max_size=40)).map(string_node),
         "DateTime": st.datetimes(timezones=st.just(UTC))
         .map(lambda at: at.isoformat())
         .map(string_node),
@@ -203,7 +206,7 @@ def valid_documents(fuzzer: Fuzzer) -> st.SearchStrategy[str]:
         fuzzer.schema,
         fields=["me", "items", "item"],
         custom_scalars={
-            "UUID": st.uuids().map(string_node),
+            "ID": st.builds(global_id, st.just("Item"), st.uuids()).map(string_node),
         },
     )
 
@@ -308,7 +311,7 @@ def test_wrong_variable_types(data: st.DataObject, fuzzer: Fuzzer, account: Acco
     operation, field, argument, declared = data.draw(
         st.sampled_from(argument_types(fuzzer)), label="argument"
     )
-    others = ["Int", "String!", "[Int]", "UUID", "Boolean", "ItemFilter"]
+    others = ["Int", "String!", "[Int]", "ID", "Boolean", "ItemFilter"]
     kind = data.draw(st.just(declared) | st.sampled_from(others), label="variable type")
     call = f"{field}({argument}: $value){selection(fuzzer, operation, field)}"
     document = f"{operation} Fuzz($value: {kind}) " + "{ " + call + " }"

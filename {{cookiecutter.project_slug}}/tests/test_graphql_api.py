@@ -1,5 +1,6 @@
 """The GraphQL API end to end, over HTTP against the real services."""
 
+from base64 import b64decode, b64encode
 from typing import Any
 from uuid import uuid4
 
@@ -25,12 +26,14 @@ from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_c
 ITEM_FIELDS = "id name description priceCents status createdAt updatedAt ownerId"
 CREATE = "mutation C($input: ItemInput!) { createItem(input: $input) { " + ITEM_FIELDS + " } }"
 UPDATE = (
-    "mutation U($id: UUID!, $input: ItemPatch!) { updateItem(id: $id, input: $input) { "
+    "mutation U($id: ID!, $input: ItemPatch!) { updateItem(id: $id, input: $input) { "
     + ITEM_FIELDS
     + " } }"
 )
-DELETE = "mutation D($id: UUID!) { deleteItem(id: $id) }"
-ITEM = "query I($id: UUID!) { item(id: $id) { " + ITEM_FIELDS + " } }"
+DELETE = "mutation D($id: ID!) { deleteItem(id: $id) }"
+ITEM = "query I($id: ID!) { item(id: $id) { " + ITEM_FIELDS + " } }"
+NODE = "query N($id: ID!) { node(id: $id) { id ... on Item { name } } }"
+NODES = "query N($ids: [ID!]!) { nodes(ids: $ids) { id } }"
 ITEMS = """
 query Items($first: Int!, $after: String, $filter: ItemFilter, $sort: ItemSort! = CREATED_AT_DESC) {
   items(first: $first, after: $after, filter: $filter, sort: $sort) {
@@ -53,6 +56,15 @@ REFRESH = """
 mutation F($refresh: String!) { refreshToken(refreshToken: $refresh) { accessToken refreshToken } }
 """
 ME = "{ me { id email role } }"
+
+
+def global_id(type_name: str, key: object) -> str:
+    """An id as the API gives it: opaque, and here made from its parts."""
+    return b64encode(f"{type_name}:{key}".encode()).decode()
+
+
+def key_of(id: str) -> str:
+    return b64decode(id).decode().split(":", 1)[1]
 
 
 async def graphql(
@@ -175,7 +187,7 @@ async def test_admin_lists_users_others_may_not(
     client: AsyncClient, account: Account, admin_account: Account
 ) -> None:
     query = """
-    query U($after: UUID) {
+    query U($after: String) {
       users(first: 1, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } }
     }
     """
@@ -189,7 +201,7 @@ async def test_admin_lists_users_others_may_not(
             client, query, admin_account.tokens.access_token, after=first["pageInfo"]["endCursor"]
         )
     )["users"]
-    assert second["edges"][0]["node"]["id"] > first["edges"][0]["node"]["id"]
+    assert key_of(second["edges"][0]["node"]["id"]) > key_of(first["edges"][0]["node"]["id"])
 
 
 async def test_change_password_and_logout(client: AsyncClient, account: Account) -> None:
@@ -218,7 +230,9 @@ async def test_change_password_and_logout(client: AsyncClient, account: Account)
 
 async def test_anonymous_and_bad_tokens_are_401(client: AsyncClient) -> None:
     for token in (None, "not-a-token"):
-        assert code(await graphql(client, ITEM, token, id=str(uuid4()))) == ("unauthorized", 401)
+        unknown = global_id("Item", uuid4())
+        assert code(await graphql(client, ITEM, token, id=unknown)) == ("unauthorized", 401)
+        assert code(await graphql(client, NODE, token, id=unknown)) == ("unauthorized", 401)
 
 
 async def test_registration_answers_the_same_whether_or_not_the_email_is_taken(
@@ -276,7 +290,7 @@ async def test_invalid_input_is_422(
     assert code(body) == ("invalid_input", 422)
 
 
-@pytest.mark.parametrize("first", [0, 101])
+@pytest.mark.parametrize("first", [-1, 101])
 async def test_page_size_is_bounded(client: AsyncClient, account: Account, first: int) -> None:
     body = await graphql(client, ITEMS, account.tokens.access_token, first=first)
     assert code(body) == ("invalid_input", 422)
@@ -343,6 +357,7 @@ async def test_no_field_taking_an_id_lets_a_stranger_in(
     item_id = item["createItem"]["id"]
     attempts = {
         "item": (ITEM, {}),
+        "node": (NODE, {}),
         "updateItem": (UPDATE, {"input": {"name": "taken"}}),
         "deleteItem": (DELETE, {}),
     }
@@ -352,13 +367,16 @@ async def test_no_field_taking_an_id_lets_a_stranger_in(
         field["name"]
         for kind in ("queryType", "mutationType")
         for field in schema[kind]["fields"]
-        if any(argument["name"] == "id" for argument in field["args"])
+        if any(argument["name"] in ("id", "ids") for argument in field["args"])
     }
-    assert with_id == set(attempts)
+    assert with_id == {*attempts, "nodes"}
 
     for query, variables in attempts.values():
         denied = await graphql(client, query, stranger, id=item_id, **variables)
         assert code(denied) == ("not_item_owner", 403)
+    denied = await graphql(client, NODES, stranger, ids=[item_id])
+    assert code(denied) == ("not_item_owner", 403)
+    assert denied["data"] == {"nodes": [None]}
     assert data(await graphql(client, ITEM, owner, id=item_id))["item"] == item["createItem"]
 
 

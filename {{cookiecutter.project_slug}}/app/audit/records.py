@@ -458,9 +458,16 @@ class AuditLog(Protocol):
     async def recent(self, *, limit: int) -> list[SealedEntry]: ...
 
     async def query(
-        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+        self,
+        query: AuditQuery,
+        *,
+        before_sequence: int | None,
+        limit: int,
+        after_sequence: int | None = None,
+        oldest_first: bool = False,
     ) -> list[SealedEntry]:
-        """Matching records, newest first, older than `before_sequence` when given."""
+        """Matching records, newest first (or oldest first), older than `before_sequence`
+        and newer than `after_sequence` when given."""
         ...
 
     async def verify(

@@ -14,7 +14,7 @@ from app.audit.records import AuditLog, AuditQuery, AuditRecord, SealedEntry
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.errors import with_event
-from app.core.pagination import PAGE_MAX, Cursor, every_page
+from app.core.pagination import PAGE_MAX, Cursor, Slice, Window, every_page, slice_window
 from app.core.types import UtcDateTime
 from app.events.schemas import ItemDeleted
 from app.items.schemas import ItemPublic, ItemQuery
@@ -148,3 +148,43 @@ async def query_trail(
     async with database.unit_of_work() as uow:
         uow.emit(AuditTrailRead(count=len(page)))
     return page, (page[-1].sequence if len(records) > limit else None)
+
+
+async def trail_window(
+    *,
+    database: Database,
+    audit: AuditLog,
+    query: AuditQuery,
+    window: Window,
+    after: int | None,
+    before: int | None,
+) -> Slice[AuditRecord]:
+    """A Relay window onto the matching records, newest first (`after` and `before` are
+    the window's cursors, read as sequences)."""
+
+    async def travel(
+        *, reverse: bool, beyond: int | None, stop: int | None, limit: int
+    ) -> list[AuditRecord]:
+        # Newest first: going on means going down the sequence, going back up.
+        older, newer = (stop, beyond) if reverse else (beyond, stop)
+        records = await audit.query(
+            query, before_sequence=older, after_sequence=newer, limit=limit, oldest_first=reverse
+        )
+        return [AuditRecord.of(record) for record in records]
+
+    window_slice = await slice_window(
+        travel, lambda record: record.sequence, window, after=after, before=before
+    )
+    async with database.unit_of_work() as uow:
+        uow.emit(AuditTrailRead(count=len(window_slice.rows)))
+    return window_slice
+
+
+async def trail_record(*, database: Database, audit: AuditLog, sequence: int) -> AuditRecord | None:
+    """One record, by its sequence number; its reading is recorded like a query's."""
+    found = await audit.query(
+        AuditQuery(), before_sequence=sequence + 1, after_sequence=sequence - 1, limit=1
+    )
+    async with database.unit_of_work() as uow:
+        uow.emit(AuditTrailRead(count=len(found)))
+    return AuditRecord.of(found[0]) if found else None

@@ -7,13 +7,14 @@ repeats rows when others are inserted meanwhile.
 import base64
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.core.errors import BadRequestError
+from app.core.errors import BadRequestError, InvalidInputError
 from app.core.types import StorableText
 
 PAGE_DEFAULT = 20
@@ -22,6 +23,9 @@ PAGE_MAX = 100
 CURSOR_MAX = 512
 T = TypeVar("T")
 C = TypeVar("C")
+K = TypeVar("K")
+T_co = TypeVar("T_co", covariant=True)
+K_contra = TypeVar("K_contra", contravariant=True)
 
 
 class Cursor(BaseModel):
@@ -78,6 +82,99 @@ def to_page(rows: list[Any], *, limit: int, sort: str, field: str) -> Page[Any]:
 def cursor_for(row: Any, *, sort: str, field: str) -> str:
     """The cursor that continues after this row (Relay's per-edge cursor)."""
     return Cursor(sort=sort, value=getattr(row, field), id=row.id).encode()
+
+
+def reversed_sort(sort: str) -> str:
+    """The same order backwards: "-name" for "name", "name" for "-name"."""
+    return sort[1:] if sort.startswith("-") else f"-{sort}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a list a Relay connection asks for (the GraphQL Cursor Connections
+    specification's arguments): `first` rows after a cursor or from the start, or `last`
+    rows before a cursor or up to the end. `after` and `before` may both bound either.
+    With neither size, the first PAGE_DEFAULT rows."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    def __post_init__(self) -> None:
+        # The specification allows both sizes at once but discourages it; its result is
+        # hard to read, so it is refused.
+        if self.first is not None and self.last is not None:
+            raise InvalidInputError("Pass either first or last, not both.")
+        for name, size in (("first", self.first), ("last", self.last)):
+            if size is not None and not 0 <= size <= PAGE_MAX:
+                raise InvalidInputError(f"{name} must be between 0 and {PAGE_MAX}.")
+        for name, cursor in (("after", self.after), ("before", self.before)):
+            if cursor is not None and len(cursor) > CURSOR_MAX:
+                raise InvalidInputError(f"Invalid input: {name} is longer than any cursor.")
+
+    @property
+    def backward(self) -> bool:
+        return self.last is not None
+
+    @property
+    def size(self) -> int:
+        size = self.last if self.last is not None else self.first
+        return PAGE_DEFAULT if size is None else size
+
+
+@dataclass(frozen=True)
+class Slice(Generic[T]):
+    """The rows a window selects, in list order, and whether the list goes on either way."""
+
+    rows: list[T]
+    has_previous: bool
+    has_next: bool
+
+
+class Travel(Protocol[T_co, K_contra]):
+    """Rows in list order (or reversed), strictly beyond `beyond` and short of `stop`, two
+    keys in the order travelled; at most `limit`."""
+
+    async def __call__(
+        self, *, reverse: bool, beyond: K_contra | None, stop: K_contra | None, limit: int
+    ) -> Sequence[T_co]: ...
+
+
+async def slice_window(
+    travel: Travel[T, K],
+    key: Callable[[T], K],
+    window: Window,
+    *,
+    after: K | None,
+    before: K | None,
+) -> Slice[T]:
+    """The specification's pagination algorithm on a keyset-paged source.
+
+    Rows are read from `after` forwards (for `last`: from `before` backwards), one more
+    than asked: that one tells whether the list goes on that way (hasNextPage, for
+    `last` hasPreviousPage, exactly as the specification computes them). Whether it goes
+    on the other way is the specification's optional part: answered when the window
+    starts at a cursor, with one more read of one row, and false otherwise (nothing lies
+    before the start). "Goes on" means a row lies beyond the window's first row that
+    way, the cursor's own row included: what paging back from startCursor would return.
+    """
+    size = window.size
+    start, stop = (before, after) if window.backward else (after, before)
+    rows = await travel(reverse=window.backward, beyond=start, stop=stop, limit=size + 1)
+    further = len(rows) > size
+    behind = False
+    if start is not None:
+        # No row lies between the start cursor and the first row read, nor (when none was
+        # read) between the start and the stop: rows behind either are those at or
+        # behind the start.
+        pivot = key(rows[0]) if rows else stop
+        behind = bool(await travel(reverse=not window.backward, beyond=pivot, stop=None, limit=1))
+    page = list(rows[:size])
+    if window.backward:
+        page.reverse()
+        return Slice(rows=page, has_previous=further, has_next=behind)
+    return Slice(rows=page, has_previous=behind, has_next=further)
 
 
 class PagingStuckError(RuntimeError):

@@ -18,6 +18,9 @@ class ItemRepository(Protocol):
 
     async def delete(self, item_id: UUID) -> bool: ...
 
-    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
-        """Items matching the query's filters, in its sort order, after the cursor."""
+    async def find(
+        self, query: ItemQuery, *, after: Cursor | None, limit: int, before: Cursor | None = None
+    ) -> list[ItemPublic]:
+        """Items matching the query's filters, in its sort order, after the cursor (and
+        before `before`, when given)."""
         ...

@@ -4,7 +4,7 @@ from uuid import UUID
 
 from app.auth.tokens import Principal
 from app.core.errors import with_event
-from app.core.pagination import Cursor, Page, to_page
+from app.core.pagination import Cursor, Page, Slice, Window, reversed_sort, slice_window, to_page
 from app.events.schemas import ItemAccessDenied, ItemCreated, ItemDeleted, ItemUpdated
 from app.items.errors import ItemNotFoundError, NotItemOwnerError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
@@ -76,17 +76,48 @@ async def delete_item(*, database: Database, cache: Cache, item: ItemPublic) -> 
     await cache.delete(cache_key(item.id))
 
 
-async def list_items(
-    *, database: Database, query: ItemQuery, principal: Principal
-) -> Page[ItemPublic]:
+def _visible(query: ItemQuery, principal: Principal) -> ItemQuery:
     """Admins list everyone's items; other users only their own."""
     if not principal.is_admin:
         if query.owner_id not in (None, principal.user_id):
             raise NotItemOwnerError
         query = query.model_copy(update={"owner_id": principal.user_id})
+    return query
+
+
+async def list_items(
+    *, database: Database, query: ItemQuery, principal: Principal
+) -> Page[ItemPublic]:
+    """Admins list everyone's items; other users only their own."""
+    query = _visible(query, principal)
     after = None
     if query.cursor:
         after = Cursor.decode(query.cursor, sort=query.sort).typed(query.sort_type)
     async with database.unit_of_work(read_only=True) as uow:
         rows = await uow.items.find(query, after=after, limit=query.limit + 1)
     return to_page(rows, limit=query.limit, sort=query.sort, field=query.sort_field)
+
+
+async def window_items(
+    *, database: Database, query: ItemQuery, window: Window, principal: Principal
+) -> Slice[ItemPublic]:
+    """A Relay window onto the list `list_items` pages through, the same items visible."""
+    query = _visible(query, principal)
+    after, before = (
+        None if token is None else Cursor.decode(token, sort=query.sort).typed(query.sort_type)
+        for token in (window.after, window.before)
+    )
+    backward = query.model_copy(update={"sort": reversed_sort(query.sort)})
+
+    def key(item: ItemPublic) -> Cursor:
+        return Cursor(sort=query.sort, value=getattr(item, query.sort_field), id=item.id)
+
+    async with database.unit_of_work(read_only=True) as uow:
+
+        async def travel(
+            *, reverse: bool, beyond: Cursor | None, stop: Cursor | None, limit: int
+        ) -> list[ItemPublic]:
+            way = backward if reverse else query
+            return await uow.items.find(way, after=beyond, before=stop, limit=limit)
+
+        return await slice_window(travel, key, window, after=after, before=before)

@@ -31,6 +31,14 @@ class UserRepository(Protocol):
         """Replace what identifies the person; the id stays, so records still refer to it."""
         ...
 
-    async def page(self, *, after: UUID | None, limit: int) -> list[User]:
-        """Users in id order (oldest first), starting after the given id."""
+    async def page(
+        self,
+        *,
+        after: UUID | None,
+        limit: int,
+        before: UUID | None = None,
+        descending: bool = False,
+    ) -> list[User]:
+        """Users in id order (oldest first; newest with `descending`), beyond `after` and
+        short of `before` in that order."""
         ...

@@ -7,7 +7,7 @@ import structlog
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.errors import with_event
-from app.core.pagination import PAGE_MAX
+from app.core.pagination import PAGE_MAX, Slice, Window, slice_window
 from app.events.schemas import (
     PasswordChanged,
     PasswordChangeRefused,
@@ -111,3 +111,24 @@ async def list_users(
         # Reading other people's personal data is itself recorded.
         uow.emit(UsersListed(count=len(page)))
     return page, (page[-1].id if len(users) > limit else None)
+
+
+async def window_users(
+    *, database: Database, window: Window, after: UUID | None, before: UUID | None
+) -> Slice[UserPublic]:
+    """A Relay window onto the users in id order (`after` and `before` are the window's
+    cursors, read)."""
+    async with database.unit_of_work() as uow:
+
+        async def travel(
+            *, reverse: bool, beyond: UUID | None, stop: UUID | None, limit: int
+        ) -> list[UserPublic]:
+            users = await uow.users.page(after=beyond, before=stop, limit=limit, descending=reverse)
+            return [user.public() for user in users]
+
+        window_slice = await slice_window(
+            travel, lambda user: user.id, window, after=after, before=before
+        )
+        # Reading other people's personal data is itself recorded.
+        uow.emit(UsersListed(count=len(window_slice.rows)))
+    return window_slice

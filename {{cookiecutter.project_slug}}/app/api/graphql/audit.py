@@ -1,21 +1,24 @@
 """Data-subject rights and the administrators' audit query, in GraphQL."""
 
 from datetime import datetime
+from typing import Self
 
 import strawberry
+from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.api.dependencies import limit_password_work
-from app.api.graphql.schema import GraphQLInfo, PageInfo, page_size, validated
+from app.api.graphql.relay import Refetchable, connection, int_key
+from app.api.graphql.schema import GraphQLInfo, validated
 from app.audit import service
 from app.audit.records import AuditQuery, AuditRecord
 from app.audit.service import Erasure
 from app.core.errors import BadRequestError
-from app.core.pagination import PAGE_DEFAULT
+from app.core.pagination import Window
 
 
 @strawberry.type(name="AuditRecord")
-class AuditRecordType:
+class AuditRecordType(relay.Node, Refetchable):
     sequence: int
     occurred_at: datetime
     actor: str
@@ -35,17 +38,19 @@ class AuditRecordType:
     def of(cls, record: AuditRecord) -> "AuditRecordType":
         return cls(**record.model_dump())
 
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: strawberry.Info) -> str:
+        return str(root.sequence)
 
-@strawberry.type
-class AuditRecordEdge:
-    cursor: str
-    node: AuditRecordType
-
-
-@strawberry.type
-class AuditRecordConnection:
-    edges: list[AuditRecordEdge]
-    page_info: PageInfo
+    @classmethod
+    async def refetch(cls, info: GraphQLInfo, key: str) -> Self | None:
+        """As `auditRecords`: administrators only."""
+        await info.context.admin()
+        services = info.context.services
+        record = await service.trail_record(
+            database=services.database, audit=services.audit, sequence=int_key(key)
+        )
+        return None if record is None else cls(**record.model_dump())
 
 
 @strawberry.input
@@ -83,32 +88,26 @@ class Query:
     async def audit_records(
         self,
         info: GraphQLInfo,
-        first: int = PAGE_DEFAULT,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: AuditFilter | None = None,
-    ) -> AuditRecordConnection:
+    ) -> relay.Connection[AuditRecordType]:
         """Administrators only: records newest first."""
         await info.context.admin()
+        window = Window(first=first, after=after, last=last, before=before)
         query = validated(AuditQuery, **vars(filter) if filter else {})
         services = info.context.services
-        page, before = await service.query_trail(
+        records = await service.trail_window(
             database=services.database,
             audit=services.audit,
             query=query,
-            before=_sequence(after),
-            limit=page_size(first),
+            window=window,
+            after=_sequence(after),
+            before=_sequence(before),
         )
-        edges = [
-            AuditRecordEdge(cursor=str(record.sequence), node=AuditRecordType.of(record))
-            for record in page
-        ]
-        return AuditRecordConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=before is not None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return connection(records, AuditRecordType.of, lambda record: str(record.sequence))
 
 
 @strawberry.type

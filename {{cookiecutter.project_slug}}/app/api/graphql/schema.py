@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -10,6 +10,7 @@ import structlog
 from fastapi import Request
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from pydantic import BaseModel, ValidationError
+from strawberry import relay
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import (
     AddValidationRules,
@@ -24,11 +25,13 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, Info
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
+from app.api.graphql import relay as ids
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import ForbiddenError, InvalidInputError, with_event
-from app.core.pagination import PAGE_DEFAULT, PAGE_MAX, cursor_for
+from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
+from app.core.pagination import Window, cursor_for
 from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
@@ -63,10 +66,14 @@ def validated(model: type[M], **data: Any) -> M:
         raise InvalidInputError(f"Invalid input: {fields}.") from exc
 
 
-def page_size(first: int) -> int:
-    if not 1 <= first <= PAGE_MAX:
-        raise InvalidInputError(f"first must be between 1 and {PAGE_MAX}.")
-    return first
+def uuid_cursor(cursor: str | None) -> UUID | None:
+    """A cursor that is an id (users are listed in id order)."""
+    if cursor is None:
+        return None
+    try:
+        return UUID(cursor)
+    except ValueError as exc:
+        raise BadRequestError("The cursor is not valid.") from exc
 
 
 class Context(BaseContext):
@@ -124,8 +131,8 @@ class ItemSort(Enum):
 
 
 @strawberry.type
-class User:
-    id: UUID
+class User(relay.Node, Refetchable):
+    id: relay.NodeID[UUID]
     email: str
     role: str
     created_at: datetime
@@ -134,55 +141,56 @@ class User:
     def from_public(cls, user: UserPublic) -> "User":
         return cls(id=user.id, email=user.email, role=user.role, created_at=user.created_at)
 
+    @classmethod
+    async def refetch(cls, info: GraphQLInfo, key: str) -> Self | None:
+        """The caller's own account, or any for an administrator (as `me` and `users`)."""
+        user_id = uuid_key(key)
+        if user_id != (await info.context.principal()).user_id:
+            await info.context.admin()
+        user = await info.context.users.load(user_id)
+        return user if isinstance(user, cls) else None
+
 
 @strawberry.type
-class Item:
-    id: UUID
+class Item(relay.Node, Refetchable):
+    id: relay.NodeID[UUID]
     name: str
     description: str
     price_cents: int
     status: ItemStatus
     created_at: datetime
     updated_at: datetime
-    owner_id: UUID
+    owner_key: strawberry.Private[UUID]
+
+    @strawberry.field
+    def owner_id(self) -> relay.GlobalID:
+        """The owner's id, as `owner { id }` gives it."""
+        return global_id("User", self.owner_key)
 
     @strawberry.field
     async def owner(self, info: GraphQLInfo) -> User | None:
-        return await info.context.users.load(self.owner_id)
+        return await info.context.users.load(self.owner_key)
 
     @classmethod
-    def from_public(cls, item: ItemPublic) -> "Item":
-        return cls(**item.model_dump(exclude={"status"}), status=ItemStatus(item.status))
+    def from_public(cls, item: ItemPublic) -> Self:
+        return cls(
+            **item.model_dump(exclude={"status", "owner_id"}),
+            status=ItemStatus(item.status),
+            owner_key=item.owner_id,
+        )
 
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
-class ItemEdge:
-    cursor: str
-    node: Item
-
-
-@strawberry.type
-class ItemConnection:
-    edges: list[ItemEdge]
-    page_info: PageInfo
-
-
-@strawberry.type
-class UserEdge:
-    cursor: str
-    node: User
-
-
-@strawberry.type
-class UserConnection:
-    edges: list[UserEdge]
-    page_info: PageInfo
+    @classmethod
+    async def refetch(cls, info: GraphQLInfo, key: str) -> Self | None:
+        """As `item(id:)`: the owner's or an admin's."""
+        services = info.context.services
+        item = await item_service.get_item(
+            database=services.database,
+            cache=services.cache,
+            item_id=uuid_key(key),
+            ttl=services.settings.cache.item_seconds,
+            principal=await info.context.principal(),
+        )
+        return cls.from_public(item)
 
 
 @strawberry.type
@@ -203,7 +211,7 @@ class TokenPair:
 @strawberry.input
 class ItemFilter:
     status: ItemStatus | None = None
-    owner_id: UUID | None = None
+    owner_id: strawberry.ID | None = None
 
 
 @strawberry.input
@@ -243,29 +251,32 @@ class Query:
 
     @strawberry.field
     async def users(
-        self, info: GraphQLInfo, first: int = PAGE_DEFAULT, after: UUID | None = None
-    ) -> UserConnection:
-        """Administrators only."""
+        self,
+        info: GraphQLInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> relay.Connection[User]:
+        """Administrators only: users in id order."""
         await info.context.admin()
-        page, next_after = await user_service.list_users(
-            database=info.context.services.database, after=after, limit=page_size(first)
+        window = Window(first=first, after=after, last=last, before=before)
+        users = await user_service.window_users(
+            database=info.context.services.database,
+            window=window,
+            after=uuid_cursor(after),
+            before=uuid_cursor(before),
         )
-        return UserConnection(
-            edges=[UserEdge(cursor=str(user.id), node=User.from_public(user)) for user in page],
-            page_info=PageInfo(
-                has_next_page=next_after is not None,
-                end_cursor=str(page[-1].id) if page else None,
-            ),
-        )
+        return connection(users, User.from_public, lambda user: str(user.id))
 
     @strawberry.field
-    async def item(self, info: GraphQLInfo, id: UUID) -> Item:
+    async def item(self, info: GraphQLInfo, id: strawberry.ID) -> Item:
         """The owner's or an admin's: forbidden for anyone else."""
         services = info.context.services
         item = await item_service.get_item(
             database=services.database,
             cache=services.cache,
-            item_id=id,
+            item_id=uuid_of(id, "Item"),
             ttl=services.settings.cache.item_seconds,
             principal=await info.context.principal(),
         )
@@ -275,37 +286,32 @@ class Query:
     async def items(
         self,
         info: GraphQLInfo,
-        first: int = PAGE_DEFAULT,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         filter: ItemFilter | None = None,
         sort: ItemSort = ItemSort.CREATED_AT_DESC,
-    ) -> ItemConnection:
+    ) -> relay.Connection[Item]:
         """The caller's items (an admin's: everyone's, `ownerId` to pick one owner), up to
-        PAGE_MAX a page; pass pageInfo.endCursor as `after` for the next."""
+        PAGE_MAX a page: `first` after pageInfo.endCursor for the next page, `last` before
+        pageInfo.startCursor for the previous one."""
         principal = await info.context.principal()
-        query = validated(
-            ItemQuery,
-            limit=first,
-            cursor=after,
-            sort=sort.value,
-            **_set(status=filter.status, owner_id=filter.owner_id) if filter else {},
+        window = Window(first=first, after=after, last=last, before=before)
+        chosen = _set(status=filter.status, owner_id=filter.owner_id) if filter else {}
+        if chosen.get("owner_id") is not None:
+            chosen["owner_id"] = uuid_of(chosen["owner_id"], "User")
+        query = validated(ItemQuery, sort=sort.value, **chosen)
+        items = await item_service.window_items(
+            database=info.context.services.database,
+            query=query,
+            window=window,
+            principal=principal,
         )
-        page = await item_service.list_items(
-            database=info.context.services.database, query=query, principal=principal
-        )
-        edges = [
-            ItemEdge(
-                cursor=cursor_for(item, sort=query.sort, field=query.sort_field),
-                node=Item.from_public(item),
-            )
-            for item in page.items
-        ]
-        return ItemConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.next_cursor is not None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return connection(
+            items,
+            Item.from_public,
+            lambda item: cursor_for(item, sort=query.sort, field=query.sort_field),
         )
 
 
@@ -382,11 +388,13 @@ class Mutation:
         return Item.from_public(item)
 
     @strawberry.mutation
-    async def update_item(self, info: GraphQLInfo, id: UUID, input: ItemPatch) -> Item:
+    async def update_item(self, info: GraphQLInfo, id: strawberry.ID, input: ItemPatch) -> Item:
         services = info.context.services
         data = validated(ItemUpdate, **_set(**vars(input)))
         item = await item_service.editable_item(
-            database=services.database, item_id=id, principal=await info.context.principal()
+            database=services.database,
+            item_id=uuid_of(id, "Item"),
+            principal=await info.context.principal(),
         )
         updated = await item_service.update_item(
             database=services.database, cache=services.cache, item=item, data=data
@@ -394,10 +402,12 @@ class Mutation:
         return Item.from_public(updated)
 
     @strawberry.mutation
-    async def delete_item(self, info: GraphQLInfo, id: UUID) -> bool:
+    async def delete_item(self, info: GraphQLInfo, id: strawberry.ID) -> bool:
         services = info.context.services
         item = await item_service.editable_item(
-            database=services.database, item_id=id, principal=await info.context.principal()
+            database=services.database,
+            item_id=uuid_of(id, "Item"),
+            principal=await info.context.principal(),
         )
         await item_service.delete_item(database=services.database, cache=services.cache, item=item)
         return True
@@ -421,7 +431,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
     """The schema, with the (query, mutation) types of the options chosen at generation."""
     rules = LIMITS if introspection else NO_INTROSPECTION
     return Schema(
-        query=merge_types("Query", (Query, *(query for query, _ in extra))),
+        query=merge_types("Query", (Query, ids.Query, *(query for query, _ in extra))),
         mutation=merge_types("Mutation", (Mutation, *(mutation for _, mutation in extra))),
         # Parsing and validating a query costs far more than running it, and clients send
         # the same few query documents over and over: both are cached by document.

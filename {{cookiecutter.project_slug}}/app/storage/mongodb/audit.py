@@ -118,12 +118,24 @@ class MongoAuditLog:
         return await self.query(AuditQuery(), before_sequence=None, limit=limit)
 
     async def query(
-        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+        self,
+        query: AuditQuery,
+        *,
+        before_sequence: int | None,
+        limit: int,
+        after_sequence: int | None = None,
+        oldest_first: bool = False,
     ) -> list[SealedEntry]:
         conditions = _conditions(query)
+        bounds: dict[str, int] = {}
         if before_sequence is not None:
-            conditions["sequence"] = {"$lt": before_sequence}
-        cursor = self.collection.find(conditions).sort("sequence", DESCENDING).limit(limit)
+            bounds["$lt"] = before_sequence
+        if after_sequence is not None:
+            bounds["$gt"] = after_sequence
+        if bounds:
+            conditions["sequence"] = bounds
+        order = ASCENDING if oldest_first else DESCENDING
+        cursor = self.collection.find(conditions).sort("sequence", order).limit(limit)
         return [_stored(document) async for document in cursor]
 
     async def _take_lease(self) -> bool:

@@ -109,23 +109,26 @@ class MongoItemRepository:
         result = await self.items.delete_one({"id": str(item_id)}, session=self.session)
         return result.deleted_count == 1
 
-    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+    async def find(
+        self, query: ItemQuery, *, after: Cursor | None, limit: int, before: Cursor | None = None
+    ) -> list[ItemPublic]:
         field = query.sort_field  # one of ItemSort's fields, never raw input
         conditions: list[Document] = []
         if query.status is not None:
             conditions.append({"status": query.status})
         if query.owner_id is not None:
             conditions.append({"owner_id": str(query.owner_id)})
-        if after is not None:
-            beyond = "$lt" if query.descending else "$gt"
-            conditions.append(
-                {
-                    "$or": [
-                        {field: {beyond: after.value}},
-                        {field: after.value, "id": {beyond: str(after.id)}},
-                    ]
-                }
-            )
+        for bound, lower in ((after, query.descending), (before, not query.descending)):
+            if bound is not None:
+                operator = "$lt" if lower else "$gt"
+                conditions.append(
+                    {
+                        "$or": [
+                            {field: {operator: bound.value}},
+                            {field: bound.value, "id": {operator: str(bound.id)}},
+                        ]
+                    }
+                )
         direction = DESCENDING if query.descending else ASCENDING
         cursor = (
             self.items.find({"$and": conditions} if conditions else {}, session=self.session)

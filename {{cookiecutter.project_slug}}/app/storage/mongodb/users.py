@@ -1,7 +1,7 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -91,7 +91,20 @@ class MongoUserRepository:
             session=self.session,
         )
 
-    async def page(self, *, after: UUID | None, limit: int) -> list[User]:
-        query = {"id": {"$gt": str(after)}} if after else {}
-        cursor = self.users.find(query, session=self.session).sort("id", ASCENDING).limit(limit)
+    async def page(
+        self,
+        *,
+        after: UUID | None,
+        limit: int,
+        before: UUID | None = None,
+        descending: bool = False,
+    ) -> list[User]:
+        bounds: dict[str, str] = {}
+        if after is not None:
+            bounds["$lt" if descending else "$gt"] = str(after)
+        if before is not None:
+            bounds["$gt" if descending else "$lt"] = str(before)
+        query = {"id": bounds} if bounds else {}
+        order = DESCENDING if descending else ASCENDING
+        cursor = self.users.find(query, session=self.session).sort("id", order).limit(limit)
         return [_to_user(document) async for document in cursor]

@@ -121,12 +121,21 @@ class PostgresAuditLog:
         return await self.query(AuditQuery(), before_sequence=None, limit=limit)
 
     async def query(
-        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+        self,
+        query: AuditQuery,
+        *,
+        before_sequence: int | None,
+        limit: int,
+        after_sequence: int | None = None,
+        oldest_first: bool = False,
     ) -> list[SealedEntry]:
         statement = _filtered(select(AuditLogRow), query)
         if before_sequence is not None:
             statement = statement.where(AuditLogRow.sequence < before_sequence)
-        statement = statement.order_by(AuditLogRow.sequence.desc()).limit(limit)
+        if after_sequence is not None:
+            statement = statement.where(AuditLogRow.sequence > after_sequence)
+        order = AuditLogRow.sequence if oldest_first else AuditLogRow.sequence.desc()
+        statement = statement.order_by(order).limit(limit)
         async with self.database.sessions() as session:
             return [_stored(row) for row in await session.scalars(statement)]
 

@@ -52,17 +52,22 @@ class PostgresItemRepository:
         )
         return deleted is not None
 
-    async def find(self, query: ItemQuery, *, after: Cursor | None, limit: int) -> list[ItemPublic]:
+    async def find(
+        self, query: ItemQuery, *, after: Cursor | None, limit: int, before: Cursor | None = None
+    ) -> list[ItemPublic]:
         column = SORT_COLUMNS[query.sort_field]
         statement = select(ItemRow)
         if query.status is not None:
             statement = statement.where(ItemRow.status == query.status)
         if query.owner_id is not None:
             statement = statement.where(ItemRow.owner_id == query.owner_id)
+        key: ColumnElement[Any] = tuple_(column, ItemRow.id)
         if after is not None:
-            key: ColumnElement[Any] = tuple_(column, ItemRow.id)
             bound = tuple_(after.value, after.id)
             statement = statement.where(key < bound if query.descending else key > bound)
+        if before is not None:
+            stop = tuple_(before.value, before.id)
+            statement = statement.where(key > stop if query.descending else key < stop)
         order = (column.desc(), ItemRow.id.desc()) if query.descending else (column, ItemRow.id)
         rows = await self.session.scalars(statement.order_by(*order).limit(limit))
         return [ItemPublic.model_validate(row) for row in rows]

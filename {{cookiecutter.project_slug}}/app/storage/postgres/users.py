@@ -57,8 +57,18 @@ class PostgresUserRepository:
             .values(email=email, password_hash=password_hash, previous_password_hashes=[])
         )
 
-    async def page(self, *, after: UUID | None, limit: int) -> list[User]:
-        statement = select(UserRow).order_by(UserRow.id).limit(limit)
+    async def page(
+        self,
+        *,
+        after: UUID | None,
+        limit: int,
+        before: UUID | None = None,
+        descending: bool = False,
+    ) -> list[User]:
+        order = UserRow.id.desc() if descending else UserRow.id
+        statement = select(UserRow).order_by(order).limit(limit)
         if after is not None:
-            statement = statement.where(UserRow.id > after)
+            statement = statement.where(UserRow.id < after if descending else UserRow.id > after)
+        if before is not None:
+            statement = statement.where(UserRow.id > before if descending else UserRow.id < before)
         return [User.model_validate(row) for row in await self.session.scalars(statement)]
