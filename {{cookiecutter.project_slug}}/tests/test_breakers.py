@@ -2,7 +2,8 @@
 breaker wired into the running service (the outages themselves are in test_faults.py)."""
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import cast
 
 import pytest
 from httpx import AsyncClient
@@ -16,11 +17,12 @@ from app.core.breakers import (
     RedisCircuitOpenError,
 )
 from app.core.errors import as_app_error
+from app.events.outbox import Outbox, OutboxBatch, OutboxRelay
 from app.services import Services
 from app.settings import BreakerSettings, Settings
 from app.storage.cache import Cache
 from tests.api import list_page, unavailable
-from tests.conftest import Account, eventually, new_item, unreachable
+from tests.conftest import Account, unreachable
 
 THRESHOLD, RESET = 3, 10.0
 
@@ -105,6 +107,16 @@ def test_the_probe_decides(outcome: str, state: BreakerState, next_call_allowed:
         assert subject.retry_after() == RESET  # a full period again
 
 
+def test_a_call_let_through_before_it_opened_does_not_close_it() -> None:
+    subject, _ = breaker()
+    assert subject.allow()  # a slow call starts
+    for _ in range(THRESHOLD):
+        subject.failed()  # the others fail meanwhile
+    subject.succeeded()  # then the slow one ends well
+    assert state_of(subject) is BreakerState.OPEN
+    assert not subject.allow()
+
+
 def test_its_state_is_a_metric() -> None:
     def state() -> float | None:
         return REGISTRY.get_sample_value("circuit_breaker_state", {"dependency": "metric-test"})
@@ -185,6 +197,9 @@ def forced_open(subject: CircuitBreaker) -> Iterator[None]:
     try:
         yield
     finally:
+        # Then a probe finds it back.
+        subject.opened_at -= subject.reset_seconds
+        assert subject.allow()
         subject.succeeded()
 
 
@@ -218,19 +233,26 @@ async def test_requests_needing_the_database_are_refused_while_its_breaker_is_op
     assert refused("database") == before + 1
 
 
+class ClaimCounter:
+    """The real outbox, counting the batches claimed from it."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.claims = 0
+
+    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch | None]:
+        self.claims += 1
+        return self.outbox.claim(limit)
+
+
 async def test_the_relay_claims_nothing_while_the_broker_breaker_is_open(
-    services: Services, account: Account
+    services: Services, settings: Settings
 ) -> None:
-    relay = services.relay
-    with forced_open(relay.breaker):
-        await new_item(services, account)
-        pending = await services.database.outbox.pending_count()
-        with pytest.raises(CircuitOpenError):
-            await relay.run_once()
-        assert await services.database.outbox.pending_count() >= pending
-    relay.wake()
-    await eventually(lambda: _drained(services))
-
-
-async def _drained(services: Services) -> bool:
-    return await services.database.outbox.pending_count() == 0
+    outbox = ClaimCounter(services.database.outbox)
+    relay_breaker = CircuitBreaker("broker", settings.breaker)
+    relay = OutboxRelay(cast(Outbox, outbox), services.bus, settings.events, relay_breaker)
+    with forced_open(relay_breaker), pytest.raises(CircuitOpenError):
+        await relay.run_once()
+    assert outbox.claims == 0
+    await relay.run_once()  # closed again: it claims (another relay may hold the lease)
+    assert outbox.claims == 1

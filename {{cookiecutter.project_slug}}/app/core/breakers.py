@@ -128,6 +128,8 @@ class CircuitBreaker:
         return False
 
     def succeeded(self) -> None:
+        if self.state is BreakerState.OPEN:
+            return  # a call let through before it opened: only a probe may close it
         self.failures = 0
         self._set(BreakerState.CLOSED)
 
