@@ -10,6 +10,7 @@ from app.audit.sealer import AuditSealer
 {%- endif %}
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
+from app.core.breakers import CircuitBreaker, RedisBreaker
 from app.core.rate_limit import RateLimiter
 from app.events.bus import EventBus, Subscription
 {%- if cookiecutter.broker == "kafka" %}
@@ -87,7 +88,7 @@ def build_bus(settings: Settings, subscriptions: Sequence[Subscription], cache: 
 
 
 def build_services(settings: Settings) -> Services:
-    cache = Cache(settings.redis)
+    cache = Cache(settings.redis, RedisBreaker("redis", settings.breaker))
     activity = ActivityFeed(cache)
     bus = build_bus(settings, activity.subscriptions(), cache)
 {%- if cookiecutter.database == "postgres" %}
@@ -95,7 +96,10 @@ def build_services(settings: Settings) -> Services:
 {%- else %}
     database = MongoDatabase(settings.mongodb)
 {%- endif %}
-    relay = OutboxRelay(database.outbox, bus, settings.events)
+    database.breaker = CircuitBreaker("database", settings.breaker)
+    relay = OutboxRelay(
+        database.outbox, bus, settings.events, CircuitBreaker("broker", settings.breaker)
+    )
     database.on_commit.append(relay.wake)
 {%- if cookiecutter.compliance_logging %}
     audit_key = settings.audit.secret_key.get_secret_value().encode()

@@ -57,6 +57,9 @@ class DatabaseSettings(BaseModel):
     # idle timeout on the way (a proxy, a load balancer) drops them unseen.
     pool_pre_ping: bool = False
     pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    # A server that does not answer a new connection in this time counts as down
+    # (asyncpg's own default is 60 s).
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
     echo: bool = False
 {% else %}
 
@@ -150,6 +153,16 @@ class EventsSettings(BaseModel):
     outbox_purge_batch_size: int = Field(default=1000, ge=1)
 
 
+class BreakerSettings(BaseModel):
+    """Circuit breakers of the database, Redis and the broker's publish (app/core/breakers.py)."""
+
+    # Outages in a row that open a breaker: calls are then refused at once (503 with
+    # Retry-After) instead of each waiting for the dependency's timeout.
+    failure_threshold: int = Field(default=5, ge=1)
+    # How long an open breaker refuses before one call probes the dependency again.
+    reset_seconds: float = Field(default=5.0, gt=0)
+
+
 class MetricsSettings(BaseModel):
     # /metrics answers only `Authorization: Bearer <token>` outside development (a
     # Prometheus scrape config gives it with `authorization: {credentials_file: ...}`).
@@ -200,6 +213,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
     cache: CacheSettings = CacheSettings()
     events: EventsSettings = EventsSettings()
+    breaker: BreakerSettings = BreakerSettings()
     metrics: MetricsSettings = MetricsSettings()
 {%- if cookiecutter.compliance_logging %}
     audit: AuditSettings = AuditSettings()

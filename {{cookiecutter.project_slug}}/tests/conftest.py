@@ -96,6 +96,8 @@ def settings() -> Settings:
         relay_max_backoff_seconds=0.5,
         consumer_backoff_seconds=0.05,
     )
+    # An open circuit breaker probes its dependency again soon: outage tests recover quickly.
+    settings = override(settings, "breaker", reset_seconds=0.5)
     # High limits: the rate-limit tests lower them where they need to.
     settings = override(
         settings,

@@ -1,8 +1,10 @@
 """A TCP proxy on loopback in front of a real server, to take it away and bring it back.
 
 `cut()` drops every open connection and refuses new ones, which is what a client
-sees of a server that restarts or goes down; `restore()` accepts connections again.
-The server itself is shared with other tests and never touched.
+sees of a server that restarts or goes down; `stall()` drops them too but then takes
+new connections and never answers, what a client sees of a server that hangs or of a
+network that loses packets: it waits for its timeout. `restore()` accepts and relays
+connections again. The server itself is shared with other tests and never touched.
 """
 
 import asyncio
@@ -15,6 +17,9 @@ class FaultProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        self.stalling = False
+        # Connections taken while stalled: how often a client tried the server.
+        self.stalled = 0
 
     async def start(self) -> "FaultProxy":
         self._server = await asyncio.start_server(
@@ -28,12 +33,25 @@ class FaultProxy:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self._drop()
+
+    async def stall(self) -> None:
+        self.stalling = True
+        await self._drop()
+        if self._server is None:
+            await self.start()
+
+    async def restore(self) -> None:
+        if self.stalling:
+            self.stalling = False
+            await self._drop()
+        if self._server is None:
+            await self.start()
+
+    async def _drop(self) -> None:
         for pipe in list(self._pipes):
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def restore(self) -> None:
-        await self.start()
 
     async def close(self) -> None:
         await self.cut()
@@ -42,6 +60,16 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._pipes.add(task)
+        if self.stalling:
+            self.stalled += 1
+            try:
+                with contextlib.suppress(ConnectionError):
+                    while await reader.read(65536):
+                        pass  # read and never answer
+            finally:
+                writer.transport.abort()
+                self._pipes.discard(task)
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:

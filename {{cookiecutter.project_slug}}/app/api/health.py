@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.dependencies import ServicesDep
 from app.api.responses import problem_response
+from app.core.breakers import CircuitBreaker
 from app.core.problems import problem
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -24,7 +25,12 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check(name: str, ping: Callable[[], Awaitable[bool]]) -> tuple[str, bool]:
+async def _check(
+    name: str, ping: Callable[[], Awaitable[bool]], breaker: CircuitBreaker
+) -> tuple[str, bool]:
+    if breaker.rejects():
+        # Its breaker is open: down, known without waiting for a timeout.
+        return name, False
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             return name, bool(await ping())
@@ -38,9 +44,9 @@ async def ready(services: ServicesDep) -> Any:
     """Every dependency answers; checked concurrently, each within a timeout."""
     results = dict(
         await asyncio.gather(
-            _check("database", services.database.ping),
-            _check("redis", services.cache.ping),
-            _check("broker", services.bus.ping),
+            _check("database", services.database.ping, services.database.breaker),
+            _check("redis", services.cache.ping, services.cache.breaker),
+            _check("broker", services.bus.ping, services.relay.breaker),
         )
     )
     checks = {name: "ok" if healthy else "unavailable" for name, healthy in results.items()}

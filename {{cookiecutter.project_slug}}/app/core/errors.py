@@ -74,11 +74,12 @@ class ServiceUnavailableError(AppError):
     code = "service_unavailable"
     title = "Service Unavailable"
 
-    def __init__(self, dependency: str) -> None:
+    def __init__(self, dependency: str, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
         super().__init__(
             f"The {dependency} is unavailable; try again shortly.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(retry_after)},
         )
+        self.dependency = dependency
 
 
 class InvalidInputError(AppError):
@@ -100,5 +101,7 @@ def as_app_error(exc: BaseException) -> AppError | None:
     if isinstance(exc, AppError):
         return exc
     if isinstance(exc, REDIS_DOWN):
-        return ServiceUnavailableError("cache and session store")
+        # An open circuit breaker knows when it will try Redis again (app/core/breakers.py).
+        retry_after = getattr(exc, "retry_after", RETRY_AFTER_SECONDS)
+        return ServiceUnavailableError("cache and session store", retry_after=retry_after)
     return None

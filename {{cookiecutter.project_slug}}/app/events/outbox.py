@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 from prometheus_client import Counter
 
+from app.core.breakers import CircuitBreaker
 from app.events.bus import EventBus
 from app.events.schemas import PERSONAL_FIELDS, Envelope
 from app.settings import EventsSettings
@@ -86,11 +87,23 @@ class Outbox(Protocol):
         ...
 
 
+def publish_failed(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
 class OutboxRelay:
-    def __init__(self, outbox: Outbox, bus: EventBus, settings: EventsSettings) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        bus: EventBus,
+        settings: EventsSettings,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.outbox = outbox
         self.bus = bus
         self.settings = settings
+        # The broker's publish: while it is open the relay claims nothing and waits.
+        self.breaker = breaker or CircuitBreaker("broker")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -101,13 +114,16 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish one batch; return how many were sent. Raise if the broker failed."""
         failure: Exception | None = None
+        if self.breaker.rejects():
+            raise self.breaker.refusal()
         async with self.outbox.claim(self.settings.relay_batch_size) as batch:
             if batch is None:
                 return 0
             sent: list[int] = []
             for message in batch.messages:
                 try:
-                    await self.bus.publish(message.envelope)
+                    async with self.breaker.guard(publish_failed):
+                        await self.bus.publish(message.envelope)
                 except Exception as exc:
                     failure = exc
                     break

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.core.breakers import CircuitBreaker, RedisBreaker, guarded_redis
 from app.core.errors import REDIS_DOWN
 from app.settings import RedisSettings
 
@@ -20,9 +21,12 @@ log = structlog.get_logger(__name__)
 
 
 class Cache:
-    def __init__(self, settings: RedisSettings) -> None:
-        self.redis: Redis = Redis.from_url(
+    def __init__(self, settings: RedisSettings, breaker: CircuitBreaker | None = None) -> None:
+        # While Redis's breaker is open, every command fails at once, as if Redis were down.
+        self.breaker = breaker or RedisBreaker("redis")
+        self.redis: Redis = guarded_redis(
             settings.url,
+            self.breaker,
             decode_responses=True,
             socket_timeout=settings.timeout_seconds,
             socket_connect_timeout=settings.timeout_seconds,

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from app.core.breakers import CircuitBreaker
 from app.events.outbox import Outbox
 from app.events.schemas import DomainEvent
 from app.items.repository import ItemRepository
@@ -33,6 +34,9 @@ class UnitOfWork(Protocol):
 
 
 class Database(Protocol):
+    # Refuses units of work at once while the database is down (app/core/breakers.py).
+    breaker: CircuitBreaker
+
     @property
     def outbox(self) -> Outbox: ...
 

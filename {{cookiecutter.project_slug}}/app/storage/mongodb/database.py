@@ -15,6 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
+from app.core.breakers import CircuitBreaker, guarded
 from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.settings import MongodbSettings
@@ -129,6 +130,8 @@ class MongoDatabase:
         ]
         self.outbox = MongoOutbox(self.db)
         self.transactions = False
+        # Replaced by the composition root with one built from the settings.
+        self.breaker = CircuitBreaker("database")
 
     @property
     def round_trips(self) -> int:
@@ -152,6 +155,7 @@ class MongoDatabase:
         reply: dict[str, Any] = await self.db.command("ping")
         return bool(reply.get("ok"))
 
+    @guarded
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[MongoUnitOfWork]:
         try:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from app.core.breakers import CircuitBreaker, guarded
 from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.settings import DatabaseSettings
@@ -64,6 +65,7 @@ class PostgresDatabase:
             pool_pre_ping=settings.pool_pre_ping,
             pool_recycle=settings.pool_recycle_seconds,
             echo=settings.echo,
+            connect_args={"timeout": settings.connect_timeout_seconds},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads of one statement need no transaction: in autocommit, a read is its one
@@ -76,6 +78,8 @@ class PostgresDatabase:
         self.before_commit: list[BeforeCommit] = []
         self.on_commit: list[OnCommit] = []
         self.outbox = PostgresOutbox(self.sessions)
+        # Replaced by the composition root with one built from the settings.
+        self.breaker = CircuitBreaker("database")
 
     def _count(self, *_: object) -> None:
         self.round_trips += 1
@@ -96,6 +100,7 @@ class PostgresDatabase:
         async with self.engine.connect() as connection:
             return bool(await connection.scalar(text("SELECT 1")) == 1)
 
+    @guarded
     @asynccontextmanager
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[PostgresUnitOfWork]:
         try:
