@@ -10,6 +10,7 @@ from app.audit.sealer import AuditSealer
 {%- endif %}
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
+from app.core.idempotency import Idempotency
 from app.core.rate_limit import RateLimiter
 from app.events.bus import EventBus, Subscription
 {%- if cookiecutter.broker == "kafka" %}
@@ -48,6 +49,7 @@ class Services:
     passwords: PasswordHasher
     tokens: Tokens
     limiter: RateLimiter
+    idempotency: Idempotency
 {%- if cookiecutter.compliance_logging %}
     audit: AuditLog
     sealer: AuditSealer
@@ -120,6 +122,7 @@ def build_services(settings: Settings) -> Services:
         passwords=PasswordHasher(settings.auth),
         tokens=Tokens(settings.auth, cache),
         limiter=RateLimiter(cache),
+        idempotency=Idempotency(cache, settings.idempotency),
 {%- if cookiecutter.compliance_logging %}
         audit=audit,
         sealer=sealer,
