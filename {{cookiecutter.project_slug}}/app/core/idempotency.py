@@ -41,12 +41,14 @@ log = structlog.get_logger(__name__)
 HEADER = "Idempotency-Key"
 # Sent with an answer that is a replay of an earlier one.
 REPLAYED_HEADER = "Idempotent-Replayed"
-# UUIDs, ULIDs and base64 or base64url tokens all fit; short keys collide too easily.
+# UUIDs, ULIDs and base64 or base64url tokens all fit; short keys collide too easily. No
+# colon: the key is what follows the last colon of its Redis key, whatever the caller
+# (an IPv6 address has colons), so two callers' keys can never meet.
 KEY_MIN_LENGTH = 8
 KEY_MAX_LENGTH = 255
-KEY_PATTERN = r"^[A-Za-z0-9_.:~+/=-]+$"
+KEY_PATTERN = r"^[A-Za-z0-9_.~+/=-]+$"
 _KEY = re.compile(KEY_PATTERN)
-KEY_RULE = f"{KEY_MIN_LENGTH} to {KEY_MAX_LENGTH} characters: letters, digits and _ . : ~ + / = -"
+KEY_RULE = f"{KEY_MIN_LENGTH} to {KEY_MAX_LENGTH} characters: letters, digits and _ . ~ + / = -"
 
 # Take the key if it is free; otherwise tell what holds it.
 _BEGIN = """
