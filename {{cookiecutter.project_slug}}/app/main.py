@@ -32,6 +32,8 @@ from app.api.responses import operation_id, publish_openapi
 from app.audit.masking import mask_personal_data
 {%- endif %}
 from app.core.errors import UnauthorizedError
+from app.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.core.idempotency import REPLAYED_HEADER
 from app.core.logging import configure_logging
 from app.core.middleware import (
     BodySizeLimitMiddleware,
@@ -95,8 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.app.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", IDEMPOTENCY_HEADER],
+        expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS, REPLAYED_HEADER],
         max_age=600,
     )
     app.add_middleware(RequestContextMiddleware)

@@ -11,6 +11,7 @@ from app.audit.sealer import AuditSealer
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Tokens
 from app.core.breakers import CircuitBreaker, RedisBreaker
+from app.core.idempotency import Idempotency
 from app.core.rate_limit import RateLimiter
 from app.events.bus import EventBus, Subscription
 {%- if cookiecutter.broker == "kafka" %}
@@ -49,6 +50,7 @@ class Services:
     passwords: PasswordHasher
     tokens: Tokens
     limiter: RateLimiter
+    idempotency: Idempotency
 {%- if cookiecutter.compliance_logging %}
     audit: AuditLog
     sealer: AuditSealer
@@ -124,6 +126,7 @@ def build_services(settings: Settings) -> Services:
         passwords=PasswordHasher(settings.auth),
         tokens=Tokens(settings.auth, cache),
         limiter=RateLimiter(cache),
+        idempotency=Idempotency(cache, settings.idempotency),
 {%- if cookiecutter.compliance_logging %}
         audit=audit,
         sealer=sealer,

@@ -172,6 +172,16 @@ class MetricsSettings(BaseModel):
 
 class CacheSettings(BaseModel):
     item_seconds: int = Field(default=300, ge=1)
+
+
+class IdempotencySettings(BaseModel):
+    """Retry-safe creates: an `Idempotency-Key` names one attempt of a create."""
+
+    # How long the answer to a key is kept for replay, from when its request completed.
+    ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    # How long a key stays taken by a request in flight. A request that fails frees it at
+    # once; this bounds only a process that died mid-request. Longer than any create runs.
+    lock_seconds: int = Field(default=60, ge=1)
 {% if cookiecutter.compliance_logging %}
 
 class AuditSettings(BaseModel):
@@ -212,6 +222,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     cache: CacheSettings = CacheSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     events: EventsSettings = EventsSettings()
     breaker: BreakerSettings = BreakerSettings()
     metrics: MetricsSettings = MetricsSettings()

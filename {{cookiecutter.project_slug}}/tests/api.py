@@ -26,6 +26,30 @@ def succeeded(response: Response) -> bool:
 
 def item_id(response: Response) -> str:
     return str(response.json()["id"])
+
+
+async def create_with_key(
+    client: AsyncClient, account: Account, key: str, **fields: object
+) -> Response:
+    """A create sent with an idempotency key; `fields` as the item's schema names them."""
+    headers = {**account.headers, "Idempotency-Key": key}
+    return await client.post("/api/v1/items", json=fields, headers=headers)
+
+
+def replayed(response: Response) -> bool:
+    return bool(response.headers.get("idempotent-replayed") == "true")
+
+
+# A malformed key fails the header's own validation: a validation problem, no code.
+BAD_KEY_CODE = None
+
+
+def refusal(response: Response) -> tuple[int, str | None]:
+    """The status and code of a refused request (a problem)."""
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == response.status_code
+    return response.status_code, body.get("code")
 {%- else %}
 
 
@@ -55,6 +79,39 @@ def succeeded(response: Response) -> bool:
 
 def item_id(response: Response) -> str:
     return str(response.json()["data"]["createItem"]["id"])
+
+
+CREATE_WITH_KEY = (
+    "mutation C($input: ItemInput!, $key: String) "
+    "{ createItem(input: $input, idempotencyKey: $key) { id name description priceCents } }"
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+async def create_with_key(
+    client: AsyncClient, account: Account, key: str, **fields: object
+) -> Response:
+    """A create sent with an idempotency key; `fields` as the item's schema names them."""
+    item = {_camel(name): value for name, value in fields.items()}
+    return await _graphql(client, account, CREATE_WITH_KEY, input=item, key=key)
+
+
+def replayed(response: Response) -> bool:
+    return bool(response.headers.get("idempotent-replayed") == "true")
+
+
+BAD_KEY_CODE = "invalid_idempotency_key"
+
+
+def refusal(response: Response) -> tuple[int, str | None]:
+    """The status and code of a refused request (the API's error)."""
+    assert response.status_code == 200, response.text
+    extensions: dict[str, Any] = response.json()["errors"][0]["extensions"]
+    return int(extensions["status"]), extensions["code"]
 {%- endif %}
 
 

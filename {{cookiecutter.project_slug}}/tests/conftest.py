@@ -239,7 +239,7 @@ async def admin_account(services: Services) -> Account:
 # The fields of Services built on each dependency of the readiness check.
 COMPONENT = {
     "database": ("database",),
-    "redis": ("cache", "tokens", "limiter"),
+    "redis": ("cache", "tokens", "limiter", "idempotency"),
     "broker": ("bus",),
 }
 

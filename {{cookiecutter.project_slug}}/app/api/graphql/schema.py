@@ -27,10 +27,12 @@ from strawberry.types import ExecutionContext, Info
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql import relay as ids
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
+from app.core.idempotency import scope
 from app.core.pagination import Window, cursor_for
 from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
@@ -379,13 +381,25 @@ class Mutation:
         return True
 
     @strawberry.mutation
-    async def create_item(self, info: GraphQLInfo, input: ItemInput) -> Item:
+    async def create_item(
+        self, info: GraphQLInfo, input: ItemInput, idempotency_key: IdempotencyKey = None
+    ) -> Item:
         principal = await info.context.principal()
         data = validated(ItemCreate, **_set(**vars(input)))
-        item = await item_service.create_item(
-            database=info.context.services.database, owner=principal, data=data
+        services = info.context.services
+        outcome = await services.idempotency.run(
+            key=idempotency_key,
+            caller=scope(principal.user_id, address=client_ip(info.context.http_request)),
+            operation="create_item",
+            request=data,
+            model=ItemPublic,
+            status=200,
+            create=lambda: item_service.create_item(
+                database=services.database, owner=principal, data=data
+            ),
         )
-        return Item.from_public(item)
+        mark_replay(info.context.response, outcome.replayed)
+        return Item.from_public(outcome.value)
 
     @strawberry.mutation
     async def update_item(self, info: GraphQLInfo, id: strawberry.ID, input: ItemPatch) -> Item:

@@ -1,24 +1,45 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.dependencies import ServicesDep
+from app.api.dependencies import ServicesDep, client_ip
 from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal, EditableItem
+from app.api.rest.idempotency import IdempotencyKey, answer, replayable
 from app.api.rest.schemas import PageMeta, Paginated
+from app.core.idempotency import scope
 from app.items import service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(401, 409, body=True))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(401, 409, body=True) | replayable(201, "The item, created"),
+)
 async def create_item(
-    data: ItemCreate, principal: CurrentPrincipal, services: ServicesDep
+    data: ItemCreate,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> ItemPublic:
-    """A new item owned by the caller; 409 if the caller already has one of that name."""
-    return await service.create_item(database=services.database, owner=principal, data=data)
+    """A new item owned by the caller; 409 if the caller already has one of that name.
+    Send an `Idempotency-Key` to make it safe to retry."""
+    outcome = await services.idempotency.run(
+        key=idempotency_key,
+        caller=scope(principal.user_id, address=client_ip(request)),
+        operation="create_item",
+        request=data,
+        model=ItemPublic,
+        status=status.HTTP_201_CREATED,
+        create=lambda: service.create_item(database=services.database, owner=principal, data=data),
+    )
+    return answer(response, outcome)
 
 
 @router.get("", responses=problems(400, 401, 403, 422))
