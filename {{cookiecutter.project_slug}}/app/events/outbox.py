@@ -23,6 +23,7 @@ from prometheus_client import Counter
 
 from app.events.bus import EventBus
 from app.events.schemas import PERSONAL_FIELDS, Envelope
+from app.observability.tracing import relaying
 from app.settings import EventsSettings
 
 RELAYED = Counter("outbox_relayed_total", "Events published from the outbox.")
@@ -107,7 +108,8 @@ class OutboxRelay:
             sent: list[int] = []
             for message in batch.messages:
                 try:
-                    await self.bus.publish(message.envelope)
+                    with relaying(message.envelope):
+                        await self.bus.publish(message.envelope)
                 except Exception as exc:
                     failure = exc
                     break

@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext, Info
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import ForbiddenError, InvalidInputError, with_event
@@ -32,6 +33,8 @@ from app.core.pagination import PAGE_DEFAULT, PAGE_MAX, cursor_for
 from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
+from app.observability.sentry import report_error
+from app.observability.tracing import tracer_provider
 from app.services import Services
 from app.users import service as user_service
 from app.users.schemas import PasswordChange, UserCreate, UserPublic
@@ -409,8 +412,9 @@ class Schema(strawberry.Schema):
     ) -> None:
         # Expected errors are answers, not incidents: log only the unexpected ones.
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and error.original_error is not None:
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
+                report_error(error.original_error)
 
 
 # Introspection refused (`__typename` is still allowed): production keeps its schema to itself.
@@ -426,6 +430,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
         # Parsing and validating a query costs far more than running it, and clients send
         # the same few query documents over and over: both are cached by document.
         extensions=[
+            *([OperationSpans] if tracer_provider() else []),
             AppErrorExtensions,
             mask_unexpected_errors,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
