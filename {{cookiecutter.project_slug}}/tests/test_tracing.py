@@ -22,8 +22,11 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 {%- if cookiecutter.compliance_logging %}
 
 from app.audit.masking import mask_personal_data
-{%- endif %}
 from app.core.logging import configure_logging
+{%- else %}
+
+from app.core.logging import configure_logging
+{%- endif %}
 from app.observability.tracing import EVENT_ID, EVENT_TYPE, sampler
 from app.services import Services
 from tests.api import create_item, succeeded

@@ -14,7 +14,7 @@ from strawberry.types import ExecutionContext
 from app.observability.tracing import tracer_provider
 
 
-def _no_arguments(_: dict[str, Any], __: GraphQLResolveInfo) -> dict[str, Any]:
+def _no_arguments(_: dict[str, Any], __: GraphQLResolveInfo[Any]) -> dict[str, Any]:
     return {}
 
 
