@@ -273,6 +273,11 @@ def test_deploy_matches_dockerfile_settings_and_app(
     assert secret_keys == expected_secrets
     assert secret_keys <= env_names
 
+    # The settings offered commented out in the ConfigMap (`# - NAME=value`) are settings too.
+    kustomization = (project / "deploy" / "base" / "kustomization.yaml").read_text()
+    offered = set(re.findall(r"^\s*# - ([A-Z][A-Z0-9_]*)=", kustomization, re.M))
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in offered
+    assert offered <= env_names, offered - env_names
     for name, docs in built(project, tmp_path).items():
         config = by_kind(docs, "ConfigMap")[0]
         assert set(config["data"]) <= env_names, f"{name}: {set(config['data']) - env_names}"

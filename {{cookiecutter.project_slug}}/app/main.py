@@ -43,6 +43,8 @@ from app.core.middleware import (
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RATE_LIMIT_HEADERS
 from app.core.startup import ServiceUnreachableError, ensure_reachable, report
+from app.observability.sentry import configure_sentry
+from app.observability.tracing import configure_tracing, flush_tracing, instrument_app
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
@@ -55,9 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(
         level=settings.app.log_level, json=settings.app.log_json, redact=mask_personal_data
     )
+    configure_sentry(settings, redact=mask_personal_data)
 {%- else %}
     configure_logging(level=settings.app.log_level, json=settings.app.log_json)
+    configure_sentry(settings)
 {%- endif %}
+    configure_tracing(settings)
     development = settings.app.environment == "development"
     docs = settings.app.serves_docs
 
@@ -77,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
             log.info("stopped")
+            flush_tracing()
 
     app = FastAPI(
         title=about.TITLE,
@@ -104,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     # Outermost, so even the last-resort 500 carries the headers.
     app.add_middleware(SecurityHeadersMiddleware)
+    # Around all of them, while tracing is on: the request's server span.
+    instrument_app(app)
     install_problem_handlers(app)
     app.include_router(health.router)
 {%- if cookiecutter.api == "rest" %}

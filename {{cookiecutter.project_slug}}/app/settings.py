@@ -182,6 +182,27 @@ class IdempotencySettings(BaseModel):
     # How long a key stays taken by a request in flight. A request that fails frees it at
     # once; this bounds only a process that died mid-request. Longer than any create runs.
     lock_seconds: int = Field(default=60, ge=1)
+
+
+class OtelSettings(BaseModel):
+    """Tracing, by OpenTelemetry's own variables (OTEL_...). Off while no endpoint is set:
+    then nothing is instrumented and nothing exported."""
+
+    # The OTLP/HTTP receiver of an OpenTelemetry Collector (or Jaeger, Tempo, ...), e.g.
+    # http://otel-collector:4318: spans go to <endpoint>/v1/traces. The exporter's other
+    # variables (OTEL_EXPORTER_OTLP_HEADERS, ..._TIMEOUT, ...) are read from the environment.
+    exporter_otlp_endpoint: str | None = None
+    service_name: str = SERVICE
+    # The share of new traces kept (requests and messages that arrive with no trace
+    # context), as with OTEL_TRACES_SAMPLER=parentbased_traceidratio: a caller's
+    # `traceparent` decides for its own requests.
+    traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+
+
+class SentrySettings(BaseModel):
+    # Unset: nothing is sent. Set: unexpected errors go to that Sentry project, with the
+    # release and environment, the trace id, and no request body or credentials.
+    dsn: SecretStr | None = None
 {% if cookiecutter.compliance_logging %}
 
 class AuditSettings(BaseModel):
@@ -226,6 +247,8 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     breaker: BreakerSettings = BreakerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    otel: OtelSettings = OtelSettings()
+    sentry: SentrySettings = SentrySettings()
 {%- if cookiecutter.compliance_logging %}
     audit: AuditSettings = AuditSettings()
 {%- endif %}

@@ -8,8 +8,11 @@ from tests.conftest import Account
 {%- if cookiecutter.api == "rest" %}
 
 
-async def create_item(client: AsyncClient, account: Account, name: str) -> Response:
-    return await client.post("/api/v1/items", json={"name": name}, headers=account.headers)
+async def create_item(
+    client: AsyncClient, account: Account, name: str, headers: dict[str, str] | None = None
+) -> Response:
+    headers = account.headers | (headers or {})
+    return await client.post("/api/v1/items", json={"name": name}, headers=headers)
 
 
 async def read_item(client: AsyncClient, account: Account, item_id: str) -> Response:
@@ -53,15 +56,25 @@ def refusal(response: Response) -> tuple[int, str | None]:
 {%- else %}
 
 
-async def _graphql(client: AsyncClient, account: Account, query: str, **variables: Any) -> Response:
+async def _graphql(
+    client: AsyncClient,
+    account: Account,
+    query: str,
+    headers: dict[str, str] | None = None,
+    **variables: Any,
+) -> Response:
     return await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=account.headers
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers=account.headers | (headers or {}),
     )
 
 
-async def create_item(client: AsyncClient, account: Account, name: str) -> Response:
+async def create_item(
+    client: AsyncClient, account: Account, name: str, headers: dict[str, str] | None = None
+) -> Response:
     query = "mutation C($name: String!) { createItem(input: {name: $name}) { id } }"
-    return await _graphql(client, account, query, name=name)
+    return await _graphql(client, account, query, headers, name=name)
 
 
 async def read_item(client: AsyncClient, account: Account, item_id: str) -> Response:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
 from app.auth.tokens import Principal, TokenPair
@@ -24,6 +25,7 @@ from app.core.errors import ServiceUnavailableError
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic
 from app.main import create_app
+from app.observability.tracing import configure_tracing
 from app.services import Services, build_services
 from app.settings import MIN_SECRET_LENGTH, Settings
 from app.users import service as user_service
@@ -31,6 +33,8 @@ from app.users.schemas import User, UserCreate
 from tests.faults import FaultProxy
 
 RUN_ID = uuid.uuid4().hex[:8]
+# The spans the suite records (see the `settings` fixture for which).
+SPANS = InMemorySpanExporter()
 # Used where the configured secret is too weak to pass the checks of a non-development
 # environment. Fixed, so records sealed in one run still verify in the next.
 TEST_SECRET = SecretStr("test-only-secret-" + "0" * MIN_SECRET_LENGTH)
@@ -112,6 +116,10 @@ def settings() -> Settings:
 {%- if cookiecutter.compliance_logging %}
     settings = override(settings, "audit", secret_key=strong(settings.audit.secret_key))
 {%- endif %}
+    # Tracing is on for the whole suite (the `app` fixture gives it SPANS to export to),
+    # every instrumentation at work, but only the traces a test asks for are recorded: it
+    # sends a sampled `traceparent`, as a traced caller would.
+    settings = override(settings, "otel", traces_sampler_arg=0.0)
     # Validate the assembled copy: the test environment must pass the production checks.
     return Settings.model_validate(settings.model_dump())
 {% if cookiecutter.database == "postgres" %}
@@ -133,6 +141,7 @@ def migrated_database(settings: Settings) -> None:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    configure_tracing(settings, exporter=SPANS)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

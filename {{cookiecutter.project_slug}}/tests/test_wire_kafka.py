@@ -6,10 +6,18 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord  # type: ignore[import-unt
 from httpx import AsyncClient
 
 from app.events.schemas import Envelope, ItemCreated
+from app.observability.tracing import relaying
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import eventually
-from tests.wire import check_headers, check_payload, expected_headers, message_of
+from tests.wire import (
+    check_headers,
+    check_payload,
+    check_trace,
+    expected_headers,
+    message_of,
+    traced_envelope,
+)
 
 
 async def test_a_consumed_message_is_what_the_asyncapi_document_says(
@@ -17,8 +25,10 @@ async def test_a_consumed_message_is_what_the_asyncapi_document_says(
 ) -> None:
     document = (await client.get("/asyncapi.json")).json()
     event = ItemCreated(item_id=uuid4(), owner_id=uuid4(), name="wire")
-    envelope = Envelope.of(event)
-    await services.bus.publish(envelope)
+    envelope = traced_envelope(Envelope.of(event))
+    # As the relay publishes it: continuing the trace the event was written in.
+    with relaying(envelope):
+        await services.bus.publish(envelope)
     # A reader with no group, from the start of the topic the document names.
     topic = document["channels"][event.event_type]["address"]
     consumer = AIOKafkaConsumer(
@@ -41,7 +51,9 @@ async def test_a_consumed_message_is_what_the_asyncapi_document_says(
     described = message_of(document, event.event_type)
     headers = {name: value.decode() for name, value in record.headers}
     check_headers(document, event.event_type, headers)
-    assert headers == expected_headers(envelope) | {"content-type": described["contentType"]}
+    # The Kafka stand-in (tansu) passes record headers through as sent, this one too.
+    others = check_trace(envelope, headers)
+    assert others == expected_headers(envelope) | {"content-type": described["contentType"]}
     assert described["correlationId"]["location"] == "$message.header#/correlation_id"
     key = described["bindings"]["kafka"]["key"]
     assert key["type"] == "string"

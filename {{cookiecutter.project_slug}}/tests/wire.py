@@ -1,6 +1,7 @@
 """What the AsyncAPI document says a published message looks like, for the wire tests."""
 
 import json
+import secrets
 from typing import Any
 
 from app.events.schemas import Envelope
@@ -30,9 +31,29 @@ def check_payload(document: dict[str, Any], event_type: str, body: bytes) -> Non
 
 
 def expected_headers(envelope: Envelope) -> dict[str, str]:
+    """What the relay sends for an envelope, but `traceparent` (see check_trace)."""
     return {
         "event_id": str(envelope.event_id),
         "event_type": envelope.event_type,
         "aggregate_id": envelope.aggregate_id,
         "correlation_id": envelope.correlation_id or str(envelope.event_id),
     }
+
+
+def traced_envelope(envelope: Envelope) -> Envelope:
+    """The envelope as if written in a sampled trace."""
+    traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return envelope.model_copy(update={"traceparent": traceparent})
+
+
+def check_trace(envelope: Envelope, headers: dict[str, str]) -> dict[str, str]:
+    """The message continues the envelope's trace (tracing is on in the suite: the
+    parent is the publication's span, in the same trace); the other headers."""
+    assert envelope.traceparent is not None
+    sent = headers["traceparent"].split("-")
+    stored = envelope.traceparent.split("-")
+    assert (sent[0], sent[1]) == (stored[0], stored[1]), sent
+    sampled = int(sent[3], 16) & 1
+    assert sampled == int(stored[3], 16) & 1, sent
+    assert sent[2] != stored[2], "the publication's own span is the parent"
+    return {name: value for name, value in headers.items() if name != "traceparent"}

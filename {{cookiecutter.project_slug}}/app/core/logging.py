@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with the request id when there is one.
+"""Structured logs: one JSON object per line, with the request id when there is one,
+and the trace and span ids inside a span.
 
 The standard library's loggers (uvicorn, FastStream, ...) go through the same
 processors, so every line has the same shape.
@@ -10,6 +11,7 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -56,6 +58,18 @@ def bound_sizes(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutabl
     return event_dict
 
 
+def add_trace_ids(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: the ids of the current trace and span (OpenTelemetry's),
+    in hex as in a `traceparent` header, on every line written inside a span."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(
     *, level: str, json: bool, stream: TextIO = sys.stdout, redact: Any = None
 ) -> None:
@@ -82,6 +96,9 @@ def configure_logging(
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 *([redact] if redact else []),
+                # After the masking: the ids are no personal data, though a run of digits
+                # in one may look like some.
+                add_trace_ids,
                 bound_sizes,
                 renderer,
             ],

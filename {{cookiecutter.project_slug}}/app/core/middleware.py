@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, set_current_request
 from app.core.problems import problem, unexpected_error
+from app.observability.sentry import report_error
 
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming id is kept only if it is short and plain, so it is safe to log and echo.
@@ -61,9 +62,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
-        except Exception:
+        except Exception as exc:
             # Logged here with the request id; the client learns nothing of the cause.
             log.exception("unhandled_error")
+            report_error(exc)
             if not response_started:
                 await unexpected_error()(scope, receive, send_with_request_id)
         finally:

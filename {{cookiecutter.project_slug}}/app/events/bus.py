@@ -97,6 +97,18 @@ HEADERS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "The id of the request that caused the event, else the event's id.",
         },
+        # W3C Trace Context (https://www.w3.org/TR/trace-context/), sent while tracing is
+        # on, or when the event was written in a trace: a consumer continues that trace.
+        "traceparent": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            "description": "The W3C trace context of the event's publication, as "
+            "`version-traceid-parentid-flags`; absent when no trace was recorded.",
+        },
+        "tracestate": {
+            "type": "string",
+            "description": "Vendor-specific trace data that goes with `traceparent`, if any.",
+        },
     },
     "required": ["event_id", "event_type", "aggregate_id", "correlation_id"],
 }
@@ -107,13 +119,18 @@ def correlation_id(envelope: Envelope) -> str:
 
 
 def event_headers(envelope: Envelope) -> dict[str, str]:
-    """The headers every published event carries, as HEADERS_SCHEMA describes them."""
-    return {
+    """The headers every published event carries, as HEADERS_SCHEMA describes them. The
+    stored `traceparent` goes along as it is; while tracing is on, the broker's telemetry
+    middleware replaces it with that of the publication, a child of it."""
+    headers = {
         "event_id": str(envelope.event_id),
         "event_type": envelope.event_type,
         "aggregate_id": envelope.aggregate_id,
         "correlation_id": correlation_id(envelope),
     }
+    if envelope.traceparent:
+        headers["traceparent"] = envelope.traceparent
+    return headers
 
 
 def asyncapi_document(

@@ -17,6 +17,8 @@ from prometheus_client import Counter as Metric
 from pydantic import ValidationError
 
 from app.events.bus import EventBus, Subscription
+from app.observability.sentry import report_error
+from app.observability.tracing import annotate_event
 from app.settings import EventsSettings
 from app.storage.cache import Cache
 
@@ -57,6 +59,7 @@ class EventConsumer:
         except ValidationError as exc:
             await self._dead_letter(body, f"malformed: {exc.error_count()} validation errors", 0)
             return
+        annotate_event(event)
         # Claimed, then remembered, per consumer: each consumer processes an event once
         # however often, and however concurrently, the broker delivers it.
         key = self.cache.key(f"processed:{self.subscription.name}:{event.id}")
@@ -79,6 +82,7 @@ class EventConsumer:
                     error=repr(exc),
                 )
                 if attempt == self.settings.consumer_attempts:
+                    report_error(exc)
                     await self._dead_letter(body, repr(exc), attempt)
                     break
                 await asyncio.sleep(self.settings.consumer_backoff_seconds * 2 ** (attempt - 1))

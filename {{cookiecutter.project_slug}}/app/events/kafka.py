@@ -8,6 +8,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from app.events.bus import (
     HEADERS_SCHEMA,
@@ -20,6 +21,7 @@ from app.events.bus import (
 )
 from app.events.consumer import EventConsumer, raw_body
 from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
+from app.observability.tracing import tracer_provider
 from app.settings import BrokerSettings, EventsSettings
 from app.storage.cache import Cache
 
@@ -34,12 +36,16 @@ class KafkaEventBus:
         event_types: Mapping[str, type[DomainEvent]] = EVENT_TYPES,
     ) -> None:
         self.prefix = settings.prefix
+        provider = tracer_provider()
         self.broker = KafkaBroker(
             settings.url,
             acks="all",
             enable_idempotence=settings.idempotent_producer,
             logger=None,
             graceful_timeout=events.graceful_timeout_seconds,
+            # While tracing is on: a span for each publish and each message processed, and
+            # the trace context in the message headers.
+            middlewares=[KafkaTelemetryMiddleware(tracer_provider=provider)] if provider else [],
         )
         self.consumers: list[EventConsumer] = []
         for subscription in subscriptions:

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from app.core.breakers import CircuitBreaker
 from app.events.bus import EventBus
 from app.events.schemas import PERSONAL_FIELDS, Envelope
+from app.observability.tracing import relaying
 from app.settings import EventsSettings
 
 RELAYED = Counter("outbox_relayed_total", "Events published from the outbox.")
@@ -123,7 +124,8 @@ class OutboxRelay:
             for message in batch.messages:
                 try:
                     async with self.breaker.guard(publish_failed):
-                        await self.bus.publish(message.envelope)
+                        with relaying(message.envelope):
+                            await self.bus.publish(message.envelope)
                 except Exception as exc:
                     failure = exc
                     break

@@ -7,6 +7,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 
 from app.events.bus import (
     DeadLetter,
@@ -18,6 +19,7 @@ from app.events.bus import (
 )
 from app.events.consumer import EventConsumer, raw_body
 from app.events.schemas import EVENT_TYPES, DomainEvent, Envelope
+from app.observability.tracing import tracer_provider
 from app.settings import BrokerSettings, EventsSettings
 from app.storage.cache import Cache
 
@@ -33,8 +35,14 @@ class RabbitEventBus:
     ) -> None:
         prefix = settings.prefix
         # Publisher confirms are on by default: publish returns once the broker has the message.
+        provider = tracer_provider()
         self.broker = RabbitBroker(
-            settings.url, logger=None, graceful_timeout=events.graceful_timeout_seconds
+            settings.url,
+            logger=None,
+            graceful_timeout=events.graceful_timeout_seconds,
+            # While tracing is on: a span for each publish and each message processed, and
+            # the trace context in the message headers.
+            middlewares=[RabbitTelemetryMiddleware(tracer_provider=provider)] if provider else [],
         )
         self.exchange = RabbitExchange(f"{prefix}events", type=ExchangeType.TOPIC, durable=True)
         self.dead_exchange = RabbitExchange(

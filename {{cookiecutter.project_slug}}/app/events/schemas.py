@@ -205,13 +205,17 @@ class Envelope(BaseModel):
     aggregate_id: str
     correlation_id: str | None
     payload: str
+    # The W3C trace context of the span that wrote the event (app/observability/tracing.py):
+    # the relay publishes under it, so the consumer continues the request's trace.
+    traceparent: str | None = None
 
     @classmethod
-    def of(cls, event: DomainEvent) -> "Envelope":
+    def of(cls, event: DomainEvent, *, traceparent: str | None = None) -> "Envelope":
         return cls(
             event_id=event.id,
             event_type=event.event_type,
             aggregate_id=event.aggregate_id,
             correlation_id=event.correlation_id,
             payload=event.model_dump_json(),
+            traceparent=traceparent,
         )

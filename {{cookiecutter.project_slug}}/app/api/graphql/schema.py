@@ -29,6 +29,7 @@ from app.api.graphql import relay as ids
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
+from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
@@ -37,6 +38,8 @@ from app.core.pagination import Window, cursor_for
 from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
+from app.observability.sentry import report_error
+from app.observability.tracing import tracer_provider
 from app.services import Services
 from app.users import service as user_service
 from app.users.schemas import PasswordChange, UserCreate, UserPublic
@@ -433,8 +436,9 @@ class Schema(strawberry.Schema):
     ) -> None:
         # Expected errors are answers, not incidents: log only the unexpected ones.
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and error.original_error is not None:
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
+                report_error(error.original_error)
 
 
 # Introspection refused (`__typename` is still allowed): production keeps its schema to itself.
@@ -450,6 +454,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
         # Parsing and validating a query costs far more than running it, and clients send
         # the same few query documents over and over: both are cached by document.
         extensions=[
+            *([OperationSpans] if tracer_provider() else []),
             AppErrorExtensions,
             mask_unexpected_errors,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

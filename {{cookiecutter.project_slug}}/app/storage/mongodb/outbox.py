@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
+from app.observability.tracing import outbox_trace_context
 from app.storage.mongodb.items import Document, now_ms
 
 LEASE = timedelta(seconds=60)
@@ -51,8 +52,9 @@ async def add_to_outbox(
         )
         if counter is None:  # an upsert returning the new document always finds one
             raise RuntimeError("the outbox sequence counter is missing")
+        envelope = Envelope.of(event, traceparent=outbox_trace_context(event))
         document = {
-            **Envelope.of(event).model_dump(mode="json"),
+            **envelope.model_dump(mode="json"),
             "sequence": counter["value"],
             "created_at": now_ms(),
             # A boolean flag, not a null date: the relay's query is a plain equality.
@@ -63,7 +65,10 @@ async def add_to_outbox(
 
 def _message(document: Document) -> OutboxMessage:
     fields = ("event_id", "event_type", "aggregate_id", "correlation_id", "payload")
-    envelope = Envelope.model_validate({field: document[field] for field in fields})
+    envelope = Envelope.model_validate(
+        # Events written before the trace context was kept have none.
+        {field: document[field] for field in fields} | {"traceparent": document.get("traceparent")}
+    )
     return OutboxMessage(sequence=document["sequence"], envelope=envelope)
 
 

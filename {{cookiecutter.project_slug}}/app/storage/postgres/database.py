@@ -7,7 +7,8 @@ from typing import cast
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from app.core.breakers import CircuitBreaker, guarded
@@ -58,7 +59,8 @@ class PostgresUnitOfWork:
 
 class PostgresDatabase:
     def __init__(self, settings: DatabaseSettings) -> None:
-        self.engine = create_async_engine(
+        # Looked up now, not at import: with tracing on it is wrapped to trace the engine.
+        self.engine = sqlalchemy_asyncio.create_async_engine(
             settings.url,
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,

@@ -93,6 +93,8 @@ class OutboxRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The W3C trace context the event was written in (None while tracing is off).
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
     # The relay's query: pending rows (sent_at IS NULL) in sequence order.
     __table_args__ = (Index("ix_outbox_sent_at_sequence", "sent_at", "sequence"),)

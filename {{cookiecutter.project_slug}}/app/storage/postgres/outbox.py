@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
+from app.observability.tracing import outbox_trace_context
 from app.storage.postgres.models import OutboxRow
 
 # Held for one batch: a second instance skips its round instead of racing (and
@@ -20,7 +21,7 @@ _RELAY_LOCK = 0x6F757462  # "outb"
 
 def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
     for event in events:
-        envelope = Envelope.of(event)
+        envelope = Envelope.of(event, traceparent=outbox_trace_context(event))
         session.add(OutboxRow(**envelope.model_dump()))
 
 
@@ -45,6 +46,7 @@ def _message(row: OutboxRow) -> OutboxMessage:
         aggregate_id=row.aggregate_id,
         correlation_id=row.correlation_id,
         payload=row.payload,
+        traceparent=row.traceparent,
     )
     return OutboxMessage(sequence=row.sequence, envelope=envelope)
 
