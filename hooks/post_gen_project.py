@@ -30,6 +30,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
     ("api", "rest"): [
         "app/api/graphql",
         "tests/test_graphql_api.py",
+        "tests/test_graphql_metrics.py",
         "tests/test_audit_graphql.py",
         "tests/test_fuzz_graphql.py",
     ],
@@ -52,6 +53,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",
         "tests/test_audited_actions.py",
+        "tests/test_audit_metrics.py",
         "deploy/base/audit-purge.yaml",
         "deploy/base/audit-verify.yaml",
     ],

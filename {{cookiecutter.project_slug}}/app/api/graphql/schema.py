@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext, Info
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.api.graphql.metrics import OperationMetrics
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import ForbiddenError, InvalidInputError, with_event
@@ -428,6 +429,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
         extensions=[
             AppErrorExtensions,
             mask_unexpected_errors,
+            OperationMetrics,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
