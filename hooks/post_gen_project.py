@@ -33,6 +33,8 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_graphql_metrics.py",
         "tests/test_audit_graphql.py",
         "tests/test_fuzz_graphql.py",
+        "observability/prometheus/rules/graphql.yml",
+        "observability/grafana/dashboards/graphql.json",
     ],
     ("api", "graphql"): [
         "app/api/rest",
@@ -54,6 +56,8 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit_graphql.py",
         "tests/test_audited_actions.py",
         "tests/test_audit_metrics.py",
+        "observability/prometheus/rules/audit.yml",
+        "observability/grafana/dashboards/audit.json",
         "deploy/base/audit-purge.yaml",
         "deploy/base/audit-verify.yaml",
     ],
