@@ -26,10 +26,10 @@ UNMATCHED = "unmatched"
 
 
 class RouteTemplates:
-    """The full path template of the route that served a request, such as
-    `/api/v1/items/{item_id}`. FastAPI keeps an included router's routes with their own
-    paths (`/items/{item_id}`) and applies the prefixes when matching, so the prefixed
-    templates are read once from `iter_route_contexts` and found by route."""
+    """The full path template of the route that served a request, prefixes included.
+    FastAPI keeps an included router's routes with their own paths (`/items/{item_id}`)
+    and applies the prefixes when matching, so the prefixed templates are read once from
+    `iter_route_contexts` and found by route."""
 
     def __init__(self) -> None:
         self._templates: dict[int, str] = {}
