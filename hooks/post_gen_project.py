@@ -30,9 +30,12 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
     ("api", "rest"): [
         "app/api/graphql",
         "tests/test_graphql_api.py",
+        "tests/test_graphql_metrics.py",
         "tests/test_audit_graphql.py",
         "tests/test_fuzz_graphql.py",
         "tests/test_relay.py",
+        "observability/prometheus/rules/graphql.yml",
+        "observability/grafana/dashboards/graphql.json",
     ],
     ("api", "graphql"): [
         "app/api/rest",
@@ -53,6 +56,9 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",
         "tests/test_audited_actions.py",
+        "tests/test_audit_metrics.py",
+        "observability/prometheus/rules/audit.yml",
+        "observability/grafana/dashboards/audit.json",
         "deploy/base/audit-purge.yaml",
         "deploy/base/audit-verify.yaml",
     ],

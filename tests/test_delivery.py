@@ -168,10 +168,14 @@ def test_compose_file(combination: Combination, project: Path) -> None:
         [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)],
         cwd=project,
     )
-    services: dict[str, Any] = load_yaml(compose)["services"]
+    everything: dict[str, Any] = load_yaml(compose)["services"]
+    # `docker compose up` starts the services of no profile; the observability stack
+    # comes only with `--profile observability`.
+    services = {name: s for name, s in everything.items() if not s.get("profiles")}
     backing = backing_services(combination)
     one_shot = {"migrate"} if combination.database == "postgres" else set()
     assert set(services) == {"app"} | backing | one_shot
+    check_observability_profile(project, everything)
 
     images = {
         "postgres": "postgres:",
@@ -220,6 +224,41 @@ def test_compose_file(combination: Combination, project: Path) -> None:
     for variable, host in url_vars.items():
         assert f"\n{variable}=" in documented, f"{variable} is not a setting"
         assert re.search(rf"(//|^|@){host}:\d+", environment[variable]), environment[variable]
+
+
+OBSERVABILITY = {"otel-collector", "jaeger", "prometheus", "grafana"}
+
+
+def check_observability_profile(project: Path, services: dict[str, Any]) -> None:
+    """The profile's services, each mounting files the project has, ports on loopback."""
+    profiled = {name for name, s in services.items() if s.get("profiles")}
+    assert profiled == OBSERVABILITY
+    for name in OBSERVABILITY:
+        service = services[name]
+        assert service["profiles"] == ["observability"], name
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (project / source).exists(), f"{name} mounts a missing {source}"
+    collector = load_yaml(project / "observability" / "otel-collector.yaml")
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"].endswith(":4317")
+    assert protocols["http"]["endpoint"].endswith(":4318")
+    assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+    assert collector["service"]["pipelines"]["traces"]["exporters"] == ["otlp/jaeger"]
+    prometheus = load_yaml(project / "observability" / "prometheus" / "prometheus.yml")
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "service"]
+    assert job["static_configs"] == [{"targets": ["app:8000"]}]
+    mounted = {config["target"] for config in services["prometheus"]["configs"]}
+    token = "/etc/prometheus/" + job["authorization"]["credentials_file"]
+    assert token in mounted, "the metrics token is mounted where the scrape config reads it"
+    datasources = load_yaml(
+        project / "observability" / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+    )
+    urls = {source["type"]: source["url"] for source in datasources["datasources"]}
+    assert urls == {"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}
 
 
 # --- CI and Dependabot -------------------------------------------------------------------

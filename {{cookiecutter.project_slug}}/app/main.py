@@ -14,6 +14,7 @@ from starlette.responses import Response
 from app import about
 from app.api import health
 {%- if cookiecutter.api == "rest" %}
+from app.api.metrics import refresh_scrape_gauges
 from app.api.responses import operation_id, publish_openapi
 from app.api.rest import TAGS as API_TAGS
 from app.api.rest import create_router as create_rest_router
@@ -26,6 +27,7 @@ from app.api.rest.audit import router as audit_router
 from app.api.graphql import audit as graphql_audit
 {%- endif %}
 from app.api.graphql import create_router as create_graphql_router
+from app.api.metrics import refresh_scrape_gauges
 from app.api.responses import operation_id, publish_openapi
 {%- endif %}
 {%- if cookiecutter.compliance_logging %}
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             given = request.headers.get("authorization", "").encode("latin-1")
             if not hmac.compare_digest(given, b"Bearer " + metrics_token):
                 raise UnauthorizedError("The metrics need the metrics token as a bearer token.")
+        await refresh_scrape_gauges(request.app.state.services)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -100,8 +100,12 @@ async def test_malformed_message_is_dead_lettered_and_consuming_goes_on(
     services: Services, account: Account
 ) -> None:
     poison = b'{"item_id": "not-a-uuid", "marker": "' + uuid4().hex.encode() + b'"}'
+    labels = {"consumer": "activity-feed", "event_type": ItemCreated.event_type}
+    before = REGISTRY.get_sample_value("events_dead_lettered_total", labels) or 0
     await services.bus.publish_raw(ItemCreated.event_type, poison)
     letter = await find_dead_letter(services.bus, poison)
+    assert REGISTRY.get_sample_value("events_dead_lettered_total", labels) == before + 1
+    assert (REGISTRY.get_sample_value("events_handling_duration_seconds_count", labels) or 0) > 0
     assert letter.headers["x-error"].startswith("malformed")
     assert letter.headers["x-attempts"] == "0"
     assert letter.headers["x-consumer"] == "activity-feed"

@@ -1,6 +1,7 @@
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from app.settings import Settings
 from tests.conftest import COMPONENT, unreachable_dependency
@@ -27,6 +28,8 @@ async def test_ready_names_the_failing_dependency(
 ) -> None:
     async with unreachable_dependency(app, settings, dependency):
         response = await client.get("/health/ready")
+    # The readiness is a metric too, for an alert that needs nothing to probe the endpoint.
+    assert REGISTRY.get_sample_value("health_dependency_up", {"dependency": dependency}) == 0
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
@@ -52,3 +55,6 @@ async def test_metrics_are_exposed(client: AsyncClient, settings: Settings) -> N
     response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert 'http_requests_total{method="GET",route="/health/live",status="200"}' in response.text
+    for dependency in COMPONENT:
+        line = "health_dependency_up{dependency=" + f'"{dependency}"' + "} 1.0"
+        assert line in response.text

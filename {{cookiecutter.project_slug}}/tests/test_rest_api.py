@@ -6,7 +6,9 @@ from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from httpx import ASGITransport, AsyncClient, Response
+from prometheus_client import REGISTRY
 
 from app.services import Services
 from app.settings import Settings
@@ -405,3 +407,24 @@ async def test_an_overlong_cursor_is_refused_before_decoding(
         response = await client.get(ITEMS, params={"cursor": OVERLONG}, headers=account.headers)
     problem(422, response)
     assert_logged_small(logs)
+
+
+async def test_metrics_label_each_request_with_its_full_route_template(
+    app: FastAPI, client: AsyncClient, account: Account
+) -> None:
+    """The route label is the template a request matched, prefixes included: the routers
+    are included under /api/v1, so the label is not the inner router's own path."""
+    labels = {"method": "GET", "route": "/api/v1/items/{item_id}", "status": "404"}
+    before = REGISTRY.get_sample_value("http_requests_total", labels) or 0
+    response = await client.get(f"/api/v1/items/{uuid4()}", headers=account.headers)
+    assert response.status_code == 404
+    assert REGISTRY.get_sample_value("http_requests_total", labels) == before + 1
+    routes = {
+        sample.labels["route"]
+        for family in REGISTRY.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+    }
+    templates = {context.path_format for context in iter_route_contexts(app.routes)}
+    assert "/api/v1/items/{item_id}" in templates
+    assert routes <= {"unmatched", *templates}

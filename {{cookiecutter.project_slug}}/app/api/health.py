@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from app.api.dependencies import ServicesDep
 from app.api.responses import problem_response
 from app.core.breakers import CircuitBreaker
+from app.core.metrics import DEPENDENCY_UP
 from app.core.problems import problem
+from app.services import Services
 
 CHECK_TIMEOUT_SECONDS = 2.0
 router = APIRouter(prefix="/health", tags=["health"])
@@ -39,9 +41,9 @@ async def _check(
         return name, False
 
 
-@router.get("/ready", responses={503: problem_response("A dependency is unreachable", status=503)})
-async def ready(services: ServicesDep) -> Any:
-    """Every dependency answers; checked concurrently, each within a timeout."""
+async def check_dependencies(services: Services) -> dict[str, bool]:
+    """Each dependency's readiness, checked concurrently; kept in `health_dependency_up`
+    too, so an alert sees readiness without anything probing the endpoint."""
     results = dict(
         await asyncio.gather(
             _check("database", services.database.ping, services.database.breaker),
@@ -49,6 +51,15 @@ async def ready(services: ServicesDep) -> Any:
             _check("broker", services.bus.ping, services.relay.breaker),
         )
     )
+    for name, healthy in results.items():
+        DEPENDENCY_UP.labels(name).set(1 if healthy else 0)
+    return results
+
+
+@router.get("/ready", responses={503: problem_response("A dependency is unreachable", status=503)})
+async def ready(services: ServicesDep) -> Any:
+    """Every dependency answers; checked concurrently, each within a timeout."""
+    results = await check_dependencies(services)
     checks = {name: "ok" if healthy else "unavailable" for name, healthy in results.items()}
     failing = [name for name, healthy in results.items() if not healthy]
     if failing:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.audit.metrics import record_verification
 from app.audit.records import BrokenTrailError, Checkpoint, PurgeRefusedError
 from app.audit.sealer import publish_checkpoint, stored_checkpoint
 from app.services import Services, build_services
@@ -59,6 +60,7 @@ async def verify(services: Services, given: list[Checkpoint]) -> int:
     report = await services.audit.verify(
         checkpoints=checkpoints, window=timedelta(seconds=settings.window_seconds)
     )
+    await record_verification(services.cache, intact=report.intact)
     if not report.intact:
         for problem in report.problems:
             print(f"audit trail broken: {problem}")

@@ -5,6 +5,7 @@ import time
 import uuid
 
 import structlog
+from fastapi.routing import iter_route_contexts
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,11 +23,38 @@ LATENCY = Histogram(
     "http_request_duration_seconds", "Time to serve an HTTP request.", ["method", "route"]
 )
 log = structlog.get_logger("app.access")
+UNMATCHED = "unmatched"
+
+
+class RouteTemplates:
+    """The full path template of the route that served a request, prefixes included.
+    FastAPI keeps an included router's routes with their own paths (`/items/{item_id}`)
+    and applies the prefixes when matching, so the prefixed templates are read once from
+    `iter_route_contexts` and found by route."""
+
+    def __init__(self) -> None:
+        self._templates: dict[int, str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            # No route matched: one label value for every unknown path.
+            return UNMATCHED
+        template = self._templates.get(id(route))
+        if template is None:
+            # Routes are added before serving; a miss rebuilds the table once per route.
+            self._templates = {
+                id(context.original_route): context.path_format or UNMATCHED
+                for context in iter_route_contexts(scope["app"].routes)
+            }
+            template = self._templates.setdefault(id(route), getattr(route, "path", UNMATCHED))
+        return template
 
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.route_template = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +99,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             # The route template, not the raw path, keeps the metric's label set bounded.
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = self.route_template(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
             log.info(

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from app.core.errors import RateLimitedError
+from app.core.metrics import RATE_LIMITED, rate_limit_name
 from app.storage.cache import Cache
 
 WINDOW_SECONDS = 60
@@ -82,6 +83,8 @@ class RateLimiter:
         allowed, count, oldest = await self.script(
             keys=[self._bucket(key)], args=[now, window, limit, f"{now}:{uuid.uuid4().hex}"]
         )
+        if not allowed:
+            RATE_LIMITED.labels(rate_limit_name(key)).inc()
         return _limit(limit, window, now, allowed, count, oldest)
 
     async def reset(self, key: str) -> None:
@@ -96,6 +99,8 @@ class RateLimiter:
             keys=[session_key, self._bucket(user), self._bucket(anonymous)],
             args=[now, window, limit, f"{now}:{uuid.uuid4().hex}"],
         )
+        if not allowed:
+            RATE_LIMITED.labels(rate_limit_name(user)).inc()
         return bool(live), _limit(limit, window, now, allowed, count, oldest)
 
 

@@ -8,6 +8,7 @@ the message.
 """
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -16,6 +17,7 @@ from faststream.message import StreamMessage
 from prometheus_client import Counter as Metric
 from pydantic import ValidationError
 
+from app.core.metrics import DEAD_LETTERED, HANDLING
 from app.events.bus import EventBus, Subscription
 from app.observability.sentry import report_error
 from app.observability.tracing import annotate_event
@@ -54,6 +56,15 @@ class EventConsumer:
         CONSUMED.labels(self.subscription.name, outcome).inc()
 
     async def handle(self, body: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            await self._handle(body)
+        finally:
+            HANDLING.labels(self.subscription.name, self.subscription.event.event_type).observe(
+                time.perf_counter() - started
+            )
+
+    async def _handle(self, body: bytes) -> None:
         try:
             event = self.subscription.event.model_validate_json(body)
         except ValidationError as exc:
@@ -100,4 +111,5 @@ class EventConsumer:
         }
         await self.bus.dead_letter(self.subscription.name, body, headers)
         self._count("dead_lettered")
+        DEAD_LETTERED.labels(self.subscription.name, self.subscription.event.event_type).inc()
         log.error("event_dead_lettered", consumer=self.subscription.name, error=error[:500])

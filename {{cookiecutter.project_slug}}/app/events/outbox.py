@@ -74,6 +74,10 @@ class Outbox(Protocol):
 
     async def pending_count(self) -> int: ...
 
+    async def pending_summary(self) -> tuple[int, datetime | None]:
+        """How many events are pending, and when the oldest of them was written."""
+        ...
+
     async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
         """Delete up to `limit` events sent before the time; return how many."""
         ...

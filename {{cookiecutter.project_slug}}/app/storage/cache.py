@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 
 from app.core.breakers import CircuitBreaker, RedisBreaker, guarded_redis
 from app.core.errors import REDIS_DOWN
+from app.core.metrics import CACHE_LOOKUPS
 from app.settings import RedisSettings
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,8 +57,10 @@ class Cache:
         try:
             raw = await self.redis.get(self.key(name))
         except REDIS_DOWN:
+            CACHE_LOOKUPS.labels(model.__name__, "unavailable").inc()
             log.warning("cache_bypassed", reason="redis unavailable")
             return None
+        CACHE_LOOKUPS.labels(model.__name__, "miss" if raw is None else "hit").inc()
         return model.model_validate_json(raw) if raw is not None else None
 
     async def set_model(self, name: str, value: BaseModel, *, seconds: int) -> None:

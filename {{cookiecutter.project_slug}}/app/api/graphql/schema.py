@@ -30,6 +30,7 @@ from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexp
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
 from app.api.graphql.tracing import OperationSpans
+from app.api.graphql.metrics import OperationMetrics
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
@@ -457,6 +458,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
             *([OperationSpans] if tracer_provider() else []),
             AppErrorExtensions,
             mask_unexpected_errors,
+            OperationMetrics,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),

@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from app.audit.metrics import APPENDED
 from app.audit.records import (
     PURGE,
     AuditEntry,
@@ -112,7 +113,9 @@ class MongoAuditLog:
     async def record_events(
         self, session: AsyncClientSession | None, events: Sequence[DomainEvent]
     ) -> None:
-        await self.append(entries_for(events), session)
+        entries = entries_for(events)
+        await self.append(entries, session)
+        APPENDED.inc(len(entries))
 
     async def recent(self, *, limit: int) -> list[SealedEntry]:
         return await self.query(AuditQuery(), before_sequence=None, limit=limit)

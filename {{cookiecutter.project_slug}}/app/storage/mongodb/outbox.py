@@ -117,6 +117,14 @@ class MongoOutbox:
     async def pending_count(self) -> int:
         return await self.db["outbox"].count_documents({"sent": False})
 
+    async def pending_summary(self) -> tuple[int, datetime | None]:
+        # Both through the (sent, sequence) index: the oldest pending has the lowest sequence.
+        count = await self.db["outbox"].count_documents({"sent": False})
+        oldest = await self.db["outbox"].find_one(
+            {"sent": False}, {"created_at": 1}, sort=[("sequence", ASCENDING)]
+        )
+        return count, _as_datetime(oldest.get("created_at")) if oldest else None
+
     async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
         # Pending documents have neither field and are never matched. The number is what
         # the purge compares (every MongoDB-compatible server compares numbers alike); the
@@ -170,6 +178,15 @@ class MongoOutbox:
             result = await self.db["outbox"].delete_many({"sequence": {"$in": sent}})
             touched += result.deleted_count
         return touched
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A stored time as an aware datetime (a MongoDB-compatible server may answer text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _epoch_ms(moment: datetime) -> int:

@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audit.metrics import APPENDED
 from app.audit.records import (
     PURGE,
     AuditEntry,
@@ -115,7 +116,9 @@ class PostgresAuditLog:
         session.add_all(AuditLogRow(**entry.model_dump()) for entry in entries)
 
     async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
-        await self.append(session, entries_for(events))
+        entries = entries_for(events)
+        await self.append(session, entries)
+        APPENDED.inc(len(entries))
 
     async def recent(self, *, limit: int) -> list[SealedEntry]:
         return await self.query(AuditQuery(), before_sequence=None, limit=limit)

@@ -76,6 +76,18 @@ class PostgresOutbox:
             )
             return int(count or 0)
 
+    async def pending_summary(self) -> tuple[int, datetime | None]:
+        # One statement over the pending rows of the (sent_at, sequence) index.
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRow.created_at)).where(
+                        OutboxRow.sent_at.is_(None)
+                    )
+                )
+            ).one()
+            return int(row[0] or 0), row[1]
+
     async def purge_sent(self, *, sent_before: datetime, limit: int) -> int:
         # The oldest first, through the (sent_at, sequence) index; pending rows have no
         # sent_at and are never matched.
