@@ -162,15 +162,19 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
         "own code's.\n"
     )
     _say(_table(headers, rows))
-    _say("\n## Start to /health/ready answering 200 (seconds)\n")
+    _say(
+        "\n## Start to /health/ready answering 200 (seconds), and the worker's resident "
+        "memory after the load (MiB)\n"
+    )
     _say(
         _table(
-            ["combination", "median", "runs"],
+            ["combination", "median", "runs", "RSS MiB"],
             [
                 [
                     r.target,
                     f"{statistics.median(r.startup_seconds):.2f}",
                     " ".join(f"{s:.2f}" for s in r.startup_seconds),
+                    f"{r.rss_mib:.0f}",
                 ]
                 for r in reports
             ],

@@ -100,6 +100,7 @@ class TargetReport:
     startup_seconds: list[float]
     measurements: list[Measurement]
     profiles: dict[str, list[tuple[float, str]]]
+    rss_mib: float = 0.0  # resident memory of the service's worker after the load
 
 
 def free_port() -> int:
@@ -211,7 +212,10 @@ class Api:
             token = str(data["login"]["accessToken"])
         else:
             body = {"email": email, "password": PASSWORD}
-            self.client.request("POST", "/api/v1/auth/register", json_body=body)
+            # 202: registration is accepted the same whether or not the address was free.
+            self.client.request(
+                "POST", "/api/v1/auth/register", json_body=body, expect=(200, 201, 202)
+            )
             form = {"username": email, "password": PASSWORD}
             token = str(
                 self.client.request("POST", "/api/v1/auth/token", form=form)["access_token"]
@@ -324,6 +328,14 @@ def _check(scenario: wrk.Scenario, port: int) -> None:
         client.close()
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now, in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -423,6 +435,7 @@ def measure_target(
                 base = _cell(baseline, theirs[name], c, seconds, "b" + tag)
                 with_checks = _cell(baseline, checked[name], c, seconds, "c" + tag)
                 measurements.append(Measurement(target.name, name, c, measured, base, with_checks))
+        resident = rss_mib(service.pid)
         if with_profile:
             top = max(connections)
             for name in SCENARIOS:
@@ -440,7 +453,7 @@ def measure_target(
                     tag=f"p{run_id}-{name}-",
                 )
                 profiles[name] = recorder.top()
-    return TargetReport(target.name, startup, measurements, profiles)
+    return TargetReport(target.name, startup, measurements, profiles, resident)
 
 
 def _uuid_of(global_id: str) -> str:

@@ -98,6 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry metrics and logs stay off: the service's metrics are
+        # Prometheus's and its errors go to its own log, and with no provider configured
+        # each request would still pay the environment lookups that find none.
+        telemetry={"metrics": False, "logs": False},
     )
     # The last added runs first: request ids wrap everything, the size limit included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)

@@ -9,7 +9,7 @@ a secret. Masking is by pattern: it catches the usual forms, not every form.
 """
 
 import base64
-import binascii
+import functools
 import re
 from collections.abc import MutableMapping
 from typing import Any
@@ -30,6 +30,9 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?<![A-Za-z0-9])([\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|otp"
     r"|credentials?)[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
+# What a secret assignment needs besides its `:` or `=`: a quick search for it skips the
+# costly pattern above on the many values that hold none of these words.
+_SECRET_WORD = re.compile(r"(?i)password|passwd|pwd|secret|token|api[_-]?key|otp|credential")
 # YYMMDD, a hyphen, dash or space (or none), then a digit 1-8 for century and sex, and six.
 _RRN = re.compile(r"(?<!\d)\d{6}(?:\s?[-\u2010-\u2015\u2212]\s?|\s)?[1-8]\d{6}(?!\d)")
 # Not inside a longer token: the digit groups of a UUID are no card.
@@ -67,20 +70,32 @@ def _basic(match: re.Match[str]) -> str:
     "basic" are left alone."""
     try:
         decoded = base64.b64decode(match.group(2), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (the pattern ignores case: a long s matches), or not text
         return match.group()
     return f"{match.group(1)}[credentials]" if ":" in decoded else match.group()
 
 
 def mask_text(text: str) -> str:
-    text = _JWT.sub("[token]", text)
+    # Every line of the log passes here, so a pattern runs only on text that holds what
+    # it cannot match without (`eyJ`, `:` or `=` and a secret's name, `@`): the same
+    # result, at a fraction of the cost for the usual value, which holds none of them.
+    if "eyJ" in text:
+        text = _JWT.sub("[token]", text)
     text = _BEARER.sub("Bearer [token]", text)
     text = _BASIC.sub(_basic, text)
-    text = _SECRET_ASSIGNMENT.sub(r"\1[redacted]", text)
-    text = _EMAIL.sub("[email]", text)
+    if ("=" in text or ":" in text) and _SECRET_WORD.search(text):
+        text = _SECRET_ASSIGNMENT.sub(r"\1[redacted]", text)
+    if "@" in text or "%40" in text:
+        text = _EMAIL.sub("[email]", text)
     text = _RRN.sub("[rrn]", text)
     text = _CARD.sub(_card, text)
     return _PHONE.sub("[phone]", text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_field(name: str) -> bool:
+    # The same few field names come with every line.
+    return SECRET_FIELD.search(name) is not None
 
 
 def _mask(value: Any) -> Any:
@@ -88,7 +103,7 @@ def _mask(value: Any) -> Any:
         return mask_text(value)
     if isinstance(value, dict):
         return {
-            key: "[redacted]" if SECRET_FIELD.search(str(key)) else _mask(item)
+            key: "[redacted]" if _secret_field(str(key)) else _mask(item)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
@@ -100,5 +115,5 @@ def mask_personal_data(
     _: Any, __: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        event[key] = "[redacted]" if SECRET_FIELD.search(key) else _mask(value)
+        event[key] = "[redacted]" if _secret_field(key) else _mask(value)
     return event

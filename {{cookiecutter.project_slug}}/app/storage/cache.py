@@ -4,13 +4,17 @@ Cached models are an optimisation: while Redis is down they are neither read nor
 written, and callers go to the database.
 """
 
+import asyncio
+from collections.abc import Iterable
 from typing import TypeVar, cast
 
 import structlog
 from pydantic import BaseModel
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.breakers import CircuitBreaker, RedisBreaker, guarded_redis
 from app.core.errors import REDIS_DOWN
@@ -21,6 +25,43 @@ M = TypeVar("M", bound=BaseModel)
 log = structlog.get_logger(__name__)
 
 
+class TimedConnection(Connection):
+    """redis-py bounds each write with asyncio.wait_for, which runs it as a task of its
+    own: about 40 µs of CPU on every command here. This bounds the write by the same
+    socket timeout with asyncio.timeout, in the caller's task, and fails the same way
+    (the connection dropped, redis-py's TimeoutError or ConnectionError)."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        if not self.socket_timeout or not self.is_connected:
+            # Connecting goes redis-py's own way.
+            await super().send_packed_command(command, check_health)
+            return
+        if check_health:
+            await self.check_health()  # type: ignore[no-untyped-call]
+        writer = self._writer
+        if writer is None:  # the health check found the connection gone
+            await super().send_packed_command(command, check_health=False)
+            return
+        chunks = [command.encode()] if isinstance(command, str) else command
+        chunks = [chunks] if isinstance(chunks, bytes) else chunks
+        try:
+            async with asyncio.timeout(self.socket_timeout):
+                writer.writelines(chunks)
+                await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {exc}.") from exc
+        except BaseException:
+            # A write cut short leaves the connection in an unknown state.
+            await self.disconnect(nowait=True)
+            raise
+
+
 class Cache:
     def __init__(self, settings: RedisSettings, breaker: CircuitBreaker | None = None) -> None:
         # While Redis's breaker is open, every command fails at once, as if Redis were down.
@@ -28,6 +69,8 @@ class Cache:
         self.redis: Redis = guarded_redis(
             settings.url,
             self.breaker,
+            # redis:// only: the URL's scheme picks the class for rediss:// and unix://.
+            connection_class=TimedConnection,
             decode_responses=True,
             socket_timeout=settings.timeout_seconds,
             socket_connect_timeout=settings.timeout_seconds,

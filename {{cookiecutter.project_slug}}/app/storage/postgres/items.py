@@ -1,7 +1,7 @@
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,11 +11,16 @@ from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.storage.postgres.models import ItemRow
 from app.storage.postgres.rows import insert_unique
 
+# Reads select the table's columns (SQLAlchemy Core), not ORM entities: rows that only
+# become ItemPublic need no identity map or instance state, which cost more than the rest
+# of a list query's Python work.
+ITEMS = ItemRow.__table__
+READ = select(*ITEMS.c)
 # Sortable fields map to columns here, never to raw input.
 SORT_COLUMNS = {
-    "created_at": ItemRow.created_at,
-    "name": ItemRow.name,
-    "price_cents": ItemRow.price_cents,
+    "created_at": ITEMS.c.created_at,
+    "name": ITEMS.c.name,
+    "price_cents": ITEMS.c.price_cents,
 }
 
 
@@ -29,7 +34,9 @@ class PostgresItemRepository:
         return ItemPublic.model_validate(row)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
-        row = await self.session.get(ItemRow, item_id)
+        row: Row[Any] | None = (
+            await self.session.execute(READ.where(ITEMS.c.id == item_id))
+        ).first()
         return ItemPublic.model_validate(row) if row else None
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
@@ -55,19 +62,19 @@ class PostgresItemRepository:
     async def find(
         self, query: ItemQuery, *, after: Cursor | None, limit: int, before: Cursor | None = None
     ) -> list[ItemPublic]:
-        column = SORT_COLUMNS[query.sort_field]
-        statement = select(ItemRow)
+        column, id_ = SORT_COLUMNS[query.sort_field], ITEMS.c.id
+        statement = READ
         if query.status is not None:
-            statement = statement.where(ItemRow.status == query.status)
+            statement = statement.where(ITEMS.c.status == query.status)
         if query.owner_id is not None:
-            statement = statement.where(ItemRow.owner_id == query.owner_id)
-        key: ColumnElement[Any] = tuple_(column, ItemRow.id)
+            statement = statement.where(ITEMS.c.owner_id == query.owner_id)
+        key: ColumnElement[Any] = tuple_(column, id_)
         if after is not None:
             bound = tuple_(after.value, after.id)
             statement = statement.where(key < bound if query.descending else key > bound)
         if before is not None:
             stop = tuple_(before.value, before.id)
             statement = statement.where(key > stop if query.descending else key < stop)
-        order = (column.desc(), ItemRow.id.desc()) if query.descending else (column, ItemRow.id)
-        rows = await self.session.scalars(statement.order_by(*order).limit(limit))
+        order = (column.desc(), id_.desc()) if query.descending else (column, id_)
+        rows = await self.session.execute(statement.order_by(*order).limit(limit))
         return [ItemPublic.model_validate(row) for row in rows]
