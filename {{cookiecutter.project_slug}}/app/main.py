@@ -31,6 +31,7 @@ from app.api.responses import operation_id, publish_openapi
 {%- if cookiecutter.compliance_logging %}
 from app.audit.masking import mask_personal_data
 {%- endif %}
+from app.core.drain import Drain
 from app.core.errors import UnauthorizedError
 from app.core.logging import configure_logging
 from app.core.middleware import (
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
     development = settings.app.environment == "development"
     docs = settings.app.serves_docs
+    drain = Drain(settings.app.drain_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,10 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings)
         await services.start()
         app.state.services = services
+        drain.install()
         log.info("started", environment=settings.app.environment)
         try:
             yield
         finally:
+            drain.uninstall()
             await services.stop()
             log.info("stopped")
 
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url=None,
     )
+    app.state.drain = drain
     # The last added runs first: request ids wrap everything, the size limit included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)
     app.add_middleware(

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api.dependencies import ServicesDep
@@ -34,8 +34,11 @@ async def _check(name: str, ping: Callable[[], Awaitable[bool]]) -> tuple[str, b
 
 
 @router.get("/ready", responses={503: problem_response("A dependency is unreachable", status=503)})
-async def ready(services: ServicesDep) -> Any:
-    """Every dependency answers; checked concurrently, each within a timeout."""
+async def ready(request: Request, services: ServicesDep) -> Any:
+    """Every dependency answers; checked concurrently, each within a timeout. 503 from
+    the first SIGTERM on, while the instance drains (app/core/drain.py)."""
+    if request.app.state.drain.draining:
+        return problem(503, "Service Unavailable", "Not ready: shutting down.")
     results = dict(
         await asyncio.gather(
             _check("database", services.database.ping),
