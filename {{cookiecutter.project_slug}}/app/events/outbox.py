@@ -211,3 +211,5 @@ class OutboxRelay:
                 await self.outbox.release()
             except Exception as exc:
                 log.warning("outbox_relay_release_failed", error=repr(exc))
+            else:
+                log.info("outbox_relay_stopped")
