@@ -9,6 +9,7 @@ messages (`EVENTS_GRACEFUL_TIMEOUT_SECONDS`). A second SIGTERM skips the wait.
 """
 
 import asyncio
+import contextvars
 import signal
 import threading
 from types import FrameType
@@ -42,8 +43,9 @@ class Drain:
                 server_handler(signum, frame)
                 return
             self.draining = True
-            # Called between two bytecodes of the loop's thread: hand the rest to the loop.
-            loop.call_soon_threadsafe(self._stop_later, loop, signum)
+            # Called between two bytecodes of the loop's thread: hand the rest to the loop,
+            # in a context of its own (not that of the request it interrupted).
+            loop.call_soon_threadsafe(self._stop_later, loop, signum, context=contextvars.Context())
 
         signal.signal(signal.SIGTERM, on_sigterm)
 

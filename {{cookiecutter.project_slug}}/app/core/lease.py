@@ -2,9 +2,9 @@
 
 A lease is held by an owner token (one per process) until an expiry, renewed by every
 round of its job, and carries a fencing counter that goes up whenever it changes hands.
-The job's writes check the lease in the write itself (PostgreSQL) or in the documents
-they touch (MongoDB), so a holder whose lease lapsed, for instance after a pause longer
-than the lease, can no longer write once another instance took over.
+The job's writes check the lease as they write (see the database adapter's lease.py),
+so a holder whose lease lapsed, for instance after a pause longer than the lease, can
+no longer write once another instance took over.
 
 A killed holder is replaced within the lease's time plus one poll of the others.
 """

@@ -3,8 +3,8 @@
 The fencing counter goes up with every take (a renewal included), so a later holder's
 counter is always higher than an earlier one's; the writes a lease guards compare the
 counter they stamp with the one in the documents they touch (see outbox.py), or
-collide on a unique index (see audit.py). MongoDB has no write that also checks
-another document, so the lease alone cannot fence: the documents do.
+collide on a unique index. MongoDB has no write that also checks another document, so
+the lease alone cannot fence: the documents do.
 """
 
 from datetime import UTC, datetime, timedelta
