@@ -313,10 +313,15 @@ def test_deploy_matches_dockerfile_settings_and_app(
         assert probes["livenessProbe"]["path"] == healthcheck.group(2) == "/health/live"
         assert probes["startupProbe"]["path"] == "/health/live"
         assert probes["readinessProbe"]["path"] == "/health/ready"
-        # The grace period covers the preStop pause and the consumers' drain.
+        # The grace period covers the preStop pause, readiness 503 before uvicorn stops
+        # accepting, the requests in flight (the image's --timeout-graceful-shutdown;
+        # without it uvicorn waits for them without end) and the consumers' drain.
         pause = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
         drain = float(config["data"]["EVENTS_GRACEFUL_TIMEOUT_SECONDS"])
-        assert spec["terminationGracePeriodSeconds"] >= pause + drain + 10
+        unready = float(config["data"]["APP_DRAIN_SECONDS"])
+        in_flight = found_in(r'"--timeout-graceful-shutdown", "(\d+)"', dockerfile)
+        budget = pause + unready + int(in_flight.group(1)) + drain
+        assert spec["terminationGracePeriodSeconds"] >= budget
         (service,) = by_kind(docs, "Service")
         assert service["spec"]["ports"][0]["targetPort"] == "http"
 

@@ -33,6 +33,7 @@ from app.api.responses import operation_id, publish_openapi
 {%- if cookiecutter.compliance_logging %}
 from app.audit.masking import mask_personal_data
 {%- endif %}
+from app.core.drain import Drain
 from app.core.errors import UnauthorizedError
 from app.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.core.idempotency import REPLAYED_HEADER
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_tracing(settings)
     development = settings.app.environment == "development"
     docs = settings.app.serves_docs
+    drain = Drain(settings.app.drain_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,10 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings)
         await services.start()
         app.state.services = services
+        drain.install()
         log.info("started", environment=settings.app.environment)
         try:
             yield
         finally:
+            drain.uninstall()
             await services.stop()
             log.info("stopped")
             flush_tracing()
@@ -103,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # each request would still pay the environment lookups that find none.
         telemetry={"metrics": False, "logs": False},
     )
+    app.state.drain = drain
     # The last added runs first: request ids wrap everything, the size limit included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)
     app.add_middleware(

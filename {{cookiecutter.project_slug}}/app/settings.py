@@ -34,6 +34,10 @@ class AppSettings(BaseModel):
     # the attack surface (and the broker's address) for anyone.
     docs_enabled: bool | None = None
     asyncapi_enabled: bool | None = None
+    # On SIGTERM, readiness answers 503 this long while requests are still served, so
+    # load balancers stop sending new ones before the server stops accepting (see
+    # app/core/drain.py).
+    drain_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @property
     def serves_docs(self) -> bool:
@@ -138,6 +142,9 @@ class EventsSettings(BaseModel):
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     relay_min_backoff_seconds: float = Field(default=0.5, gt=0)
     relay_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    # One relay at a time holds a lease this long, renewed every poll: a killed relay
+    # is replaced within the lease plus one poll (11 s by default).
+    relay_lease_seconds: float = Field(default=10.0, gt=0)
     # A failing handler is tried this many times, then its message is dead-lettered.
     consumer_attempts: int = Field(default=3, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
@@ -151,6 +158,16 @@ class EventsSettings(BaseModel):
     sent_retention_hours: int = Field(default=72, ge=1)
     outbox_purge_seconds: float = Field(default=600.0, gt=0)
     outbox_purge_batch_size: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_poll(self) -> "EventsSettings":
+        # The relay renews its lease at every poll: a lease shorter than two would lapse
+        # between renewals of a healthy relay, and the relay would change hands for nothing.
+        if self.relay_lease_seconds < 2 * self.relay_poll_seconds:
+            raise ValueError(
+                "EVENTS_RELAY_LEASE_SECONDS must be at least twice EVENTS_RELAY_POLL_SECONDS"
+            )
+        return self
 
 
 class BreakerSettings(BaseModel):

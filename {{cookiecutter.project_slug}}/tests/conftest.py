@@ -96,6 +96,8 @@ def settings() -> Settings:
         settings,
         "events",
         relay_poll_seconds=0.2,
+        # Short, so a run after one that was killed takes over its lease quickly.
+        relay_lease_seconds=3.0,
         relay_min_backoff_seconds=0.1,
         relay_max_backoff_seconds=0.5,
         consumer_backoff_seconds=0.05,

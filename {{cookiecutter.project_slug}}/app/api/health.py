@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api.dependencies import ServicesDep
@@ -57,8 +57,11 @@ async def check_dependencies(services: Services) -> dict[str, bool]:
 
 
 @router.get("/ready", responses={503: problem_response("A dependency is unreachable", status=503)})
-async def ready(services: ServicesDep) -> Any:
-    """Every dependency answers; checked concurrently, each within a timeout."""
+async def ready(request: Request, services: ServicesDep) -> Any:
+    """Every dependency answers; checked concurrently, each within a timeout. 503 from
+    the first SIGTERM on, while the instance drains (app/core/drain.py)."""
+    if request.app.state.drain.draining:
+        return problem(503, "Service Unavailable", "Not ready: shutting down.")
     results = await check_dependencies(services)
     checks = {name: "ok" if healthy else "unavailable" for name, healthy in results.items()}
     failing = [name for name, healthy in results.items() if not healthy]

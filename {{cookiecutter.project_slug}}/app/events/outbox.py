@@ -7,6 +7,12 @@ marks each sent once the broker has confirmed it, and while the broker is down
 retries with exponential backoff, never skipping ahead: the events of one
 aggregate are never lost or reordered. A crash between publishing and marking
 sends an event twice; consumers ignore the repeat (see consumer.py).
+
+Every instance runs a relay; one at a time relays, holding the `outbox-relay` lease
+(app/core/lease.py), renewed at every round (at least every `EVENTS_RELAY_POLL_SECONDS`)
+and released on a clean stop. The others try at each poll, so a killed relay is
+replaced within `EVENTS_RELAY_LEASE_SECONDS` plus one poll. A relay that lost its
+lease can no longer mark events sent: its round stops and it stands by.
 """
 
 import asyncio
@@ -19,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from app.core.breakers import CircuitBreaker
+from app.core.lease import LeaseLostError
 from app.events.bus import EventBus
 from app.events.schemas import PERSONAL_FIELDS, Envelope
 from app.observability.tracing import relaying
@@ -30,6 +37,8 @@ from app.settings import EventsSettings
 RELAYED = Counter("outbox_relayed_total", "Events published from the outbox.")
 RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay rounds stopped by a publish error.")
 PURGED = Counter("outbox_purged_total", "Sent events deleted from the outbox after retention.")
+RELAY_LEADER = Gauge("outbox_relay_leader", "1 while this instance holds the relay's lease.")
+RELAY_LEASE = "outbox-relay"
 log = structlog.get_logger(__name__)
 
 
@@ -68,8 +77,16 @@ class OutboxBatch(Protocol):
 
 
 class Outbox(Protocol):
-    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch | None]:
-        """The oldest pending messages, or None while another process is relaying."""
+    def claim(
+        self, limit: int, *, lease_seconds: float
+    ) -> AbstractAsyncContextManager[OutboxBatch | None]:
+        """Take or renew the relay's lease for `lease_seconds`, then the oldest pending
+        messages; None while another process holds the lease. Their `mark_sent` raises
+        LeaseLostError once the lease lapsed or changed hands."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up, if this process holds it: another relay takes over at once."""
         ...
 
     async def pending_count(self) -> int: ...
@@ -121,7 +138,11 @@ class OutboxRelay:
         failure: Exception | None = None
         if self.breaker.rejects():
             raise self.breaker.refusal()
-        async with self.outbox.claim(self.settings.relay_batch_size) as batch:
+        claim = self.outbox.claim(
+            self.settings.relay_batch_size, lease_seconds=self.settings.relay_lease_seconds
+        )
+        async with claim as batch:
+            RELAY_LEADER.set(batch is not None)
             if batch is None:
                 return 0
             sent: list[int] = []
@@ -178,6 +199,12 @@ class OutboxRelay:
             purge_due = await self._purge_when_due(purge_due)
             try:
                 sent = await self.run_once()
+            except LeaseLostError:
+                # Paused past the lease, and another instance took over (or will): what
+                # this round published goes out again from there; consumers drop repeats.
+                RELAY_LEADER.set(0)
+                log.warning("outbox_relay_lease_lost")
+                sent = 0
             except Exception as exc:
                 log.warning("outbox_relay_failed", error=repr(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
@@ -199,3 +226,12 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            RELAY_LEADER.set(0)
+            # Hand over now rather than after the lease's time; if the database is down,
+            # the lease simply expires.
+            try:
+                await self.outbox.release()
+            except Exception as exc:
+                log.warning("outbox_relay_release_failed", error=repr(exc))
+            else:
+                log.info("outbox_relay_stopped")

@@ -1,4 +1,4 @@
-"""Initial schema: users, their items, and the event outbox.
+"""Initial schema: users, their items, the event outbox and its relay's lease.
 
 Revision ID: 0001
 Revises:
@@ -92,8 +92,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_sent_at_sequence", "outbox", ["sent_at", "sequence"])
 
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("owner", sa.String(length=64), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("fence", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("leases")
     op.drop_index("ix_outbox_sent_at_sequence", table_name="outbox")
     op.drop_table("outbox")
     op.drop_index("ix_items_status_created_at_id", table_name="items")

@@ -13,7 +13,6 @@ head it sealed or the last checkpoint (see `ChainTruncatedError`).
 """
 
 import asyncio
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +43,7 @@ from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.storage.mongodb.database import MongoDatabase
 from app.storage.mongodb.items import Document
+from app.storage.mongodb.lease import MongoLease
 
 COLLECTION = "audit_log"
 LEASE_ID = "audit-sealer"
@@ -68,8 +68,7 @@ class MongoAuditLog:
         self.database = database
         self.collection = database.db[COLLECTION]
         self.key = key
-        # This process's lease token: the lease is ours only while it carries it.
-        self.owner = secrets.token_hex(8)
+        self.lease = MongoLease(database.db, LEASE_ID)
 
     async def create_indexes(self, _: AsyncDatabase[Document]) -> None:
         await self.collection.create_index("sequence", unique=True, name="uq_audit_sequence")
@@ -142,28 +141,10 @@ class MongoAuditLog:
         return [_stored(document) async for document in cursor]
 
     async def _take_lease(self) -> bool:
-        now = datetime.now(UTC)
-        query: dict[str, Any] = {
-            "_id": LEASE_ID,
-            "$or": [{"until": {"$lt": now}}, {"owner": self.owner}],
-        }
-        try:
-            lease = await self.database.db["leases"].find_one_and_update(
-                query,
-                {"$set": {"owner": self.owner, "until": now + LEASE}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            return False  # held by another sealer and not expired
-        # Checked again: a server that does not raise on a conflicting upsert (the
-        # nx-27017 stand-in) must still not hand the lease to two owners.
-        return lease is not None and lease.get("owner") == self.owner
+        return await self.lease.take(LEASE.total_seconds()) is not None
 
     async def _release_lease(self) -> None:
-        await self.database.db["leases"].update_one(
-            {"_id": LEASE_ID, "owner": self.owner}, {"$set": {"until": EPOCH}}
-        )
+        await self.lease.release()
 
     async def _head(self) -> Head:
         document = await self.collection.find_one(

@@ -5,27 +5,28 @@ same multi-document transaction as the change: exactly the committed changes
 have events. A standalone server has no transactions; there the events are
 inserted right after the change succeeds, so a crash in between can lose them
 (at most once). Production MongoDB should run as a replica set, even of one node.
-One relay at a time holds a short lease.
+One relay at a time holds the `outbox-relay` lease (lease.py). Its claim stamps the
+pending documents with the lease's fencing counter, unless a later holder already
+stamped them, and marking sent needs the lease still held and the stamp unchanged: a
+relay whose lease lapsed and was taken over marks nothing its successor claimed.
 """
 
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
+from app.core.lease import LeaseLostError
+from app.events.outbox import RELAY_LEASE, HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
 from app.observability.tracing import outbox_trace_context
 from app.storage.mongodb.items import Document, now_ms
-
-LEASE = timedelta(seconds=60)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from app.storage.mongodb.lease import EPOCH, MongoLease
 
 
 async def create_outbox_indexes(db: AsyncDatabase[Document]) -> None:
@@ -73,46 +74,62 @@ def _message(document: Document) -> OutboxMessage:
 
 
 class MongoOutboxBatch:
-    def __init__(self, db: AsyncDatabase[Document], messages: Sequence[OutboxMessage]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        lease: MongoLease,
+        fence: int,
+        messages: Sequence[OutboxMessage],
+    ) -> None:
         self.db = db
+        self.lease = lease
+        self.fence = fence
         self.messages = messages
 
     async def mark_sent(self, sequences: Sequence[int]) -> None:
-        if sequences:
-            sent_at = now_ms()
-            await self.db["outbox"].update_many(
-                {"sequence": {"$in": list(sequences)}},
-                {"$set": {"sent": True, "sent_at": sent_at, "sent_at_ms": _epoch_ms(sent_at)}},
-            )
+        if not sequences:
+            return
+        if not await self.lease.holds(self.fence):
+            raise LeaseLostError(RELAY_LEASE)
+        sent_at = now_ms()
+        # Only the documents this holder stamped: a successor's claim restamped the rest.
+        result = await self.db["outbox"].update_many(
+            {"sequence": {"$in": list(sequences)}, "relay_fence": self.fence},
+            {"$set": {"sent": True, "sent_at": sent_at, "sent_at_ms": _epoch_ms(sent_at)}},
+        )
+        if not result.matched_count:
+            raise LeaseLostError(RELAY_LEASE)
 
 
 class MongoOutbox:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
-
-    async def _take_lease(self) -> bool:
-        now = datetime.now(UTC)
-        query: dict[str, Any] = {"_id": "outbox-relay", "until": {"$lt": now}}
-        try:
-            await self.db["leases"].find_one_and_update(
-                query, {"$set": {"until": now + LEASE}}, upsert=True
-            )
-        except DuplicateKeyError:
-            return False  # the lease exists and has not expired: another relay holds it
-        return True
+        self.lease = MongoLease(db, RELAY_LEASE)
 
     @asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[MongoOutboxBatch | None]:
-        if not await self._take_lease():
+    async def claim(
+        self, limit: int, *, lease_seconds: float
+    ) -> AsyncIterator[MongoOutboxBatch | None]:
+        fence = await self.lease.take(lease_seconds)
+        if fence is None:
             yield None
             return
-        try:
-            cursor = (
-                self.db["outbox"].find({"sent": False}).sort("sequence", ASCENDING).limit(limit)
+        outbox = self.db["outbox"]
+        cursor = outbox.find({"sent": False}).sort("sequence", ASCENDING).limit(limit)
+        messages = [_message(document) async for document in cursor]
+        if messages:
+            stale: list[dict[str, Any]] = [
+                {"relay_fence": {"$exists": False}},
+                {"relay_fence": {"$lt": fence}},
+            ]
+            await outbox.update_many(
+                {"sequence": {"$in": [m.sequence for m in messages]}, "$or": stale},
+                {"$set": {"relay_fence": fence}},
             )
-            yield MongoOutboxBatch(self.db, [_message(document) async for document in cursor])
-        finally:
-            await self.db["leases"].update_one({"_id": "outbox-relay"}, {"$set": {"until": EPOCH}})
+        yield MongoOutboxBatch(self.db, self.lease, fence, messages)
+
+    async def release(self) -> None:
+        await self.lease.release()
 
     async def pending_count(self) -> int:
         return await self.db["outbox"].count_documents({"sent": False})

@@ -98,3 +98,15 @@ class OutboxRow(Base):
 
     # The relay's query: pending rows (sent_at IS NULL) in sequence order.
     __table_args__ = (Index("ix_outbox_sent_at_sequence", "sent_at", "sequence"),)
+
+
+class LeaseRow(Base):
+    """Who runs a one-at-a-time background job (the outbox relay), until when, and how
+    many times it changed hands (the fencing counter its writes check)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fence: Mapped[int] = mapped_column(BigInteger)

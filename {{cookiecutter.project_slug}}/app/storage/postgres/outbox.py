@@ -1,5 +1,6 @@
 """The outbox in PostgreSQL: same transaction as the change, so exactly the
-committed changes have events; one relay at a time, by advisory lock."""
+committed changes have events; one relay at a time, holding the `outbox-relay` lease
+row, and its mark-sent statement checks that lease itself (see lease.py)."""
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -9,14 +10,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events.outbox import HeldEvent, OutboxMessage, redacted_payload
+from app.core.lease import LeaseLostError
+from app.events.outbox import RELAY_LEASE, HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
 from app.observability.tracing import outbox_trace_context
+from app.storage.postgres.lease import PostgresLease
 from app.storage.postgres.models import OutboxRow
-
-# Held for one batch: a second instance skips its round instead of racing (and
-# reordering) the first.
-_RELAY_LOCK = 0x6F757462  # "outb"
 
 
 def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
@@ -26,17 +25,30 @@ def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
 
 
 class PostgresOutboxBatch:
-    def __init__(self, session: AsyncSession, messages: Sequence[OutboxMessage]) -> None:
-        self.session = session
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        held: ColumnElement[bool],
+        messages: Sequence[OutboxMessage],
+    ) -> None:
+        self.sessions = sessions
+        self.held = held
         self.messages = messages
 
     async def mark_sent(self, sequences: Sequence[int]) -> None:
-        if sequences:
-            await self.session.execute(
+        if not sequences:
+            return
+        # The lease is checked in the update's own WHERE: a relay whose lease lapsed, or
+        # was taken over, marks nothing, whatever it believes.
+        async with self.sessions() as session, session.begin():
+            result: Any = await session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.sequence.in_(sequences))
+                .where(OutboxRow.sequence.in_(sequences), self.held)
                 .values(sent_at=func.now())
+                .execution_options(synchronize_session=False)
             )
+        if not result.rowcount:
+            raise LeaseLostError(RELAY_LEASE)
 
 
 def _message(row: OutboxRow) -> OutboxMessage:
@@ -54,20 +66,28 @@ def _message(row: OutboxRow) -> OutboxMessage:
 class PostgresOutbox:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        self.lease = PostgresLease(sessions, RELAY_LEASE)
 
     @asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[PostgresOutboxBatch | None]:
-        async with self.sessions() as session, session.begin():
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK))):
-                yield None
-                return
+    async def claim(
+        self, limit: int, *, lease_seconds: float
+    ) -> AsyncIterator[PostgresOutboxBatch | None]:
+        fence = await self.lease.take(lease_seconds)
+        if fence is None:
+            yield None
+            return
+        async with self.sessions() as session:
             rows = await session.scalars(
                 select(OutboxRow)
                 .where(OutboxRow.sent_at.is_(None))
                 .order_by(OutboxRow.sequence)
                 .limit(limit)
             )
-            yield PostgresOutboxBatch(session, [_message(row) for row in rows])
+            messages = [_message(row) for row in rows]
+        yield PostgresOutboxBatch(self.sessions, self.lease.held(fence), messages)
+
+    async def release(self) -> None:
+        await self.lease.release()
 
     async def pending_count(self) -> int:
         async with self.sessions() as session:
