@@ -240,9 +240,11 @@ class ClaimCounter:
         self.outbox = outbox
         self.claims = 0
 
-    def claim(self, limit: int) -> AbstractAsyncContextManager[OutboxBatch | None]:
+    def claim(
+        self, limit: int, *, lease_seconds: float
+    ) -> AbstractAsyncContextManager[OutboxBatch | None]:
         self.claims += 1
-        return self.outbox.claim(limit)
+        return self.outbox.claim(limit, lease_seconds=lease_seconds)
 
 
 async def test_the_relay_claims_nothing_while_the_broker_breaker_is_open(

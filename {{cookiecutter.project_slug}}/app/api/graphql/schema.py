@@ -28,9 +28,9 @@ from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_pas
 from app.api.graphql import relay as ids
 from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
+from app.api.graphql.metrics import OperationMetrics
 from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
 from app.api.graphql.tracing import OperationSpans
-from app.api.graphql.metrics import OperationMetrics
 from app.auth import service as auth
 from app.auth.tokens import Principal
 from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
