@@ -91,7 +91,7 @@ def reversed_sort(sort: str) -> str:
 
 @dataclass(frozen=True)
 class Window:
-    """The part of a list a Relay connection asks for (the GraphQL Cursor Connections
+    """The part of a list a Relay connection asks for (the Cursor Connections
     specification's arguments): `first` rows after a cursor or from the start, or `last`
     rows before a cursor or up to the end. `after` and `before` may both bound either.
     With neither size, the first PAGE_DEFAULT rows."""
