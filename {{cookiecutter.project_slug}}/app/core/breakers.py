@@ -90,7 +90,8 @@ class CircuitBreaker:
 
     def _set(self, state: BreakerState) -> None:
         if state is not self.state:
-            log.warning("circuit_breaker", dependency=self.dependency, state=state.name.lower())
+            report = log.warning if state is BreakerState.OPEN else log.info
+            report("circuit_breaker", dependency=self.dependency, state=state.name.lower())
         self.state = state
         STATE.labels(self.dependency).set(state)
 
