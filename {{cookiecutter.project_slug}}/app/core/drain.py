@@ -25,6 +25,7 @@ class Drain:
         self.seconds = seconds
         self.draining = False
         self._server_handler: Any = None
+        self._stop: asyncio.TimerHandle | None = None
 
     def install(self) -> None:
         """Put the drain in front of the server's SIGTERM handler. Nothing to do without
@@ -40,7 +41,7 @@ class Drain:
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
             if self.draining or self.seconds <= 0:
                 self.draining = True
-                server_handler(signum, frame)
+                self._hand_over(signum, frame)
                 return
             self.draining = True
             # Called between two bytecodes of the loop's thread: hand the rest to the loop,
@@ -51,9 +52,18 @@ class Drain:
 
     def _stop_later(self, loop: asyncio.AbstractEventLoop, signum: int) -> None:
         log.info("draining", seconds=self.seconds)
-        loop.call_later(self.seconds, self._server_handler, signum, None)
+        self._stop = loop.call_later(self.seconds, self._hand_over, signum, None)
+
+    def _hand_over(self, signum: int, frame: FrameType | None) -> None:
+        """The server's own shutdown, once."""
+        handler, self._server_handler = self._server_handler, None
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+            handler(signum, frame)
 
     def uninstall(self) -> None:
+        if self._stop is not None:
+            self._stop.cancel()
         if self._server_handler is not None:
             signal.signal(signal.SIGTERM, self._server_handler)
             self._server_handler = None
