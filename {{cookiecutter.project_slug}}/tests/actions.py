@@ -10,6 +10,9 @@ address a minute (RATE_LIMIT_FAILURE_RECORDS_PER_IP_PER_MINUTE): each refusal he
 from an address of its own, so the rest of the suite cannot have used it up.
 """
 
+{% if cookiecutter.api == "graphql" -%}
+import base64
+{% endif -%}
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -184,6 +187,11 @@ async def _call(
     return body["data"]
 
 
+def _item_id(key: str) -> str:
+    """The API's global id of an item: the actions here take and give stored ids."""
+    return base64.b64encode(f"Item:{key}".encode()).decode()
+
+
 def _pair(answer: Any, field: str) -> Any:
     if answer is None:
         return None
@@ -228,24 +236,26 @@ async def change_password(
 async def create_item(client: AsyncClient, request_id: str, token: str, name: str) -> str | None:
     query = "mutation C($n: String!) { createItem(input: {name: $n}) { id } }"
     created = await _call(client, request_id, query, token, n=name)
-    return str(created["createItem"]["id"]) if created else None
+    if not created:
+        return None
+    return base64.b64decode(created["createItem"]["id"]).decode().split(":", 1)[1]
 
 
 async def update_item(
     client: AsyncClient, request_id: str, token: str, item_id: str, name: str
 ) -> Any:
     query = "mutation U($id: ID!, $n: String!) { updateItem(id: $id, input: {name: $n}) { id } }"
-    return await _call(client, request_id, query, token, id=item_id, n=name)
+    return await _call(client, request_id, query, token, id=_item_id(item_id), n=name)
 
 
 async def delete_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     query = "mutation D($id: ID!) { deleteItem(id: $id) }"
-    return await _call(client, request_id, query, token, id=item_id)
+    return await _call(client, request_id, query, token, id=_item_id(item_id))
 
 
 async def read_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     query = "query I($id: ID!) { item(id: $id) { id } }"
-    return await _call(client, request_id, query, token, id=item_id)
+    return await _call(client, request_id, query, token, id=_item_id(item_id))
 
 
 async def me(client: AsyncClient, request_id: str, token: str) -> Any:
