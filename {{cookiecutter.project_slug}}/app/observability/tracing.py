@@ -58,8 +58,7 @@ TRACEPARENT = "traceparent"
 # Probes and scrapes come every few seconds: their traces would bury the requests'.
 UNTRACED_URLS = "/health/,/metrics"
 # Where work enters the service: a request, a consumed message, an event sent. A database
-# or Redis call with no span around it (the relay's polling, the audit sealer) starts no
-# trace of its own.
+# or Redis call with no span around it (the relay's polling, say) starts no trace of its own.
 ENTRY_KINDS = frozenset({SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.PRODUCER})
 
 _propagator = TraceContextTextMapPropagator()
