@@ -3,6 +3,9 @@
 from typing import Any
 
 from httpx import AsyncClient, Response
+{%- if cookiecutter.api == "graphql" %}
+from strawberry.relay import GlobalID
+{%- endif %}
 
 from tests.conftest import Account
 {%- if cookiecutter.api == "rest" %}
@@ -29,6 +32,11 @@ def succeeded(response: Response) -> bool:
 
 def item_id(response: Response) -> str:
     return str(response.json()["id"])
+
+
+def stored_id(response: Response) -> str:
+    """The created item's id as the database keeps it."""
+    return item_id(response)
 
 
 async def create_with_key(
@@ -92,6 +100,11 @@ def succeeded(response: Response) -> bool:
 
 def item_id(response: Response) -> str:
     return str(response.json()["data"]["createItem"]["id"])
+
+
+def stored_id(response: Response) -> str:
+    """The created item's id as the database keeps it: the key inside its global id."""
+    return GlobalID.from_id(item_id(response)).node_id
 
 
 CREATE_WITH_KEY = (

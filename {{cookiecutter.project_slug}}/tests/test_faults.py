@@ -17,7 +17,15 @@ from app.items.schemas import ItemQuery
 from app.items.service import list_items
 from app.services import Services
 from app.settings import Settings
-from tests.api import create_item, item_id, list_page, read_item, succeeded, unavailable
+from tests.api import (
+    create_item,
+    item_id,
+    list_page,
+    read_item,
+    stored_id,
+    succeeded,
+    unavailable,
+)
 from tests.conftest import Account, behind_proxy, eventually, override, unique
 from tests.faults import FaultProxy
 {% if cookiecutter.database == "mongodb" %}
@@ -57,7 +65,7 @@ async def test_database_outage_answers_503_and_recovers_without_losing_writes(
             response = await create_item(client, account, unique("traffic"))
             answers.append(response)
             if succeeded(response):
-                acknowledged.append(item_id(response))
+                acknowledged.append(stored_id(response))
             await asyncio.sleep(0.01)
 
     async with behind_proxy(app, settings, "database", **QUICK) as proxy:
