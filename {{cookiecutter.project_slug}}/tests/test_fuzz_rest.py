@@ -88,14 +88,16 @@ class Fuzzer:
 
     def send(self, case: Case, credentials: dict[str, str]) -> Response:
         request = case.as_transport_kwargs(base_url=str(self.client.base_url))
-        headers = {
+        # Generated values as the bytes a client puts on the wire (httpx takes only ASCII
+        # text): a header outside ASCII must get the API's answer, not fail in the client.
+        given = {
             name: value
             for name, value in request["headers"].items()
             if name.lower() not in {"authorization", "cookie"}
-        }
-        headers.update(credentials)
+        } | credentials
         if request.get("cookies"):
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request["cookies"].items())
+            given["Cookie"] = "; ".join(f"{k}={v}" for k, v in request["cookies"].items())
+        headers = [(name.encode(), str(value).encode()) for name, value in given.items()]
         body: dict[str, Any] = {}
         if "json" in request:
             body["json"] = request["json"]

@@ -32,6 +32,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 {%- endif %}
 from prometheus_client.parser import text_string_to_metric_families
+{%- if cookiecutter.api == "graphql" %}
+from strawberry.relay import GlobalID
+{%- endif %}
 {%- if cookiecutter.database == "postgres" %}
 from sqlalchemy import update
 {%- endif %}
@@ -47,7 +50,7 @@ from app.storage.mongodb.database import MongoDatabase
 {%- endif %}
 from app.users import service as user_service
 from app.users.schemas import UserCreate
-from tests.api import create_item, item_id, succeeded
+from tests.api import create_item, stored_id, succeeded
 from tests.conftest import PASSWORD, Account, eventually, new_account, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -316,10 +319,12 @@ async def update_item(
     client: httpx.AsyncClient, account: Account, item: str, name: str
 ) -> httpx.Response:
     query = (
-        "mutation U($id: UUID!, $name: String!) "
+        "mutation U($id: ID!, $name: String!) "
         "{ updateItem(id: $id, input: {name: $name}) { id } }"
     )
-    return await graphql(client, query, account.headers, id=item, name=name)
+    # The item's stored id, as the API names it: its global id.
+    global_id = str(GlobalID(type_name="Item", node_id=item))
+    return await graphql(client, query, account.headers, id=global_id, name=name)
 
 
 async def login(client: httpx.AsyncClient, email: str) -> httpx.Response:
@@ -428,7 +433,9 @@ async def test_a_consumer_group_shared_by_the_instances_processes_each_event_onc
     duplicates_before = await cluster.consumed("duplicate")
     each = Clients(instances)
     try:
-        made = [item_id(await create_item(each.next(), account, unique("once"))) for _ in range(9)]
+        made = [
+            stored_id(await create_item(each.next(), account, unique("once"))) for _ in range(9)
+        ]
     finally:
         await each.aclose()
     names = {f"item.created {made_id}" for made_id in made}
@@ -504,7 +511,8 @@ async def test_the_relay_runs_on_one_instance_and_a_killed_one_is_replaced_in_or
         each = Clients(await cluster.running())
         try:
             items = [
-                item_id(await create_item(each.next(), account, unique("v"))) for _ in range(ITEMS)
+                stored_id(await create_item(each.next(), account, unique("v")))
+                for _ in range(ITEMS)
             ]
             killed_at = None
             for step in range(UPDATES):
