@@ -32,11 +32,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 {%- endif %}
 from prometheus_client.parser import text_string_to_metric_families
-{%- if cookiecutter.api == "graphql" %}
-from strawberry.relay import GlobalID
-{%- endif %}
 {%- if cookiecutter.database == "postgres" %}
 from sqlalchemy import update
+{%- endif %}
+{%- if cookiecutter.api == "graphql" %}
+from strawberry.relay import GlobalID
 {%- endif %}
 
 from app.auth.passwords import PasswordHasher
@@ -319,8 +319,7 @@ async def update_item(
     client: httpx.AsyncClient, account: Account, item: str, name: str
 ) -> httpx.Response:
     query = (
-        "mutation U($id: ID!, $name: String!) "
-        "{ updateItem(id: $id, input: {name: $name}) { id } }"
+        "mutation U($id: ID!, $name: String!) { updateItem(id: $id, input: {name: $name}) { id } }"
     )
     # The item's stored id, as the API names it: its global id.
     global_id = str(GlobalID(type_name="Item", node_id=item))
