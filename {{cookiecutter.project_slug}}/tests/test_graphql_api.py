@@ -175,12 +175,19 @@ async def test_owners_are_loaded_in_one_batch(
         assert all(edge["node"]["owner"]["id"] for edge in body["items"]["edges"])
         return services.database.round_trips - before
 
-    # The outbox relay polls in the background; paused, only the requests' queries count.
+    # Background workers query too (the outbox relay{% if cookiecutter.compliance_logging %}, the audit sealer{% endif %}):
+    # paused, only the requests' queries count.
     await services.relay.stop()
+{%- if cookiecutter.compliance_logging %}
+    await services.sealer.stop()
+{%- endif %}
     try:
         assert await round_trips(1) == await round_trips(50) == 2
     finally:
         services.relay.start()
+{%- if cookiecutter.compliance_logging %}
+        services.sealer.start()
+{%- endif %}
 
 
 async def test_admin_lists_users_others_may_not(
