@@ -413,11 +413,12 @@ def worker_pids(pid: int, workers: int) -> list[int]:
     supervisor's children but multiprocessing's resource tracker."""
     if workers == 1:
         return [pid]
-    return [
-        child
-        for child in children(pid)
-        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
+    found = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):  # one that ended since the scan
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
 
 
 def _cell(
