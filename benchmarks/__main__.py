@@ -3,7 +3,9 @@
 1. render time per combination (median of --render-runs);
 2. with --with-matrix, the template's full test command, per combination and stage;
 3. the rendered service under load (wrk, loopback, one uvicorn worker, real services),
-   next to the bare baseline, with ratios; --profile adds where the time goes;
+   next to the bare baseline, with ratios, and next to the framework floor (the checked
+   baseline's work as a minimal FastAPI app); --profile adds where the time goes;
+   --workers 1,2 runs the service at each worker count and compares them;
 4. start-to-ready time of the service.
 
 Figures are printed, never asserted: they depend on the machine.
@@ -111,6 +113,7 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
     from tests.services import running_services
 
     connections = [int(c) for c in args.connections.split(",")]
+    workers = list(dict.fromkeys(int(n) for n in args.workers.split(",")))
     reports = []
     _say(
         f"\n(starting PostgreSQL, Redis, RabbitMQ, Kafka protocol and MongoDB protocol servers; "
@@ -135,6 +138,7 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
                     with_profile=args.profile,
                     say=_say,
                     project=project,
+                    workers=workers,
                 )
             )
     headers = ["combination", "scenario", "conc", "req/s", "p50 ms", "p99 ms", "CPU µs/req"]
@@ -154,14 +158,20 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
             if not s.requests or not b.requests or not k.requests:
                 row[1] += " (no answer in time: the server is saturated)"
             rows.append(row)
+    service_workers = "1 uvicorn worker"
+    if workers[0] != 1:
+        service_workers = f"the service on {workers[0]} uvicorn workers, the baselines on 1"
     _say(
-        f"\n## Service under load vs bare baseline (wrk, loopback, 1 uvicorn worker, "
+        f"\n## Service under load vs bare baseline (wrk, loopback, {service_workers}, "
         f"{args.duration:g} s per cell, APP_LOG_LEVEL={args.log_level}, compliance logging on, "
         "RabbitMQ)\n\n'checked' is the baseline making the service's per-request checks too "
         "(token, session, rate limit): what is left to the service is its framework's and its "
         "own code's.\n"
     )
     _say(_table(headers, rows))
+    _floor_table(reports)
+    if workers != [1]:
+        _workers_tables(reports, workers)
     _say(
         "\n## Start to /health/ready answering 200 (seconds), and the worker's resident "
         "memory after the load (MiB)\n"
@@ -188,6 +198,97 @@ def _load_section(args: argparse.Namespace, workdir: Path) -> list[load.TargetRe
             )
             _say("\n".join(f"{share:5.1f}%  {label}" for share, label in rows_))
     return reports
+
+
+def _floor_table(reports: list[load.TargetReport]) -> None:
+    rows = []
+    for report in reports:
+        for m in report.measurements:
+            if m.floor is None:
+                continue
+            f, service, checked, floor = m.floor.result, m.service, m.checked, m.floor
+            row = [m.target, load.SCENARIO_TITLES[m.scenario], str(m.connections)]
+            row += [f"{checked.cpu_us:.0f}", f"{f.rps:.0f}", _ms(f.p50_ms), _ms(f.p99_ms)]
+            row += [f"{floor.cpu_us:.0f}", _ratio(floor.cpu_us, checked.cpu_us)]
+            row += [f"{service.cpu_us:.0f}", _ratio(service.cpu_us, floor.cpu_us)]
+            row += [_ratio(floor.cpu_us - checked.cpu_us, service.cpu_us - checked.cpu_us)]
+            if f.errors:
+                row[1] += f" ({f.errors} errors)"
+            if not f.requests:
+                row[1] += " (no answer in time: the server is saturated)"
+            rows.append(row)
+    headers = ["combination", "scenario", "conc", "checked CPU µs", "floor req/s", "floor p50"]
+    headers += ["floor p99", "floor CPU µs", "floor over checked", "service CPU µs"]
+    headers += ["service over floor", "FastAPI's share of service over checked"]
+    _say(
+        "\n## Framework floor: the checked baseline's work as a minimal FastAPI app "
+        "(1 uvicorn worker)\n\nRouter-level Depends for the checks, typed parameters, "
+        "pydantic models, no logging, metrics or middleware (benchmarks/fastapi_floor.py). "
+        "The last column: of the CPU the service spends per request beyond the checked "
+        "baseline, the part the floor spends too (FastAPI's own).\n"
+    )
+    _say(_table(headers, rows))
+
+
+def _workers_tables(reports: list[load.TargetReport], workers: list[int]) -> None:
+    rows = []
+    for report in reports:
+        for count in workers:
+            for m in report.measurements:
+                cell = m.by_workers[count]
+                s = cell.result
+                row = [m.target, str(count), load.SCENARIO_TITLES[m.scenario], str(m.connections)]
+                row += [f"{s.rps:.0f}", _ms(s.p50_ms), _ms(s.p99_ms), f"{cell.cpu_us:.0f}"]
+                if s.errors:
+                    row[2] += f" ({s.errors} errors)"
+                rows.append(row)
+    _say(
+        "\n## Service per worker count (the first count's figures are the table's above; "
+        "the others' measured after it, the service alone; CPU summed over uvicorn's "
+        "supervisor and its workers)\n"
+    )
+    headers = ["combination", "workers", "scenario", "conc", "req/s", "p50 ms", "p99 ms"]
+    _say(_table([*headers, "CPU µs/req"], rows))
+    memory = [
+        [
+            r.target,
+            str(count),
+            f"{r.master_rss_mib[count]:.0f}" if count > 1 else "-",
+            " ".join(f"{mib:.0f}" for mib in r.worker_rss_mib[count]),
+        ]
+        for r in reports
+        for count in workers
+    ]
+    _say("\n### Resident memory after the load, per process (MiB)\n")
+    _say(_table(["combination", "workers", "supervisor", "each worker"], memory))
+    if len(workers) < 2:
+        return
+    base = min(workers)
+    rows = []
+    for report in reports:
+        for m in report.measurements:
+            if m.scenario != "create":
+                continue
+            rps = {count: m.by_workers[count].result.rps for count in workers}
+            row = [m.target, str(m.connections), *(f"{rps[n]:.0f}" for n in workers)]
+            row += [_times(rps[n], rps[base]) for n in workers if n != base]
+            rows.append(row)
+    headers = [
+        "combination",
+        "conc",
+        *(f"create req/s, {n} worker{'s' if n > 1 else ''}" for n in workers),
+    ]
+    headers += [f"{n} over {base}" for n in workers if n != base]
+    _say(
+        f"\n## Workers\n\nCreates per second at each worker count, and over {base}. The "
+        "counts are measured one after the other (instances side by side would share their "
+        "background work), so a busy spell of the machine may hit one and not another.\n"
+    )
+    _say(_table(headers, rows))
+
+
+def _times(part: float, whole: float) -> str:
+    return f"{part / whole:.2f}x" if whole else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         "--project", type=Path, help="load this already rendered project instead of --targets"
     )
     parser.add_argument("--json", type=Path, help="also write every figure here as JSON")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="uvicorn worker counts for the service, e.g. 1,2 (the baselines keep one)",
+    )
     args = parser.parse_args(argv)
     sections = set(args.only.split(","))
     if args.with_matrix:

@@ -21,6 +21,9 @@ bare: the bearer token verified with PyJWT (same secret, algorithm and required 
 then one Redis script that finds the token's session live and counts the hit in a
 sliding window of a minute, as the service's rate limit does. The work left between
 the checked baseline and the service is the framework's and the app's own.
+
+benchmarks/fastapi_floor.py does the checked routes' work written as a FastAPI app, with
+the functions here (verify, cached_item, select_items, insert_item and the lifespan).
 """
 
 from __future__ import annotations
@@ -84,22 +87,29 @@ async def _fetch_one(item_id: str) -> dict[str, Any] | None:
     return _document(document) if document else None
 
 
-async def get_item(request: Request) -> Response:
-    item_id = request.path_params["item_id"]
+async def cached_item(item_id: str) -> bytes | None:
+    """The item's JSON: from Redis, or on a miss from the database (then cached); None if
+    there is no such item."""
     redis: Redis = _state["redis"]
-    raw = await redis.get(PREFIX + item_id)
+    raw: bytes | None = await redis.get(PREFIX + item_id)
     if raw is None:
         item = await _fetch_one(item_id)
         if item is None:
-            return _json({"detail": "not found"}, 404)
+            return None
         raw = json.dumps(item, default=str, separators=(",", ":")).encode()
         await redis.set(PREFIX + item_id, raw, ex=TTL)
+    return raw
+
+
+async def get_item(request: Request) -> Response:
+    raw = await cached_item(request.path_params["item_id"])
+    if raw is None:
+        return _json({"detail": "not found"}, 404)
     return Response(raw, media_type="application/json")
 
 
-async def list_items(request: Request) -> Response:
-    status = request.query_params.get("status", "active")
-    limit = int(request.query_params.get("limit", "20"))
+async def select_items(status: str, limit: int) -> list[dict[str, Any]]:
+    """The owner's newest items of this status (the service's indexed list query)."""
     if DATABASE == "postgres":
         rows = await _state["pool"].fetch(
             f"SELECT {COLUMNS} FROM items WHERE owner_id = $1 AND status = $2 "
@@ -108,20 +118,24 @@ async def list_items(request: Request) -> Response:
             status,
             limit,
         )
-        data = [dict(row) for row in rows]
-    else:
-        cursor = (
-            _state["items"]
-            .find({"owner_id": OWNER_ID, "status": status})
-            .sort([("created_at", -1), ("id", -1)])
-            .limit(limit)
-        )
-        data = [_document(document) async for document in cursor]
-    return _json({"data": data})
+        return [dict(row) for row in rows]
+    cursor = (
+        _state["items"]
+        .find({"owner_id": OWNER_ID, "status": status})
+        .sort([("created_at", -1), ("id", -1)])
+        .limit(limit)
+    )
+    return [_document(document) async for document in cursor]
 
 
-async def create_item(request: Request) -> Response:
-    body = json.loads(await request.body())
+async def list_items(request: Request) -> Response:
+    status = request.query_params.get("status", "active")
+    limit = int(request.query_params.get("limit", "20"))
+    return _json({"data": await select_items(status, limit)})
+
+
+async def insert_item(body: dict[str, Any]) -> dict[str, Any]:
+    """A new item of the owner's from a create request's fields; the row as stored."""
     now = datetime.now(UTC)
     values = {
         "id": uuid.uuid4(),
@@ -139,28 +153,41 @@ async def create_item(request: Request) -> Response:
             f"RETURNING {COLUMNS}",
             *values.values(),
         )
-        return _json(dict(row), 201)
+        return dict(row)
     document = {**values, "id": str(values["id"]), "owner_id": OWNER_ID}
     await _state["items"].insert_one(document)
-    return _json(_document(document), 201)
+    return _document(document)
+
+
+async def create_item(request: Request) -> Response:
+    return _json(await insert_item(json.loads(await request.body())), 201)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+async def verify(token: str) -> str | None:
+    """The per-request checks: None if the token is good and its session live (the hit
+    then counted in the rate window), else why not."""
+    try:
+        claims = jwt.decode(
+            token, AUTH_SECRET, algorithms=["HS256"], options={"require": REQUIRED_CLAIMS}
+        )
+    except jwt.PyJWTError:
+        return "invalid token"
+    now = time.time()
+    keys = [SESSION_PREFIX + claims["sid"], f"baseline:rate:{claims['sub']}"]
+    if await _state["check"](keys=keys, args=[now, f"{now}:{uuid.uuid4().hex}"]) < 0:
+        return "session ended"
+    return None
+
+
 def checked(endpoint: Endpoint) -> Endpoint:
     async def handler(request: Request) -> Response:
         _, _, token = request.headers.get("authorization", "").partition(" ")
-        try:
-            claims = jwt.decode(
-                token, AUTH_SECRET, algorithms=["HS256"], options={"require": REQUIRED_CLAIMS}
-            )
-        except jwt.PyJWTError:
-            return _json({"detail": "invalid token"}, 401)
-        now = time.time()
-        keys = [SESSION_PREFIX + claims["sid"], f"baseline:rate:{claims['sub']}"]
-        if await _state["check"](keys=keys, args=[now, f"{now}:{uuid.uuid4().hex}"]) < 0:
-            return _json({"detail": "session ended"}, 401)
+        error = await verify(token)
+        if error is not None:
+            return _json({"detail": error}, 401)
         return await endpoint(request)
 
     return handler

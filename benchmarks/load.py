@@ -3,7 +3,13 @@
 For each measured combination: render it, `uv sync`, migrate, start it N times to time
 start-to-ready, register and log in, seed items, then load three scenarios at a few
 concurrency levels with wrk; then the baseline (benchmarks/baseline_app.py) on the same
-database and Redis, loaded the same way. One uvicorn worker process each.
+database and Redis, loaded the same way, and the framework floor
+(benchmarks/fastapi_floor.py: the checked baseline's work as a minimal FastAPI app). One
+uvicorn worker process each. With several worker counts (--workers), the service is then
+started again at each further count, on its own, and loaded the same way: one service at
+a time, since instances side by side share their background work (the outbox relay and
+the audit sealer run wherever the lease or lock is held), which would blur whose CPU is
+whose.
 """
 
 from __future__ import annotations
@@ -92,6 +98,9 @@ class Measurement:
     service: Cell
     baseline: Cell
     checked: Cell  # the baseline with the service's token and session checks and rate limit
+    floor: Cell | None = None  # the checked baseline's work as a minimal FastAPI app
+    # The service at each worker count measured (the first count's is `service`).
+    by_workers: dict[int, Cell] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -101,6 +110,10 @@ class TargetReport:
     measurements: list[Measurement]
     profiles: dict[str, list[tuple[float, str]]]
     rss_mib: float = 0.0  # resident memory of the service's worker after the load
+    # Per worker count: each worker process's resident memory after the load (MiB), and
+    # the supervising process's when there are several workers.
+    worker_rss_mib: dict[int, list[float]] = dataclasses.field(default_factory=dict)
+    master_rss_mib: dict[int, float] = dataclasses.field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -115,6 +128,7 @@ class Server:
     def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.log = log
+        self.log_start = log.stat().st_size if log.exists() else 0  # where this run's begins
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
                 [*argv, "--host", "127.0.0.1", "--port", str(self.port)],
@@ -138,6 +152,26 @@ class Server:
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{exc}; log {self.log}:\n{tail}") from None
         return ready - self.started
+
+    def wait_workers(self, workers: int, *, logged: bool) -> None:
+        """/health/ready answers once one worker is up: wait for all of them, until each
+        has logged its startup complete (when the log level shows uvicorn's INFO), else
+        until the supervisor has started them all."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while workers > 1 and time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"the server exited; log {self.log}")
+            if logged:
+                with self.log.open("rb") as out:
+                    out.seek(self.log_start)
+                    up = out.read().count(b"Application startup complete")
+            else:
+                up = len(worker_pids(self.pid, workers))
+            if up >= workers:
+                return
+            time.sleep(0.1)
+        if workers > 1:
+            raise RuntimeError(f"{workers} workers not all up after {READY_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -193,9 +227,12 @@ class Api:
         self.target = target
         self.client = Client(port)
         self.graphql = target.api == "graphql"
+        self.email = ""  # the user logged in as
 
-    def login(self) -> str:
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    def login(self, email: str = "") -> str:
+        """A new user's token, or a new token of the user with this email."""
+        email = email or f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        self.email = email
         if self.graphql:
             self.client.graphql(
                 "mutation($e: String!, $p: String!) "
@@ -342,6 +379,48 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is pid now, from /proc. (Scanned from every process's
+    stat: /proc/<pid>/task/*/children needs a kernel option this machine's lacks.)"""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants: uvicorn's supervisor and its workers."""
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children(tree[-1])
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of the process and its descendants, those alive now."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # one that ended between the scan and the read
+            total += cpu_seconds(member)
+    return total
+
+
+def worker_pids(pid: int, workers: int) -> list[int]:
+    """uvicorn's worker processes: the server itself with one worker; with several, the
+    supervisor's children but multiprocessing's resource tracker."""
+    if workers == 1:
+        return [pid]
+    found = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):  # one that ended since the scan
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
+
+
 def _cell(
     server: Server | _Deferred, scenario: wrk.Scenario, c: int, seconds: float, tag: str
 ) -> Cell:
@@ -349,11 +428,12 @@ def _cell(
     wrk_bin = wrk.ensure_wrk()
     # A short warm-up at this concurrency: connections opened, pools filled.
     wrk.run(wrk_bin, url, scenario, connections=c, seconds=1, tag=f"{tag}w")
-    before = cpu_seconds(server.pid)
+    before = tree_cpu_seconds(server.pid)
     result = wrk.run(wrk_bin, url, scenario, connections=c, seconds=seconds, tag=tag)
-    cpu = cpu_seconds(server.pid) - before
+    cpu = tree_cpu_seconds(server.pid) - before
     # CPU time per request: what a single worker's throughput is bound by, and far less
-    # sensitive than req/s to other work on the machine.
+    # sensitive than req/s to other work on the machine. Summed over the process tree:
+    # with several workers, the supervisor's and every worker's.
     return Cell(result, 1e6 * cpu / result.requests if result.requests else 0.0)
 
 
@@ -370,9 +450,14 @@ def measure_target(
     with_profile: bool,
     say: Callable[[str], None],
     project: Path | None = None,
+    workers: list[int] | None = None,
 ) -> TargetReport:
     """Service and baseline run side by side, and each cell is measured on the service
-    and then at once on the baseline, so a slow spell of the machine hits both."""
+    and then at once on the baseline, so a slow spell of the machine hits both. With
+    several worker counts, one service per count runs too, each loaded in turn; the
+    first count's is the one compared with the baselines (which keep one worker), the
+    others are started and measured after it, one at a time."""
+    counts = workers or [1]
     run_id = uuid.uuid4().hex[:6]
     wrk_bin = wrk.ensure_wrk()
     if project is None:
@@ -383,8 +468,13 @@ def measure_target(
     if target.database == "postgres":
         migrate = [python, "-m", "alembic", "upgrade", "head"]
         subprocess.run(migrate, cwd=project, env=env, check=True, capture_output=True)
-    argv = [python, "-m", "uvicorn", "app.main:app", "--workers", "1"]
+
+    def argv_for(count: int) -> list[str]:
+        return [python, "-m", "uvicorn", "app.main:app", "--workers", str(count)]
+
+    argv = argv_for(counts[0])
     log = workdir / f"{target.name}.log"
+    logged = log_level in ("DEBUG", "INFO")
 
     startup = []
     for _ in range(max(0, starts - 1)):
@@ -394,8 +484,10 @@ def measure_target(
     with (
         serving(argv, cwd=project, env=env, log=log) as service,
         _baseline_server(target, env, project, workdir) as baseline,
+        _baseline_server(target, env, project, workdir, floor=True) as floor,
     ):
         startup.append(service.wait_ready())
+        service.wait_workers(counts[0], logged=logged)
         median = statistics.median(startup)
         say(f"  {target.name}: ready in {median:.2f} s (median of {len(startup)})")
         api = Api(target, service.port)
@@ -411,9 +503,12 @@ def measure_target(
         owner = _owner_of(api, ids[0])
         raw = [_uuid_of(item_id) for item_id in hot] if api.graphql else hot
         api.client.close()
-        baseline.env["BASELINE_OWNER_ID"] = owner
-        baseline.start()
+        api_email = api.email
+        for bare in (baseline, floor):
+            bare.env["BASELINE_OWNER_ID"] = owner
+            bare.start()
         baseline.wait_ready()
+        floor.wait_ready()
         warm = Client(baseline.port)
         for item_id in raw:
             warm.request("GET", f"/items/{item_id}")  # warms the baseline's cache
@@ -423,10 +518,12 @@ def measure_target(
         ours, theirs = api.scenarios(token, hot), baseline_scenarios(raw)
         auth = {"Authorization": f"Bearer {token}"}
         checked = baseline_scenarios(raw, prefix="/checked", headers=auth)
+        floors = baseline_scenarios(raw, headers=auth)
         for name in SCENARIOS:
             _check(ours[name], service.port)
             _check(theirs[name], baseline.port)
             _check(checked[name], baseline.port)
+            _check(floors[name], floor.port)
         measurements = []
         for c in connections:
             for name in SCENARIOS:
@@ -434,8 +531,22 @@ def measure_target(
                 measured = _cell(service, ours[name], c, seconds, "s" + tag)
                 base = _cell(baseline, theirs[name], c, seconds, "b" + tag)
                 with_checks = _cell(baseline, checked[name], c, seconds, "c" + tag)
-                measurements.append(Measurement(target.name, name, c, measured, base, with_checks))
-        resident = rss_mib(service.pid)
+                bare_fastapi = _cell(floor, floors[name], c, seconds, "f" + tag)
+                measurements.append(
+                    Measurement(
+                        target.name,
+                        name,
+                        c,
+                        measured,
+                        base,
+                        with_checks,
+                        bare_fastapi,
+                        {counts[0]: measured},
+                    )
+                )
+        worker_rss = {counts[0]: [rss_mib(pid) for pid in worker_pids(service.pid, counts[0])]}
+        master_rss = {counts[0]: rss_mib(service.pid)}
+        resident = max(worker_rss[counts[0]])
         if with_profile:
             top = max(connections)
             for name in SCENARIOS:
@@ -453,7 +564,26 @@ def measure_target(
                     tag=f"p{run_id}-{name}-",
                 )
                 profiles[name] = recorder.top()
-    return TargetReport(target.name, startup, measurements, profiles, resident)
+    for count in counts[1:]:
+        more_log = workdir / f"{target.name}-{count}w.log"
+        with serving(argv_for(count), cwd=project, env=env, log=more_log) as server:
+            server.wait_ready()
+            server.wait_workers(count, logged=logged)
+            api = Api(target, server.port)
+            ours = api.scenarios(api.login(api_email), hot)  # the same user, a fresh token
+            api.client.close()
+            for name in SCENARIOS:
+                _check(ours[name], server.port)
+            say(f"  {target.name}: loading {count} workers")
+            for m in measurements:
+                # A tag of its own, so that created names stay unique per owner.
+                tag = f"s{count}w{run_id}-{m.scenario}-{m.connections}-"
+                m.by_workers[count] = _cell(server, ours[m.scenario], m.connections, seconds, tag)
+            worker_rss[count] = [rss_mib(pid) for pid in worker_pids(server.pid, count)]
+            master_rss[count] = rss_mib(server.pid)
+    return TargetReport(
+        target.name, startup, measurements, profiles, resident, worker_rss, master_rss
+    )
 
 
 def _uuid_of(global_id: str) -> str:
@@ -500,11 +630,20 @@ class _Deferred:
 
 @contextlib.contextmanager
 def _baseline_server(
-    target: Target, env: dict[str, str], project: Path, workdir: Path
+    target: Target, env: dict[str, str], project: Path, workdir: Path, *, floor: bool = False
 ) -> Iterator[_Deferred]:
-    app_dir = workdir / "baseline"
-    app_dir.mkdir(exist_ok=True)
-    shutil.copy(Path(__file__).with_name("baseline_app.py"), app_dir / "baseline_app.py")
+    """The bare baseline's server, or with floor the framework floor's (which imports the
+    baseline's functions, so it is served from a copy of this package)."""
+    name = "floor" if floor else "baseline"
+    app_dir = workdir / name
+    if floor:
+        package = app_dir / "benchmarks"
+        package.mkdir(parents=True, exist_ok=True)
+        for module in ("__init__.py", "baseline_app.py", "fastapi_floor.py"):
+            shutil.copy(Path(__file__).with_name(module), package / module)
+    else:
+        app_dir.mkdir(exist_ok=True)
+        shutil.copy(Path(__file__).with_name("baseline_app.py"), app_dir / "baseline_app.py")
     db_url = env.get("DATABASE_URL", "").replace("postgresql+asyncpg://", "postgresql://", 1)
     base_env = {
         **clean_env(),
@@ -516,12 +655,11 @@ def _baseline_server(
     }
     python = str(project / ".venv" / "bin" / "python")
     argv = [
-        python, "-m", "uvicorn", "baseline_app:app", "--app-dir", str(app_dir),
+        python, "-m", "uvicorn",
+        "benchmarks.fastapi_floor:app" if floor else "baseline_app:app", "--app-dir", str(app_dir),
         "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    deferred = _Deferred(
-        argv, cwd=app_dir, env=base_env, log=workdir / f"baseline-{target.name}.log"
-    )
+    deferred = _Deferred(argv, cwd=app_dir, env=base_env, log=workdir / f"{name}-{target.name}.log")
     try:
         yield deferred
     finally:
