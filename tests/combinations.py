@@ -37,11 +37,6 @@ class Combination:
         return f"{self.database}-{self.api}-{self.broker}-{audit}"
 
     @property
-    def stack(self) -> str:
-        """The libraries: compliance logging adds none, so both its renders share them."""
-        return f"{self.database}-{self.api}-{self.broker}"
-
-    @property
     def slug(self) -> str:
         # As long as a slug may be, so every line that carries it is tested at its widest.
         return f"svc-{self.id}-".ljust(63, "x")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,10 @@ from tests.services import create_postgres_database, mongodb_database_url
 TEMPLATE = Path(__file__).resolve().parent.parent
 TEXT_SUFFIXES = {".py", ".toml", ".ini", ".md", ".json", ".yaml", ".yml", ".mako", ".example", ""}
 _projects: dict[str, Path] = {}
-_environments: dict[str, Path] = {}  # stack -> the project whose virtualenv it uses
 
 
 def _params(combinations: list[Combination]) -> list[Any]:
-    """One xdist group per stack: the two combinations of a stack run on one worker, one
-    after the other, and share its virtualenv (rendered_project)."""
-    return [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.stack)) for c in combinations]
+    return [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in combinations]
 
 
 EVERY = _params(ALL)
@@ -87,29 +83,15 @@ def mypy_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def rendered_project(combination: Combination, cookies: Cookies) -> Path:
     """The combination rendered through pytest-cookies (the `cookies_session` fixture,
-    with its own user config and replay dir) and installed (`uv sync`), once per worker.
-
-    The second combination of a stack gets the first one's virtualenv (`.venv` a link to
-    it): the same pinned libraries, so `uv sync` finds nothing to change, and the bytecode
-    the first one's commands compiled serves the second (a fresh virtualenv has none: its
-    suite spent about 12 s of CPU, a quarter of it, compiling what it imported)."""
+    with its own user config and replay dir) and installed (`uv sync`), once per worker."""
     if combination.id not in _projects:
         result = cookies.bake(extra_context=combination.answers())
         assert result.exit_code == 0, f"{combination.id} did not render: {result.exception!r}"
         path = result.project_path
         assert path is not None
         _projects[combination.id] = path
-        shared = _environments.setdefault(combination.stack, path)
-        if shared != path:
-            assert _dependencies(path) == _dependencies(shared), combination.stack
-            (path / ".venv").symlink_to(shared / ".venv", target_is_directory=True)
         run(["uv", "sync", "--quiet"], cwd=path, env=clean_env())
     return _projects[combination.id]
-
-
-def _dependencies(project: Path) -> dict[str, Any]:
-    declared = tomllib.loads((project / "pyproject.toml").read_text())
-    return {"project": declared["project"]["dependencies"], **declared["dependency-groups"]}
 
 
 def text_files(project: Path) -> Iterator[Path]:

@@ -352,7 +352,7 @@ def test_deploy_matches_dockerfile_settings_and_app(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(ALL[0].stack)
+@pytest.mark.xdist_group(ALL[0].id)
 def test_checkov_and_the_schemas_catch_an_unhardened_pod(tmp_path: Path) -> None:
     """The checkers are not vacuous: a plain pod fails both."""
     import kubernetes_validate
