@@ -82,12 +82,14 @@ def settings() -> Settings:
     settings = override(settings, "app", environment="test")
     settings = override(settings, "redis", key_prefix=f"test-{RUN_ID}:")
     settings = override(settings, "broker", prefix=f"test-{RUN_ID}.")
-    # A cheap hash keeps the suite fast; production keeps the settings' defaults.
+    # The cheapest hash the settings allow keeps the suite fast (1.2 ms a hash or check,
+    # against 6 ms at 8 MiB: every account a test makes costs both); production keeps the
+    # settings' defaults.
     settings = override(
         settings,
         "auth",
         secret_key=strong(settings.auth.secret_key),
-        password_memory_kib=8192,
+        password_memory_kib=1024,
         password_time_cost=1,
     )
     settings = override(settings, "metrics", token=strong(settings.metrics.token))
