@@ -167,11 +167,10 @@ class Item(relay.Node, Refetchable):
     created_at: datetime
     updated_at: datetime
     owner_key: strawberry.Private[UUID]
-
-    @strawberry.field
-    def owner_id(self) -> relay.GlobalID:
-        """The owner's id, as `owner { id }` gives it."""
-        return global_id("User", self.owner_key)
+    # Set with the item, not resolved: a list resolves no function per item for it.
+    owner_id: relay.GlobalID = strawberry.field(
+        description="The owner's id, as `owner { id }` gives it."
+    )
 
     @strawberry.field
     async def owner(self, info: GraphQLInfo) -> User | None:
@@ -180,9 +179,15 @@ class Item(relay.Node, Refetchable):
     @classmethod
     def from_public(cls, item: ItemPublic) -> Self:
         return cls(
-            **item.model_dump(exclude={"status", "owner_id"}),
+            id=item.id,
+            name=item.name,
+            description=item.description,
+            price_cents=item.price_cents,
             status=ItemStatus(item.status),
+            created_at=item.created_at,
+            updated_at=item.updated_at,
             owner_key=item.owner_id,
+            owner_id=global_id("User", item.owner_id),
         )
 
     @classmethod
