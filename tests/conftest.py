@@ -31,11 +31,12 @@ _COMBINATION_ID = re.compile(r"\[((?:postgres|mongodb)-[a-z]+-[a-z]+-(?:audit|pl
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker per core, and one more for command 2, whose workers spend a
-    fifth of their time waiting on the commands they start (renders, installs, the
-    rendered suites' services): on 2 cores it took 407 s with 3 workers against 487 s
-    with 2. The slow proofs (command 3) keep one per core: they time out dependencies
-    and run several servers each."""
+    """`-n auto`: one worker per core, and one more for command 2, whose workers spend
+    part of their time waiting on the commands they start (renders, installs, the
+    rendered suites' services). On 2 cores three runs with 3 workers took 407, 440 and
+    487 s, the last run with 2 workers 487 s: a gain within the runs' spread, kept because
+    an idle core is then rarer. The slow proofs (command 3) keep one per core: they time
+    out dependencies and run several servers each."""
     cores = os.cpu_count() or 1
     slow = "slow" in config.option.markexpr and "not slow" not in config.option.markexpr
     return cores if slow else cores + 1
