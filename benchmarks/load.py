@@ -633,17 +633,13 @@ def _baseline_server(
     target: Target, env: dict[str, str], project: Path, workdir: Path, *, floor: bool = False
 ) -> Iterator[_Deferred]:
     """The bare baseline's server, or with floor the framework floor's (which imports the
-    baseline's functions, so it is served from a copy of this package)."""
+    baseline's functions): either served from a copy of the modules they need."""
     name = "floor" if floor else "baseline"
     app_dir = workdir / name
-    if floor:
-        package = app_dir / "benchmarks"
-        package.mkdir(parents=True, exist_ok=True)
-        for module in ("__init__.py", "baseline_app.py", "fastapi_floor.py"):
-            shutil.copy(Path(__file__).with_name(module), package / module)
-    else:
-        app_dir.mkdir(exist_ok=True)
-        shutil.copy(Path(__file__).with_name("baseline_app.py"), app_dir / "baseline_app.py")
+    package = app_dir / "benchmarks"
+    package.mkdir(parents=True, exist_ok=True)
+    for module in ("__init__.py", "baseline_app.py", "fastapi_floor.py"):
+        shutil.copy(Path(__file__).with_name(module), package / module)
     db_url = env.get("DATABASE_URL", "").replace("postgresql+asyncpg://", "postgresql://", 1)
     base_env = {
         **clean_env(),
@@ -656,7 +652,7 @@ def _baseline_server(
     python = str(project / ".venv" / "bin" / "python")
     argv = [
         python, "-m", "uvicorn",
-        "benchmarks.fastapi_floor:app" if floor else "baseline_app:app", "--app-dir", str(app_dir),
+        f"benchmarks.{'fastapi_floor' if floor else 'baseline_app'}:app", "--app-dir", str(app_dir),
         "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     deferred = _Deferred(argv, cwd=app_dir, env=base_env, log=workdir / f"{name}-{target.name}.log")
