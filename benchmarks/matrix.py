@@ -3,7 +3,8 @@
 Runs `pytest` at the repository root exactly as `uv run pytest` does (xdist on every
 core, real services), with benchmarks.matrix_plugin recording each command and test
 phase; then sums them by stage: render, environment (`uv sync`), static (ruff, mypy),
-the rendered project's own suite, migrations, the delivery files' checks, and the rest.
+the rendered project's own suite (with its migrations check, on PostgreSQL), the
+delivery files' checks, and the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("render", "environment", "ruff", "mypy", "suite", "migrations", "delivery", "other")
+STAGES = ("render", "environment", "ruff", "mypy", "suite", "delivery", "other")
 # Checks of the delivery files (tests/test_delivery.py): the image's runtime-only
 # environment (`uv sync --no-dev`), the linters of the Dockerfile, workflows and Compose
 # file, pre-commit in a git copy, the Makefile.
@@ -74,7 +75,6 @@ def _stage(argv: list[str], kind: str) -> str:
     for tool, stage in (
         ("ruff", "ruff"),
         ("mypy", "mypy"),
-        ("alembic", "migrations"),
         ("pytest", "suite"),
     ):
         if tool in argv or any(a.endswith(f"/{tool}") for a in argv):

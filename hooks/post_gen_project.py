@@ -26,6 +26,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "migrations",
         "alembic.ini",
         "deploy/base/migrate.yaml",
+        "tests/test_migrations.py",
     ],
     ("api", "rest"): [
         "app/api/graphql",

@@ -31,7 +31,6 @@ def _params(combinations: list[Combination]) -> list[Any]:
 
 
 EVERY = _params(ALL)
-POSTGRES = _params([c for c in ALL if c.database == "postgres"])
 REST_POSTGRES = _params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
 
 

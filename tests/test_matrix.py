@@ -16,7 +16,6 @@ from scripts.bump_pins import PYPROJECT, normalize, pins
 from tests.combinations import TRACES, Combination
 from tests.rendering import (
     EVERY,
-    POSTGRES,
     clean_env,
     mypy_env,
     run,
@@ -129,14 +128,6 @@ def test_mypy_strict(
     combination: Combination, project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     run(["uv", "run", "--no-sync", "mypy", "--strict"], cwd=project, env=mypy_env(tmp_path_factory))
-
-
-@pytest.mark.parametrize("combination", POSTGRES)
-def test_migrations_match_the_models(combination: Combination, project: Path) -> None:
-    env = service_env(combination)
-    run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
-    output = run(["uv", "run", "--no-sync", "alembic", "check"], cwd=project, env=env)
-    assert "No new upgrade operations detected" in output
 
 
 def _rendered_suite(combination: Combination, project: Path, *pytest_args: str) -> dict[str, int]:

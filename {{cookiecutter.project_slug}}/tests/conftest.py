@@ -15,6 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+{%- if cookiecutter.database == "postgres" %}
+from alembic import command
+from alembic.config import Config
+{%- endif %}
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -128,19 +132,23 @@ def settings() -> Settings:
     return Settings.model_validate(settings.model_dump())
 {% if cookiecutter.database == "postgres" %}
 
-@pytest.fixture(scope="session", autouse=True)
-def migrated_database(settings: Settings) -> None:
-    """The schema comes from the migrations, as in production, not from the models."""
-    from alembic import command
-    from alembic.config import Config
+def alembic(settings: Settings, name: str, *args: str) -> None:
+    """Run an Alembic command (`alembic NAME ARGS`) against the suite's database."""
+    from app.settings import get_settings
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", settings.database.url)
-        from app.settings import get_settings
+        get_settings.cache_clear()
+        try:
+            getattr(command, name)(Config("alembic.ini"), *args)
+        finally:
+            get_settings.cache_clear()
 
-        get_settings.cache_clear()
-        command.upgrade(Config("alembic.ini"), "head")
-        get_settings.cache_clear()
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_database(settings: Settings) -> None:
+    """The schema comes from the migrations, as in production, not from the models."""
+    alembic(settings, "upgrade", "head")
 {% endif %}
 
 @pytest.fixture(scope="session")
