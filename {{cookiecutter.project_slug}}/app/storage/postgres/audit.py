@@ -29,6 +29,7 @@ from sqlalchemy import (
     Select,
     String,
     func,
+    insert,
     select,
     text,
 )
@@ -112,8 +113,10 @@ class PostgresAuditLog:
         self.key = key
 
     async def append(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
-        # Unsealed, and no lock: the sealer chains them after commit.
-        session.add_all(AuditLogRow(**entry.model_dump()) for entry in entries)
+        # Unsealed, and no lock: the sealer chains them after commit. Plain rows in one
+        # INSERT, as for the outbox: nothing reads them back in this session.
+        if entries:
+            await session.execute(insert(AuditLogRow), [entry.model_dump() for entry in entries])
 
     async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
         entries = entries_for(events)

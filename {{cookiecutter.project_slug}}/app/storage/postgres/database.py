@@ -115,7 +115,7 @@ class PostgresDatabase:
                 yield uow
                 for hook in self.before_commit:
                     await hook(session, uow.events)
-                add_to_outbox(session, uow.events)
+                await add_to_outbox(session, uow.events)
         except Exception as exc:
             # Nothing was committed: the client may retry. The pool replaces the broken
             # connections, so the service recovers by itself when the database is back.

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.lease import LeaseLostError
@@ -18,10 +18,15 @@ from app.storage.postgres.lease import PostgresLease
 from app.storage.postgres.models import OutboxRow
 
 
-def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
-    for event in events:
-        envelope = Envelope.of(event, traceparent=outbox_trace_context(event))
-        session.add(OutboxRow(**envelope.model_dump()))
+async def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
+    # One INSERT of plain rows (an ORM bulk insert): nothing reads them back in this
+    # session, so they need no objects, identity map or flush.
+    if events:
+        rows = [
+            Envelope.of(event, traceparent=outbox_trace_context(event)).model_dump()
+            for event in events
+        ]
+        await session.execute(insert(OutboxRow), rows)
 
 
 class PostgresOutboxBatch:
