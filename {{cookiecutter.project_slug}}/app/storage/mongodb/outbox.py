@@ -118,14 +118,16 @@ class MongoOutbox:
         cursor = outbox.find({"sent": False}).sort("sequence", ASCENDING).limit(limit)
         messages = [_message(document) async for document in cursor]
         if messages:
-            stale: list[dict[str, Any]] = [
-                {"relay_fence": {"$exists": False}},
-                {"relay_fence": {"$lt": fence}},
-            ]
-            await outbox.update_many(
-                {"sequence": {"$in": [m.sequence for m in messages]}, "$or": stale},
-                {"$set": {"relay_fence": fence}},
-            )
+            sequences = [m.sequence for m in messages]
+            # Stamp what no newer holder stamped: never stamped, or by an older holder. Two
+            # updates, not one with `$or`: the same documents, each filter a plain one on the
+            # sequence index (the test suite's MongoDB stand-in cannot plan an `$or` and
+            # reads the whole collection for it: 33 ms against 4 at 2000 documents).
+            for stale in ({"$exists": False}, {"$lt": fence}):
+                await outbox.update_many(
+                    {"sequence": {"$in": sequences}, "relay_fence": stale},
+                    {"$set": {"relay_fence": fence}},
+                )
         yield MongoOutboxBatch(self.db, self.lease, fence, messages)
 
     async def release(self) -> None:
