@@ -58,7 +58,7 @@ from app.audit.records import (
 )
 from app.events.schemas import DomainEvent
 from app.storage.postgres.database import PostgresDatabase
-from app.storage.postgres.models import Base
+from app.storage.postgres.models import Base, table_of
 
 # One sealer at a time; the purge takes it too, so it sees the chain whole.
 _SEALER_LOCK = 0x61756469  # "audi"
@@ -89,6 +89,9 @@ class AuditLogRow(Base):
     seal: Mapped[str | None] = mapped_column(String(64))
 
 
+AUDIT_LOG = table_of(AuditLogRow)
+
+
 def _stored(row: AuditLogRow) -> SealedEntry:
     entry = AuditEntry.model_validate(row, from_attributes=True)
     return SealedEntry(
@@ -114,9 +117,10 @@ class PostgresAuditLog:
 
     async def append(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
         # Unsealed, and no lock: the sealer chains them after commit. Plain rows in one
-        # INSERT, as for the outbox: nothing reads them back in this session.
+        # INSERT into the table, as for the outbox: nothing reads them back in this session.
         if entries:
-            await session.execute(insert(AuditLogRow), [entry.model_dump() for entry in entries])
+            rows = [entry.model_dump() for entry in entries]
+            await session.execute(insert(AUDIT_LOG), rows)
 
     async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
         entries = entries_for(events)

@@ -8,13 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
-from app.storage.postgres.models import ItemRow
+from app.storage.postgres.models import ItemRow, table_of
 from app.storage.postgres.rows import insert_unique
 
 # Reads select the table's columns (SQLAlchemy Core), not ORM entities: rows that only
 # become ItemPublic need no identity map or instance state, which cost more than the rest
 # of a list query's Python work.
-ITEMS = ItemRow.__table__
+ITEMS = table_of(ItemRow)
 READ = select(*ITEMS.c)
 # Sortable fields map to columns here, never to raw input.
 SORT_COLUMNS = {

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -33,6 +35,12 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for SQLAlchemy Core statements: rows that are only written, or
+    only read into schemas, need no ORM objects, identity map or flush."""
+    return cast(Table, model.__table__)
 
 
 class UserRow(Base):

@@ -15,18 +15,20 @@ from app.events.outbox import RELAY_LEASE, HeldEvent, OutboxMessage, redacted_pa
 from app.events.schemas import DomainEvent, Envelope
 from app.observability.tracing import outbox_trace_context
 from app.storage.postgres.lease import PostgresLease
-from app.storage.postgres.models import OutboxRow
+from app.storage.postgres.models import OutboxRow, table_of
+
+OUTBOX = table_of(OutboxRow)
 
 
 async def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
-    # One INSERT of plain rows (an ORM bulk insert): nothing reads them back in this
-    # session, so they need no objects, identity map or flush.
+    # One INSERT of plain rows into the table (SQLAlchemy Core): nothing reads them back
+    # in this session, so they need no ORM objects, identity map or flush.
     if events:
         rows = [
             Envelope.of(event, traceparent=outbox_trace_context(event)).model_dump()
             for event in events
         ]
-        await session.execute(insert(OutboxRow), rows)
+        await session.execute(insert(OUTBOX), rows)
 
 
 class PostgresOutboxBatch:
