@@ -52,8 +52,13 @@ class AppSettings(BaseModel):
 
 class DatabaseSettings(BaseModel):
     url: str = f"postgresql+asyncpg://postgres:postgres@localhost:5432/{DATABASE_NAME}"
-    pool_size: int = Field(default=10, ge=1)
-    max_overflow: int = Field(default=10, ge=0)
+    # Connections a worker keeps open, and how many more it may open for a burst. All
+    # kept by default: an overflow connection is closed when it is given back, so a load
+    # around the pool's size would open and close connections all the time (preparing its
+    # statements again on each). A worker holds at most pool_size + max_overflow: count
+    # that against the server's max_connections, times workers and instances.
+    pool_size: int = Field(default=20, ge=1)
+    max_overflow: int = Field(default=0, ge=0)
     # A connection the server dropped fails the one transaction that meets it (503 with
     # Retry-After), and the pool then replaces every connection older than the failure.
     # Pre-ping instead tests each connection before use, with one more round trip per
