@@ -216,7 +216,9 @@ async def measure_cost(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads), from /proc."""
+    """User + system CPU time of a process so far (all its threads), from /proc. As in
+    benchmarks/load.py, which imports what the render's interpreter lacks: this script
+    runs on that interpreter, alone."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
