@@ -175,6 +175,12 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:12]}"
 
 
+def unique_address() -> str:
+    """A client address no other test uses: rate limits count per address in the shared Redis."""
+    part = uuid.uuid4().hex
+    return f"2001:db8:{part[:4]}:{part[4:8]}:{part[8:12]}:{part[12:16]}:{part[16:20]}:{part[20:24]}"
+
+
 async def eventually(check: Any, *, within: float = 30.0) -> Any:
     """Poll an async check until it returns something truthy, or fail after `within` s."""
     deadline = asyncio.get_running_loop().time() + within

@@ -86,6 +86,7 @@ from tests.conftest import (
     override,
     serving,
     unique,
+    unique_address,
     unreachable,
 )
 from tests.test_auth import login
@@ -678,7 +679,7 @@ async def test_a_flood_of_refusals_is_recorded_only_up_to_the_address_allowance(
     """Anonymous bad requests cannot fill the trail: past the allowance of their address
     they are counted in a metric, not recorded."""
     strict = override(settings, "rate_limit", failure_records_per_ip_per_minute=2)
-    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    address = unique_address()
     transport = ASGITransport(app=app, client=(address, 4321))
     async with (
         serving(app, settings=strict),

@@ -20,6 +20,7 @@ from tests.conftest import (
     override,
     serving,
     unique,
+    unique_address,
 )
 from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
 
@@ -256,7 +257,7 @@ async def test_each_aliased_registration_counts_against_the_address_limit(
 ) -> None:
     """Fifteen registrations in one document are fifteen hashes: each alias counts."""
     strict = override(settings, "rate_limit", register_per_ip_per_minute=3)
-    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    address = unique_address()
     fields = " ".join(
         f'r{n}: register(email: "{unique("alias")}@example.com", password: "{PASSWORD}") '
         "{ detail }"

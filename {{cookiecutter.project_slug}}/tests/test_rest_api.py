@@ -13,7 +13,15 @@ from prometheus_client import REGISTRY
 from app.api.rest import auth, items, users
 from app.services import Services
 from app.settings import Settings
-from tests.conftest import PASSWORD, Account, FailingDatabase, override, serving, unique
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    FailingDatabase,
+    override,
+    serving,
+    unique,
+    unique_address,
+)
 from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
 
 API = "/api/v1"
@@ -215,7 +223,7 @@ async def test_registration_and_password_checks_are_limited_per_address(
     strict = override(
         settings, "rate_limit", register_per_ip_per_minute=2, password_per_ip_per_minute=2
     )
-    address = f"198.18.{uuid4().int % 250}.{uuid4().int % 250 + 1}"
+    address = unique_address()
     async with serving(app, settings=strict), from_address(app, address) as client:
         register = [
             await client.post(
