@@ -29,7 +29,6 @@ from app.audit.events import (
     PersonalDataExported,
 )
 {% endif -%}
-from app.core.context import RequestContext, set_current_request
 from app.events.schemas import (
     AdminAccessDenied,
     ItemAccessDenied,
@@ -50,8 +49,7 @@ from app.events.schemas import (
     UsersListed,
 )
 from app.services import Services
-from app.users import service as user_service
-from tests.conftest import PASSWORD, new_account, new_item, unique
+from tests.conftest import PASSWORD, new_account, new_item, unique, unique_address
 
 NEW_PASSWORD = "N3w-and-unrelated-phrase!"
 WRONG_PASSWORD = "Wr0ng-but-plausible!"
@@ -76,9 +74,7 @@ async def from_a_fresh_address(client: AsyncClient) -> AsyncIterator[AsyncClient
     """A client of the same app calling from an address no other request used."""
     transport = client._transport
     assert isinstance(transport, ASGITransport)
-    number = uuid.uuid4().int
-    address = f"198.19.{number % 250}.{number // 250 % 250 + 1}"
-    fresh = ASGITransport(app=transport.app, client=(address, 4321))
+    fresh = ASGITransport(app=transport.app, client=(unique_address(), 4321))
     async with AsyncClient(transport=fresh, base_url=str(client.base_url)) as other:
         yield other
 
@@ -154,6 +150,13 @@ async def me(client: AsyncClient, request_id: str, token: str) -> Any:
 
 async def list_users(client: AsyncClient, request_id: str, token: str) -> Any:
     return await _call(client, request_id, "GET", "/users", token, params={"limit": 2})
+
+
+async def set_role(
+    client: AsyncClient, request_id: str, token: str, user_id: str, role: str
+) -> Any:
+    body = {"role": role}
+    return await _call(client, request_id, "PUT", f"/users/{user_id}/role", token, json=body)
 {%- if cookiecutter.compliance_logging %}
 
 
@@ -187,9 +190,9 @@ async def _call(
     return body["data"]
 
 
-def _item_id(key: str) -> str:
-    """The API's global id of an item: the actions here take and give stored ids."""
-    return base64.b64encode(f"Item:{key}".encode()).decode()
+def _global_id(type_name: str, key: str) -> str:
+    """The API's id of a node: the actions here take and give stored ids."""
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
 
 
 def _pair(answer: Any, field: str) -> Any:
@@ -245,17 +248,17 @@ async def update_item(
     client: AsyncClient, request_id: str, token: str, item_id: str, name: str
 ) -> Any:
     query = "mutation U($id: ID!, $n: String!) { updateItem(id: $id, input: {name: $n}) { id } }"
-    return await _call(client, request_id, query, token, id=_item_id(item_id), n=name)
+    return await _call(client, request_id, query, token, id=_global_id("Item", item_id), n=name)
 
 
 async def delete_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     query = "mutation D($id: ID!) { deleteItem(id: $id) }"
-    return await _call(client, request_id, query, token, id=_item_id(item_id))
+    return await _call(client, request_id, query, token, id=_global_id("Item", item_id))
 
 
 async def read_item(client: AsyncClient, request_id: str, token: str, item_id: str) -> Any:
     query = "query I($id: ID!) { item(id: $id) { id } }"
-    return await _call(client, request_id, query, token, id=_item_id(item_id))
+    return await _call(client, request_id, query, token, id=_global_id("Item", item_id))
 
 
 async def me(client: AsyncClient, request_id: str, token: str) -> Any:
@@ -264,6 +267,14 @@ async def me(client: AsyncClient, request_id: str, token: str) -> Any:
 
 async def list_users(client: AsyncClient, request_id: str, token: str) -> Any:
     return await _call(client, request_id, "{ users(first: 2) { edges { cursor } } }", token)
+
+
+async def set_role(
+    client: AsyncClient, request_id: str, token: str, user_id: str, role: str
+) -> Any:
+    query = "mutation R($id: ID!, $r: UserRole!) { setRole(userId: $id, role: $r) { role } }"
+    user = _global_id("User", user_id)
+    return await _call(client, request_id, query, token, id=user, r=role.upper())
 {%- if cookiecutter.compliance_logging %}
 
 
@@ -374,22 +385,12 @@ async def _list_users(client: AsyncClient, services: Services) -> Performed:
 
 
 async def _change_role(client: AsyncClient, services: Services) -> Performed:
-    # The API has no operation that changes a role: it is done by calling the service
-    # (README: `app.users.service.set_role`), here as an admin's request would be.
     admin = await new_account(services, admin=True)
     account = await new_account(services)
     request_id = new_request_id()
-    set_current_request(RequestContext(request_id=request_id, actor_id=str(admin.user.id)))
-    try:
-        await user_service.set_role(
-            database=services.database,
-            tokens=services.tokens,
-            user_id=account.user.id,
-            role="admin",
-        )
-    finally:
-        set_current_request(None)
-    return Performed(request_id, str(account.user.id), str(admin.user.id))
+    user_id = str(account.user.id)
+    assert await set_role(client, request_id, admin.tokens.access_token, user_id, "admin")
+    return Performed(request_id, user_id, str(admin.user.id))
 
 
 async def _change_password_refused(client: AsyncClient, services: Services) -> Performed:

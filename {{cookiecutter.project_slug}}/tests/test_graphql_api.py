@@ -212,6 +212,45 @@ async def test_admin_lists_users_others_may_not(
     assert key_of(second["edges"][0]["node"]["id"]) > key_of(first["edges"][0]["node"]["id"])
 
 
+SET_ROLE = """
+mutation R($id: ID!, $role: UserRole!) { setRole(userId: $id, role: $role) { id email role } }
+"""
+
+
+async def test_an_admin_sets_roles_and_the_old_sessions_end(
+    client: AsyncClient, account: Account, other_account: Account, admin_account: Account
+) -> None:
+    user_id = global_id("User", other_account.user.id)
+    admin = admin_account.tokens.access_token
+    denied = await graphql(client, SET_ROLE, account.tokens.access_token, id=user_id, role="ADMIN")
+    assert code(denied) == ("forbidden", 403)
+    assert code(await graphql(client, SET_ROLE, id=user_id, role="ADMIN")) == ("unauthorized", 401)
+    wrong_role = await graphql(client, SET_ROLE, admin, id=user_id, role="ROOT")
+    assert "ROOT" in error(wrong_role)["message"]
+    not_a_user = global_id("Item", other_account.user.id)
+    assert code(await graphql(client, SET_ROLE, admin, id=not_a_user, role="ADMIN")) == (
+        "invalid_input",
+        422,
+    )
+    missing = await graphql(client, SET_ROLE, admin, id=global_id("User", uuid4()), role="ADMIN")
+    assert code(missing) == ("user_not_found", 404)
+    # Refused attempts changed nothing: the user's session still works, as a user's.
+    me, session = "{ me { role } }", other_account.tokens.access_token
+    assert data(await graphql(client, me, session))["me"]["role"] == "user"
+
+    # The same role again changes nothing either, and ends no session.
+    same = data(await graphql(client, SET_ROLE, admin, id=user_id, role="USER"))["setRole"]
+    assert (same["id"], same["role"]) == (user_id, "user")
+    assert data(await graphql(client, me, session))
+
+    promoted = data(await graphql(client, SET_ROLE, admin, id=user_id, role="ADMIN"))["setRole"]
+    assert promoted == {**same, "role": "admin"}
+    # The old token carried the old role: it is refused, and a new sign-in carries the new.
+    assert code(await graphql(client, me, session)) == ("unauthorized", 401)
+    tokens = data(await graphql(client, LOGIN, email=other_account.email, password=PASSWORD))
+    assert data(await graphql(client, me, tokens["login"]["accessToken"]))["me"]["role"] == "admin"
+
+
 async def test_change_password_and_logout(client: AsyncClient, account: Account) -> None:
     change = """
     mutation C($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }

@@ -268,6 +268,15 @@ async def change_password(client: httpx.AsyncClient, headers: dict[str, str], ne
     return response.status_code == 204
 
 
+async def set_role(
+    client: httpx.AsyncClient, headers: dict[str, str], user_id: uuid.UUID, role: str
+) -> bool:
+    response = await client.put(
+        f"/api/v1/users/{user_id}/role", json={"role": role}, headers=headers
+    )
+    return response.status_code == 200
+
+
 async def update_item(
     client: httpx.AsyncClient, account: Account, item: str, name: str
 ) -> httpx.Response:
@@ -313,6 +322,14 @@ async def change_password(client: httpx.AsyncClient, headers: dict[str, str], ne
         "{ changePassword(currentPassword: $c, newPassword: $n) }"
     )
     return answered(await graphql(client, query, headers, c=PASSWORD, n=new))
+
+
+async def set_role(
+    client: httpx.AsyncClient, headers: dict[str, str], user_id: uuid.UUID, role: str
+) -> bool:
+    query = "mutation R($id: ID!, $r: UserRole!) { setRole(userId: $id, role: $r) { role } }"
+    user = str(GlobalID(type_name="User", node_id=str(user_id)))
+    return answered(await graphql(client, query, headers, id=user, r=role.upper()))
 
 
 async def update_item(
@@ -475,14 +492,13 @@ async def test_sessions_roles_and_rate_limits_hold_across_instances(
             assert not await whoami(client, account.headers)
             assert not await whoami(client, other)
 
-        # A role change (made by another process: no endpoint changes roles) ends the
-        # sessions that carried the old role, on every instance at its next request.
+        # A role change by an admin on one instance ends the sessions that carried the old
+        # role, on every instance at its next request.
         admin = await new_account(services, admin=True)
-        assert all([await whoami(c, admin.headers) for c in (first, second, third)])
-        await user_service.set_role(
-            database=services.database, tokens=services.tokens, user_id=admin.user.id, role="user"
-        )
-        assert not any([await whoami(c, admin.headers) for c in (first, second, third)])
+        demoted = await new_account(services, admin=True)
+        assert all([await whoami(c, demoted.headers) for c in (first, second, third)])
+        assert await set_role(third, admin.headers, demoted.user.id, "user")
+        assert not any([await whoami(c, demoted.headers) for c in (first, second, third)])
 
         # One limit for the account across the instances, not one per instance.
         limited = await new_account(services)

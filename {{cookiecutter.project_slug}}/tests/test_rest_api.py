@@ -181,6 +181,36 @@ async def test_admin_lists_users_others_may_not(
     )
 
 
+async def test_an_admin_sets_roles_and_the_old_sessions_end(
+    client: AsyncClient, account: Account, other_account: Account, admin_account: Account
+) -> None:
+    role = f"{API}/users/{other_account.user.id}/role"
+    problem(403, await client.put(role, json={"role": "admin"}, headers=account.headers))
+    problem(401, await client.put(role, json={"role": "admin"}))
+    for wrong in ({"role": "root"}, {"role": "ADMIN"}, {}, {"role": "admin", "extra": 1}):
+        problem(422, await client.put(role, json=wrong, headers=admin_account.headers))
+    missing = f"{API}/users/{uuid4()}/role"
+    problem(404, await client.put(missing, json={"role": "admin"}, headers=admin_account.headers))
+    # Refused attempts changed nothing: the user's session still works, as a user's.
+    problem(403, await client.get(f"{API}/users", headers=other_account.headers))
+
+    # The same role again changes nothing either, and ends no session.
+    same = await client.put(role, json={"role": "user"}, headers=admin_account.headers)
+    assert (same.status_code, same.json()["role"]) == (200, "user")
+    assert (await client.get(f"{API}/users/me", headers=other_account.headers)).status_code == 200
+
+    promoted = await client.put(role, json={"role": "admin"}, headers=admin_account.headers)
+    assert promoted.status_code == 200
+    assert promoted.json() == {**same.json(), "role": "admin"}
+    # The old token carried the old role: it is refused, and a new sign-in carries the new.
+    problem(401, await client.get(f"{API}/users/me", headers=other_account.headers))
+    signed_in = await client.post(
+        f"{API}/auth/token", data={"username": other_account.email, "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    assert (await client.get(f"{API}/users", headers=headers)).status_code == 200
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
@@ -367,23 +397,31 @@ async def test_no_endpoint_taking_an_id_lets_a_stranger_in(
 ) -> None:
     created = await client.post(ITEMS, json={"name": unique("private")}, headers=account.headers)
     item = created.json()
-    ids = {"item_id": item["id"]}
     # Every documented operation with a path parameter is tried: a new one must name
-    # its resource here.
+    # its resource here, with the body it takes and the refusal a stranger gets. The
+    # stranger tries the owner's item, and to make themself an admin.
+    refusals = {
+        ITEMS + "/{item_id}": ({"name": "taken"}, "not_item_owner"),
+        API + "/users/{user_id}/role": ({"role": "admin"}, "forbidden"),
+    }
+    ids = {"item_id": item["id"], "user_id": other_account.user.id}
     routes = [
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
         if "{" in path
         for method in operations
     ]
-    assert {path for _, path in routes} == {ITEMS + "/{item_id}"}
-    assert len(routes) == 3
+    assert {path for _, path in routes} == set(refusals)
+    assert len(routes) == 4
     for method, path in routes:
-        body = {"name": "taken"} if method in {"PATCH", "PUT", "POST"} else None
+        body, refusal = refusals[path]
         response = await client.request(
-            method, path.format(**ids), json=body, headers=other_account.headers
+            method,
+            path.format(**ids),
+            json=body if method in {"PATCH", "PUT", "POST"} else None,
+            headers=other_account.headers,
         )
-        assert problem(403, response)["code"] == "not_item_owner", (method, path)
+        assert problem(403, response)["code"] == refusal, (method, path)
     assert (await client.get(f"{ITEMS}/{item['id']}", headers=account.headers)).json() == item
 
 

@@ -112,6 +112,10 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
 }
 
 
+# Fields of an event the record keeps besides its id: what a record alone must tell.
+RECORDED_FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {RoleChanged: ("role",)}
+
+
 def entry_for(event: DomainEvent) -> AuditEntry | None:
     """The audit record of an event, or None for events that are not audited."""
     if type(event) not in AUDITED:
@@ -127,7 +131,10 @@ def entry_for(event: DomainEvent) -> AuditEntry | None:
         client_ip=context.client_ip if context else None,
         user_agent=context.user_agent if context else None,
         request_id=event.correlation_id,
-        detail={"event_id": str(event.id)},
+        detail={
+            "event_id": str(event.id),
+            **{name: getattr(event, name) for name in RECORDED_FIELDS.get(type(event), ())},
+        },
     )
 
 

@@ -76,6 +76,12 @@ class RegistrationAccepted(BaseModel):
     detail: str
 
 
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -89,16 +89,27 @@ async def change_password(
     await tokens.try_revoke_all(str(user_id))
 
 
-async def set_role(*, database: Database, tokens: Tokens, user_id: UUID, role: Role) -> None:
+async def set_role(*, database: Database, tokens: Tokens, user_id: UUID, role: Role) -> UserPublic:
     """Set the role and end every session of the user, so it holds from the next request:
-    the role is in each access token, and a demoted admin must not keep theirs."""
+    the role is in each access token, and a demoted admin must not keep theirs. Setting
+    the role a user already has changes nothing: no session ends, nothing is recorded."""
     async with database.unit_of_work() as uow:
-        if await uow.users.get(user_id) is None:
+        user = await uow.users.get(user_id)
+        if user is None:
             raise UserNotFoundError
+        if user.role == role:
+            return user.public()
         await uow.users.set_role(user_id, role)
         await uow.users.raise_token_version(user_id)
         uow.emit(RoleChanged(user_id=user_id, role=role))
     await tokens.try_revoke_all(str(user_id))
+    return user.public().model_copy(update={"role": role})
+
+
+async def user_by_email(*, database: Database, email: str) -> UserPublic | None:
+    async with database.unit_of_work(read_only=True) as uow:
+        user = await uow.users.by_email(email.strip().lower())
+    return user.public() if user else None
 
 
 async def list_users(

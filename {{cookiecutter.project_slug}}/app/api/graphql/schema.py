@@ -136,6 +136,12 @@ class ItemSort(Enum):
     PRICE_DESC = "-price_cents"
 
 
+@strawberry.enum
+class UserRole(Enum):
+    USER = "user"
+    ADMIN = "admin"
+
+
 @strawberry.type
 class User(relay.Node, Refetchable):
     id: relay.NodeID[UUID]
@@ -388,6 +394,21 @@ class Mutation:
             ),
         )
         return True
+
+    @strawberry.mutation
+    async def set_role(self, info: GraphQLInfo, user_id: strawberry.ID, role: UserRole) -> User:
+        """Administrators only. The user's sessions end with a change: the role is in every
+        access token, so it holds from their next sign-in. Setting the role the user
+        already has changes nothing."""
+        await info.context.admin()
+        services = info.context.services
+        user = await user_service.set_role(
+            database=services.database,
+            tokens=services.tokens,
+            user_id=uuid_of(user_id, "User"),
+            role=role.value,
+        )
+        return User.from_public(user)
 
     @strawberry.mutation
     async def create_item(

@@ -9,7 +9,7 @@ from app.api.rest.dependencies import Admin, CurrentPrincipal
 from app.api.rest.schemas import PageMeta, Paginated
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.users import service as users
-from app.users.schemas import PasswordChange, UserPublic
+from app.users.schemas import PasswordChange, RoleChange, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -50,4 +50,14 @@ async def list_users(
     page, after = await users.list_users(database=services.database, after=cursor, limit=limit)
     return Paginated(
         data=page, meta=PageMeta(limit=limit, next_cursor=str(after) if after else None)
+    )
+
+
+@router.put("/{user_id}/role", responses=problems(401, 403, 404, 422))
+async def set_role(user_id: UUID, data: RoleChange, _: Admin, services: ServicesDep) -> UserPublic:
+    """Administrators only. The user's sessions end with a change: the role is in every
+    access token, so it holds from their next sign-in. Setting the role the user already
+    has changes nothing."""
+    return await users.set_role(
+        database=services.database, tokens=services.tokens, user_id=user_id, role=data.role
     )

@@ -1,0 +1,59 @@
+"""Account commands, for what no request can do yet, such as making the first administrator.
+
+python -m app.users set-role EMAIL {user,admin}
+    set the role of the account with this email; its sessions end. The change's event
+    (`user.role_changed`) names `command-line` as its actor. Exit 1 when no account has
+    the email.
+"""
+
+import argparse
+import asyncio
+import sys
+import uuid
+from typing import get_args
+
+from app.core.context import RequestContext, set_current_request
+from app.services import build_services
+from app.settings import Settings, get_settings
+from app.users import service
+from app.users.schemas import Role
+
+ACTOR = "command-line"
+
+
+async def set_role(settings: Settings, email: str, role: Role) -> int:
+    services = build_services(settings)
+    await services.database.connect()
+    set_current_request(RequestContext(request_id=uuid.uuid4().hex, actor_id=ACTOR))
+    try:
+        user = await service.user_by_email(database=services.database, email=email)
+        if user is None:
+            print(f"no account has the email {email!r}", file=sys.stderr)
+            return 1
+        await service.set_role(
+            database=services.database, tokens=services.tokens, user_id=user.id, role=role
+        )
+        print(f"{user.email}: role {role} (was {user.role})")
+        return 0
+    finally:
+        set_current_request(None)
+        await services.database.close()
+        await services.cache.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.users",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("set-role", help="set the role of an account")
+    command.add_argument("email")
+    command.add_argument("role", choices=get_args(Role))
+    arguments = parser.parse_args(argv)
+    return asyncio.run(set_role(get_settings(), arguments.email, arguments.role))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
