@@ -90,6 +90,8 @@ class AuditLogRow(Base):
 
 
 AUDIT_LOG = table_of(AuditLogRow)
+# Inline: nothing reads the new records' sequences, so the INSERT returns nothing.
+APPEND = insert(AUDIT_LOG).inline()
 
 
 def _stored(row: AuditLogRow) -> SealedEntry:
@@ -120,7 +122,7 @@ class PostgresAuditLog:
         # INSERT into the table, as for the outbox: nothing reads them back in this session.
         if entries:
             rows = [entry.model_dump() for entry in entries]
-            await session.execute(insert(AUDIT_LOG), rows)
+            await session.execute(APPEND, rows)
 
     async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
         entries = entries_for(events)

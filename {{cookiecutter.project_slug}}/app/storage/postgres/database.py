@@ -70,16 +70,17 @@ class PostgresDatabase:
             connect_args={"timeout": settings.connect_timeout_seconds},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Reads of one statement need no transaction: in autocommit, a read is its one
-        # round trip, with no BEGIN and COMMIT around it (same pool, same connections).
-        self.read_sessions = async_sessionmaker(
+        # Work of one statement needs no transaction around it: in autocommit, the
+        # statement is its own transaction, one round trip with no BEGIN and COMMIT (same
+        # pool, same connections). For reads, and for the relay's single-statement writes.
+        self.autocommit_sessions = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
         self.round_trips = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         self.before_commit: list[BeforeCommit] = []
         self.on_commit: list[OnCommit] = []
-        self.outbox = PostgresOutbox(self.sessions)
+        self.outbox = PostgresOutbox(self.sessions, self.autocommit_sessions)
         # Replaced by the composition root with one built from the settings.
         self.breaker = CircuitBreaker("database")
 
@@ -107,7 +108,7 @@ class PostgresDatabase:
     async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[PostgresUnitOfWork]:
         try:
             if read_only:
-                async with self.read_sessions() as session:
+                async with self.autocommit_sessions() as session:
                     yield PostgresUnitOfWork(session, read_only=True)
                 return
             async with self.sessions() as session, session.begin():

@@ -9,13 +9,14 @@ from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.storage.postgres.models import ItemRow, table_of
-from app.storage.postgres.rows import insert_unique
+from app.storage.postgres.rows import insert_unique, unique_insert
 
 # Reads select the table's columns (SQLAlchemy Core), not ORM entities: rows that only
 # become ItemPublic need no identity map or instance state, which cost more than the rest
 # of a list query's Python work.
 ITEMS = table_of(ItemRow)
 READ = select(*ITEMS.c)
+ADD = unique_insert(ItemRow)
 # Sortable fields map to columns here, never to raw input.
 SORT_COLUMNS = {
     "created_at": ITEMS.c.created_at,
@@ -30,7 +31,7 @@ class PostgresItemRepository:
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
         values = {**data.model_dump(), "owner_id": owner_id}
-        row = await insert_unique(self.session, ItemRow, values, ItemNameTakenError)
+        row = await insert_unique(self.session, ADD, values, ItemNameTakenError)
         return ItemPublic.model_validate(row)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:

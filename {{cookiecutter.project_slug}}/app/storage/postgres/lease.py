@@ -14,8 +14,9 @@ EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
 class PostgresLease:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], name: str) -> None:
-        self.sessions = sessions
+    def __init__(self, autocommit: async_sessionmaker[AsyncSession], name: str) -> None:
+        # Sessions in autocommit: each statement here is its own transaction.
+        self.autocommit = autocommit
         self.name = name
         self.owner = owner_token()
 
@@ -36,7 +37,7 @@ class PostgresLease:
             },
             where=(LeaseRow.owner == insertion.excluded.owner) | (LeaseRow.until < func.now()),
         ).returning(LeaseRow.fence)
-        async with self.sessions() as session, session.begin():
+        async with self.autocommit() as session:
             fence = await session.scalar(statement)
         return None if fence is None else int(fence)
 
@@ -58,7 +59,7 @@ class PostgresLease:
 
     async def release(self) -> None:
         """Hand over at once (on a clean stop), instead of after the lease's time."""
-        async with self.sessions() as session, session.begin():
+        async with self.autocommit() as session:
             await session.execute(
                 update(LeaseRow)
                 .where(LeaseRow.name == self.name, LeaseRow.owner == self.owner)

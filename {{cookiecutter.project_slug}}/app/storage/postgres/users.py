@@ -5,9 +5,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.storage.postgres.models import UserRow
-from app.storage.postgres.rows import insert_unique
+from app.storage.postgres.rows import insert_unique, unique_insert
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, User
+
+ADD = unique_insert(UserRow)
 
 
 class PostgresUserRepository:
@@ -16,7 +18,7 @@ class PostgresUserRepository:
 
     async def add(self, *, email: str, password_hash: str, role: Role) -> User:
         values = {"email": email, "password_hash": password_hash, "role": role}
-        row = await insert_unique(self.session, UserRow, values, EmailTakenError)
+        row = await insert_unique(self.session, ADD, values, EmailTakenError)
         return User.model_validate(row)
 
     async def get(self, user_id: UUID) -> User | None:
