@@ -272,6 +272,7 @@ def _workers_tables(reports: list[load.TargetReport], workers: list[int]) -> Non
             rps = {count: m.by_workers[count].result.rps for count in workers}
             row = [m.target, str(m.connections), *(f"{rps[n]:.0f}" for n in workers)]
             row += [_times(rps[n], rps[base]) for n in workers if n != base]
+            row += [f"{100 * m.by_workers[n].machine_busy:.0f}%" for n in workers]
             rows.append(row)
     headers = [
         "combination",
@@ -279,10 +280,14 @@ def _workers_tables(reports: list[load.TargetReport], workers: list[int]) -> Non
         *(f"create req/s, {n} worker{'s' if n > 1 else ''}" for n in workers),
     ]
     headers += [f"{n} over {base}" for n in workers if n != base]
+    headers += [f"machine busy, {n} worker{'s' if n > 1 else ''}" for n in workers]
     _say(
         f"\n## Workers\n\nCreates per second at each worker count, and over {base}. The "
         "counts are measured one after the other (instances side by side would share their "
-        "background work), so a busy spell of the machine may hit one and not another.\n"
+        "background work), so a busy spell of the machine may hit one and not another. "
+        "'Machine busy' is the CPU of all the machine's cores in use over the run: the "
+        "workers share them with the database, Redis, the broker and wrk, so near 100% "
+        "more workers cannot add throughput.\n"
     )
     _say(_table(headers, rows))
 

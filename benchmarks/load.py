@@ -88,6 +88,9 @@ TARGETS = {
 class Cell:
     result: wrk.Result
     cpu_us: float  # server CPU time per request
+    # The whole machine's CPU busy over the run, as a share of all its cores: the service,
+    # its database, Redis and broker, and wrk itself all run on them.
+    machine_busy: float = 0.0
 
 
 @dataclasses.dataclass
@@ -379,6 +382,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far, over all cores (clock ticks), from
+    /proc/stat: idle and waiting on I/O are not busy; guest time is already in user."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is pid now, from /proc. (Scanned from every process's
     stat: /proc/<pid>/task/*/children needs a kernel option this machine's lacks.)"""
@@ -428,13 +439,15 @@ def _cell(
     wrk_bin = wrk.ensure_wrk()
     # A short warm-up at this concurrency: connections opened, pools filled.
     wrk.run(wrk_bin, url, scenario, connections=c, seconds=1, tag=f"{tag}w")
-    before = tree_cpu_seconds(server.pid)
+    before, (busy_before, total_before) = tree_cpu_seconds(server.pid), machine_ticks()
     result = wrk.run(wrk_bin, url, scenario, connections=c, seconds=seconds, tag=tag)
     cpu = tree_cpu_seconds(server.pid) - before
+    busy, total = machine_ticks()
     # CPU time per request: what a single worker's throughput is bound by, and far less
     # sensitive than req/s to other work on the machine. Summed over the process tree:
     # with several workers, the supervisor's and every worker's.
-    return Cell(result, 1e6 * cpu / result.requests if result.requests else 0.0)
+    per_request = 1e6 * cpu / result.requests if result.requests else 0.0
+    return Cell(result, per_request, (busy - busy_before) / max(1, total - total_before))
 
 
 def measure_target(

@@ -1018,9 +1018,8 @@ async def test_audited_writes_take_no_lock_and_a_late_commit_is_sealed_after(
     database = services.database
     assert isinstance(database, PostgresDatabase)
     late = AuditEntry(action="item.create", resource_type="item", resource_id=unique("late"))
-    async with database.sessions() as session, session.begin():
-        await services.audit.append(session, [late])
-        await session.flush()  # holds its sequence number, uncommitted
+    async with database.engine.begin() as open_transaction:
+        await services.audit.append(open_transaction, [late])  # its sequence, uncommitted
         # Another audited write while this transaction is open.
         other = asyncio.create_task(new_item(services, account))
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.audit.metrics import APPENDED
@@ -117,16 +117,18 @@ class PostgresAuditLog:
         self.database = database
         self.key = key
 
-    async def append(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
+    async def append(self, connection: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
         # Unsealed, and no lock: the sealer chains them after commit. Plain rows in one
-        # INSERT into the table, as for the outbox: nothing reads them back in this session.
+        # INSERT into the table, as for the outbox.
         if entries:
             rows = [entry.model_dump() for entry in entries]
-            await session.execute(APPEND, rows)
+            await connection.execute(APPEND, rows)
 
-    async def record_events(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
+    async def record_events(
+        self, connection: AsyncConnection, events: Sequence[DomainEvent]
+    ) -> None:
         entries = entries_for(events)
-        await self.append(session, entries)
+        await self.append(connection, entries)
         APPENDED.inc(len(entries))
 
     async def recent(self, *, limit: int) -> list[SealedEntry]:

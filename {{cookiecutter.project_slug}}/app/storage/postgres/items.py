@@ -4,7 +4,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
@@ -28,35 +28,35 @@ SORT_COLUMNS = {
 
 
 class PostgresItemRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
         values = {**data.model_dump(), "owner_id": owner_id}
-        row = await insert_unique(self.session, ADD, values, ItemNameTakenError)
+        row = await insert_unique(self.connection, ADD, values, ItemNameTakenError)
         return ItemPublic.model_validate(row)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
-        row: Row[Any] | None = (await self.session.execute(GET, {"item_id": item_id})).first()
+        row: Row[Any] | None = (await self.connection.execute(GET, {"item_id": item_id})).first()
         return ItemPublic.model_validate(row) if row else None
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
         statement = (
-            update(ItemRow)
-            .where(ItemRow.id == item_id)
+            update(ITEMS)
+            .where(ITEMS.c.id == item_id)
             .values(**changes, updated_at=func.now())
-            .returning(ItemRow)
+            .returning(*ITEMS.c)
         )
         try:
-            async with self.session.begin_nested():
-                row = await self.session.scalar(statement)
+            async with self.connection.begin_nested():
+                row = (await self.connection.execute(statement)).first()
         except IntegrityError as exc:
             raise ItemNameTakenError from exc
         return ItemPublic.model_validate(row) if row else None
 
     async def delete(self, item_id: UUID) -> bool:
-        deleted = await self.session.scalar(
-            delete(ItemRow).where(ItemRow.id == item_id).returning(ItemRow.id)
+        deleted = await self.connection.scalar(
+            delete(ITEMS).where(ITEMS.c.id == item_id).returning(ITEMS.c.id)
         )
         return deleted is not None
 
@@ -77,7 +77,7 @@ class PostgresItemRepository:
             after=after is not None,
             before=before is not None,
         )
-        rows = await self.session.execute(statement, {**values, "limit": limit})
+        rows = await self.connection.execute(statement, {**values, "limit": limit})
         return [ItemPublic.model_validate(row) for row in rows]
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.lease import LeaseLostError
 from app.events.outbox import RELAY_LEASE, HeldEvent, OutboxMessage, redacted_payload
@@ -22,15 +22,15 @@ OUTBOX = table_of(OutboxRow)
 ADD = insert(OUTBOX).inline()
 
 
-async def add_to_outbox(session: AsyncSession, events: Sequence[DomainEvent]) -> None:
-    # One INSERT of plain rows into the table (SQLAlchemy Core): nothing reads them back
-    # in this session, so they need no ORM objects, identity map or flush.
+async def add_to_outbox(connection: AsyncConnection, events: Sequence[DomainEvent]) -> None:
+    # One INSERT of plain rows into the table (SQLAlchemy Core), in the change's
+    # transaction.
     if events:
         rows = [
             Envelope.of(event, traceparent=outbox_trace_context(event)).model_dump()
             for event in events
         ]
-        await session.execute(ADD, rows)
+        await connection.execute(ADD, rows)
 
 
 class PostgresOutboxBatch:

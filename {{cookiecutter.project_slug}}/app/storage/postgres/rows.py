@@ -2,7 +2,7 @@ from typing import Any
 
 from sqlalchemy import Insert, Row
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import ConflictError
 from app.storage.postgres.models import Base, table_of
@@ -19,14 +19,17 @@ def unique_insert(model: type[Base]) -> Insert:
 
 
 async def insert_unique(
-    session: AsyncSession, statement: Insert, values: dict[str, Any], conflict: type[ConflictError]
+    connection: AsyncConnection,
+    statement: Insert,
+    values: dict[str, Any],
+    conflict: type[ConflictError],
 ) -> Row[Any]:
     """Insert a row, raising `conflict` if it would break a unique constraint.
 
     One round trip: ON CONFLICT DO NOTHING leaves the transaction usable (no savepoint
     needed), and RETURNING brings back the row with its server defaults, as plain
     columns: the callers only read it, so it needs no ORM object."""
-    row = (await session.execute(statement, values)).first()
+    row = (await connection.execute(statement, values)).first()
     if row is None:
         raise conflict
     return row

@@ -1,61 +1,66 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.storage.postgres.models import UserRow
+from app.storage.postgres.models import UserRow, table_of
 from app.storage.postgres.rows import insert_unique, unique_insert
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, User
 
+# Plain columns (SQLAlchemy Core), as for items: rows that only become User.
+USERS = table_of(UserRow)
+READ = select(*USERS.c)
 ADD = unique_insert(UserRow)
+GET = READ.where(USERS.c.id == bindparam("user_id"))
+BY_EMAIL = READ.where(USERS.c.email == bindparam("email"))
 
 
 class PostgresUserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def add(self, *, email: str, password_hash: str, role: Role) -> User:
         values = {"email": email, "password_hash": password_hash, "role": role}
-        row = await insert_unique(self.session, ADD, values, EmailTakenError)
+        row = await insert_unique(self.connection, ADD, values, EmailTakenError)
         return User.model_validate(row)
 
     async def get(self, user_id: UUID) -> User | None:
-        row = await self.session.get(UserRow, user_id)
+        row = (await self.connection.execute(GET, {"user_id": user_id})).first()
         return User.model_validate(row) if row else None
 
     async def by_email(self, email: str) -> User | None:
-        row = await self.session.scalar(select(UserRow).where(UserRow.email == email))
+        row = (await self.connection.execute(BY_EMAIL, {"email": email})).first()
         return User.model_validate(row) if row else None
 
     async def by_ids(self, user_ids: Sequence[UUID]) -> list[User]:
-        rows = await self.session.scalars(select(UserRow).where(UserRow.id.in_(user_ids)))
+        rows = await self.connection.execute(READ.where(USERS.c.id.in_(user_ids)))
         return [User.model_validate(row) for row in rows]
 
     async def set_password(
         self, user_id: UUID, *, password_hash: str, previous: Sequence[str]
     ) -> None:
-        await self.session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
+        await self.connection.execute(
+            update(USERS)
+            .where(USERS.c.id == user_id)
             .values(password_hash=password_hash, previous_password_hashes=list(previous))
         )
 
     async def set_role(self, user_id: UUID, role: Role) -> None:
-        await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(role=role))
+        await self.connection.execute(update(USERS).where(USERS.c.id == user_id).values(role=role))
 
     async def raise_token_version(self, user_id: UUID) -> None:
-        await self.session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
-            .values(token_version=UserRow.token_version + 1)
+        await self.connection.execute(
+            update(USERS)
+            .where(USERS.c.id == user_id)
+            .values(token_version=USERS.c.token_version + 1)
         )
 
     async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
-        await self.session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
+        await self.connection.execute(
+            update(USERS)
+            .where(USERS.c.id == user_id)
             .values(email=email, password_hash=password_hash, previous_password_hashes=[])
         )
 
@@ -67,10 +72,10 @@ class PostgresUserRepository:
         before: UUID | None = None,
         descending: bool = False,
     ) -> list[User]:
-        order = UserRow.id.desc() if descending else UserRow.id
-        statement = select(UserRow).order_by(order).limit(limit)
+        id_ = USERS.c.id
+        statement = READ.order_by(id_.desc() if descending else id_).limit(limit)
         if after is not None:
-            statement = statement.where(UserRow.id < after if descending else UserRow.id > after)
+            statement = statement.where(id_ < after if descending else id_ > after)
         if before is not None:
-            statement = statement.where(UserRow.id > before if descending else UserRow.id < before)
-        return [User.model_validate(row) for row in await self.session.scalars(statement)]
+            statement = statement.where(id_ > before if descending else id_ < before)
+        return [User.model_validate(row) for row in await self.connection.execute(statement)]
