@@ -392,6 +392,22 @@ async def test_openapi_documents_the_versioned_api(client: AsyncClient) -> None:
     assert "OAuth2PasswordBearer" in document["components"]["securitySchemes"]
 
 
+async def test_every_operation_taking_a_body_documents_its_refusals(client: AsyncClient) -> None:
+    """A body can be unreadable (400), too large (413) or invalid (422) on any operation
+    that reads one: each must say so, or generated clients and fuzzers meet statuses the
+    document never mentioned (`problems(..., body=True)` in app/api/responses.py)."""
+    document = (await client.get("/openapi.json")).json()
+    reading = [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert len(reading) >= 7
+    for method, path, operation in reading:
+        assert {"400", "413", "422"} <= set(operation["responses"]), (method, path)
+
+
 async def test_no_endpoint_taking_an_id_lets_a_stranger_in(
     app: FastAPI, client: AsyncClient, account: Account, other_account: Account
 ) -> None:
