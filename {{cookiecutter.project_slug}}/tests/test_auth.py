@@ -22,7 +22,7 @@ from app.settings import RateLimitSettings, Settings
 from app.storage.cache import Cache
 from app.users import service as user_service
 from app.users.errors import EmailTakenError, PasswordReusedError, WrongPasswordError
-from app.users.schemas import PasswordChange, UserCreate
+from app.users.schemas import PasswordChange, User, UserCreate
 from tests.conftest import (
     PASSWORD,
     Account,
@@ -310,6 +310,53 @@ async def test_a_role_change_ends_the_users_sessions(services: Services) -> None
         await refresh(services, admin.tokens.refresh_token)
     demoted = await login(services, admin.email, PASSWORD)
     assert not (await services.tokens.authenticate(demoted.access_token)).is_admin
+
+
+async def test_a_login_racing_a_role_change_gets_no_session_with_the_old_role(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login reads the account, then spends its hashing time: a demotion that commits
+    and ends the sessions meanwhile must not leave it a session with the old role."""
+    admin = await new_account(services, admin=True)
+    hashed, demoted = asyncio.Event(), asyncio.Event()
+    verify = services.passwords.verify_and_update
+
+    async def slow_verify(password: str, stored: str | None) -> tuple[bool, str | None]:
+        outcome = await verify(password, stored)
+        hashed.set()
+        await demoted.wait()
+        return outcome
+
+    monkeypatch.setattr(services.passwords, "verify_and_update", slow_verify)
+    attempt = asyncio.create_task(login(services, admin.email, PASSWORD))
+    await hashed.wait()
+    await user_service.set_role(
+        database=services.database, tokens=services.tokens, user_id=admin.user.id, role="user"
+    )
+    demoted.set()
+    with pytest.raises(UnauthorizedError):
+        await attempt
+    again = await login(services, admin.email, PASSWORD)
+    assert not (await services.tokens.authenticate(again.access_token)).is_admin
+
+
+async def test_a_refresh_racing_a_role_change_gets_no_session_with_the_old_role(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same between a refresh's check of the account and its new session: the
+    rotation needs the old session still stored, and the demotion has ended it."""
+    admin = await new_account(services, admin=True)
+    rotate = services.tokens.rotate
+
+    async def demoted_meanwhile(claims: dict[str, Any], *, user: User) -> TokenPair:
+        await user_service.set_role(
+            database=services.database, tokens=services.tokens, user_id=user.id, role="user"
+        )
+        return await rotate(claims, user=user)
+
+    monkeypatch.setattr(services.tokens, "rotate", demoted_meanwhile)
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, admin.tokens.refresh_token)
 
 
 async def test_a_role_change_committed_while_redis_is_down_ends_sessions_at_refresh(

@@ -7,7 +7,7 @@ from app.core.errors import UnauthorizedError
 from app.services import Services
 from app.settings import Settings
 from app.users import service as user_service
-from app.users.__main__ import {% if cookiecutter.compliance_logging %}ACTOR, {% endif %}main, set_role
+from app.users.__main__ import main, {% if cookiecutter.compliance_logging %}operator, {% endif %}set_role
 from tests.conftest import Account
 
 
@@ -32,7 +32,7 @@ async def test_set_role_makes_an_admin_and_ends_the_sessions(
         if record.entry.resource_id == str(account.user.id)
     ]
     changes = [entry for entry in records if entry.action == "user.role_change"]
-    assert [(entry.actor, entry.detail["role"]) for entry in changes] == [(ACTOR, "admin")]
+    assert [(entry.actor, entry.detail["role"]) for entry in changes] == [(operator(), "admin")]
 {%- endif %}
 
 

@@ -63,7 +63,18 @@ async def login(
             )
         uow.emit(LoginSucceeded(user_id=user.id, actor_id=str(user.id)))
     await limiter.reset(pair_key)
-    return await tokens.open_session(user)
+    pair = await tokens.open_session(user)
+    # A role or password change commits, then ends the sessions it finds in Redis. This
+    # session was made from the read above, before the hashing time: if such a change
+    # committed since, the deletion may have missed it, and its token would carry the
+    # old role. Read again now that it is stored: a change committed before this read
+    # is seen here; one committed after it finds the session in Redis.
+    async with database.unit_of_work(read_only=True) as uow:
+        current = await uow.users.get(user.id)
+    if current is None or current.token_version != user.token_version:
+        await tokens.revoke_all(str(user.id), tokens.verify(pair.access_token).session_id)
+        raise session_ended()
+    return pair
 
 
 def _enforce(limit: RateLimit) -> None:

@@ -2,12 +2,15 @@
 
 python -m app.users set-role EMAIL {user,admin}
     set the role of the account with this email; its sessions end. The change's event
-    (`user.role_changed`) names `command-line` as its actor. Exit 1 when no account has
-    the email.
+    (`user.role_changed`) names as its actor `command-line:` with the operating system
+    account and host that ran it. Exit 1 when no account has the email.
 """
 
 import argparse
 import asyncio
+import getpass
+import os
+import socket
 import sys
 import uuid
 from typing import get_args
@@ -18,13 +21,20 @@ from app.settings import Settings, get_settings
 from app.users import service
 from app.users.schemas import Role
 
-ACTOR = "command-line"
+
+def operator() -> str:
+    """Who ran the command, as the records name them: the system account and the host."""
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):  # a uid with no name, as containers often run
+        account = f"uid-{os.getuid()}"
+    return f"command-line:{account}@{socket.gethostname()}"[:64]
 
 
 async def set_role(settings: Settings, email: str, role: Role) -> int:
     services = build_services(settings)
     await services.database.connect()
-    set_current_request(RequestContext(request_id=uuid.uuid4().hex, actor_id=ACTOR))
+    set_current_request(RequestContext(request_id=uuid.uuid4().hex, actor_id=operator()))
     try:
         user = await service.user_by_email(database=services.database, email=email)
         if user is None:
