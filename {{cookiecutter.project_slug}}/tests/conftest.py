@@ -33,7 +33,7 @@ from app.observability.tracing import configure_tracing
 from app.services import Services, build_services
 from app.settings import MIN_SECRET_LENGTH, Settings
 from app.users import service as user_service
-from app.users.schemas import User, UserCreate
+from app.users.schemas import Role, User, UserCreate
 from tests.faults import FaultProxy
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -222,6 +222,13 @@ class Account:
         return {"Authorization": f"Bearer {self.tokens.access_token}"}
 
 
+async def set_role(services: Services, user_id: uuid.UUID, role: Role) -> None:
+    """As the command line sets it: no admin asking."""
+    await user_service.set_role(
+        database=services.database, tokens=services.tokens, user_id=user_id, role=role, by=None
+    )
+
+
 async def new_account(services: Services, *, admin: bool = False) -> Account:
     """A registered user with a live session (opened directly, not through login)."""
     data = UserCreate(email=f"{unique('user')}@example.com", password=PASSWORD)
@@ -229,9 +236,7 @@ async def new_account(services: Services, *, admin: bool = False) -> Account:
         database=services.database, passwords=services.passwords, data=data
     )
     if admin:
-        await user_service.set_role(
-            database=services.database, tokens=services.tokens, user_id=user.id, role="admin"
-        )
+        await set_role(services, user.id, "admin")
     async with services.database.unit_of_work(read_only=True) as uow:
         stored = await uow.users.get(user.id)
     assert stored is not None

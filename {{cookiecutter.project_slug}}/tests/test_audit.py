@@ -85,6 +85,7 @@ from tests.conftest import (
     new_item,
     override,
     serving,
+    set_role,
     unique,
     unique_address,
     unreachable,
@@ -642,9 +643,7 @@ async def test_password_and_role_changes_are_audited(services: Services, account
             user_id=account.user.id,
             data=PasswordChange(current_password=PASSWORD, new_password="Brand-new-passw0rd!"),
         )
-    await user_service.set_role(
-        database=services.database, tokens=services.tokens, user_id=account.user.id, role="admin"
-    )
+    await set_role(services, account.user.id, "admin")
     records = await services.audit.recent(limit=200)
     mine = [(r.entry.action, r.entry.outcome) for r in records if r.entry.resource_id == user]
     assert ("user.password_change", "success") in mine

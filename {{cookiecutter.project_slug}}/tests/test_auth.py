@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.auth import service as auth
 from app.auth.passwords import PasswordHasher
 from app.auth.tokens import TokenPair, Tokens
-from app.core.errors import RateLimitedError, UnauthorizedError
+from app.core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from app.services import Services
 from app.settings import RateLimitSettings, Settings
 from app.storage.cache import Cache
@@ -29,6 +29,7 @@ from tests.conftest import (
     FailingDatabase,
     new_account,
     override,
+    set_role,
     unique,
     unique_address,
     unreachable,
@@ -301,9 +302,7 @@ async def test_a_refresh_that_fails_for_a_database_outage_can_be_retried(
 async def test_a_role_change_ends_the_users_sessions(services: Services) -> None:
     admin = await new_account(services, admin=True)
     assert admin.principal.is_admin
-    await user_service.set_role(
-        database=services.database, tokens=services.tokens, user_id=admin.user.id, role="user"
-    )
+    await set_role(services, admin.user.id, "user")
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(admin.tokens.access_token)
     with pytest.raises(UnauthorizedError):
@@ -330,9 +329,7 @@ async def test_a_login_racing_a_role_change_gets_no_session_with_the_old_role(
     monkeypatch.setattr(services.passwords, "verify_and_update", slow_verify)
     attempt = asyncio.create_task(login(services, admin.email, PASSWORD))
     await hashed.wait()
-    await user_service.set_role(
-        database=services.database, tokens=services.tokens, user_id=admin.user.id, role="user"
-    )
+    await set_role(services, admin.user.id, "user")
     demoted.set()
     with pytest.raises(UnauthorizedError):
         await attempt
@@ -349,9 +346,7 @@ async def test_a_refresh_racing_a_role_change_gets_no_session_with_the_old_role(
     rotate = services.tokens.rotate
 
     async def demoted_meanwhile(claims: dict[str, Any], *, user: User) -> TokenPair:
-        await user_service.set_role(
-            database=services.database, tokens=services.tokens, user_id=user.id, role="user"
-        )
+        await set_role(services, user.id, "user")
         return await rotate(claims, user=user)
 
     monkeypatch.setattr(services.tokens, "rotate", demoted_meanwhile)
@@ -359,10 +354,10 @@ async def test_a_refresh_racing_a_role_change_gets_no_session_with_the_old_role(
         await refresh(services, admin.tokens.refresh_token)
 
 
-async def test_a_role_change_committed_while_redis_is_down_ends_sessions_at_refresh(
-    services: Services, settings: Settings
+async def demote_while_redis_is_down(
+    services: Services, settings: Settings, admin: Account
 ) -> None:
-    admin = await new_account(services, admin=True)
+    """A demotion that commits while Redis cannot be reached: no session is deleted."""
     down = Cache(unreachable(settings, "redis").redis)
     try:
         await user_service.set_role(
@@ -370,13 +365,41 @@ async def test_a_role_change_committed_while_redis_is_down_ends_sessions_at_refr
             tokens=Tokens(settings.auth, down),
             user_id=admin.user.id,
             role="user",
+            by=None,
         )
     finally:
         await down.close()
+
+
+async def test_a_role_change_committed_while_redis_is_down_ends_sessions_at_refresh(
+    services: Services, settings: Settings
+) -> None:
+    admin = await new_account(services, admin=True)
+    await demote_while_redis_is_down(services, settings, admin)
     with pytest.raises(UnauthorizedError):
         await refresh(services, admin.tokens.refresh_token)
     with pytest.raises(UnauthorizedError):
         await services.tokens.authenticate(admin.tokens.access_token)
+
+
+async def test_a_demoted_admins_old_token_cannot_change_roles(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """A demotion Redis could not be told of leaves the admin's access token working
+    until it expires (or its refresh): role changes check the caller in the database."""
+    admin = await new_account(services, admin=True)
+    await demote_while_redis_is_down(services, settings, admin)
+    assert (await services.tokens.authenticate(admin.tokens.access_token)).is_admin
+    for target in (admin.user.id, account.user.id):
+        with pytest.raises(ForbiddenError):
+            await user_service.set_role(
+                database=services.database,
+                tokens=services.tokens,
+                user_id=target,
+                role="admin",
+                by=admin.user.id,
+            )
+    assert (await user_service.get_user(database=services.database, user_id=target)).role == "user"
 
 
 async def test_logout_ends_only_that_session(services: Services, account: Account) -> None:

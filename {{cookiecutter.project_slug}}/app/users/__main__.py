@@ -41,7 +41,7 @@ async def set_role(settings: Settings, email: str, role: Role) -> int:
             print(f"no account has the email {email!r}", file=sys.stderr)
             return 1
         await service.set_role(
-            database=services.database, tokens=services.tokens, user_id=user.id, role=role
+            database=services.database, tokens=services.tokens, user_id=user.id, role=role, by=None
         )
         print(f"{user.email}: role {role} (was {user.role})")
         return 0

@@ -1,4 +1,14 @@
-from app.core.errors import BadRequestError, ConflictError, NotFoundError
+from uuid import UUID
+
+from app.core.errors import (
+    AppError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    with_event,
+)
+from app.events.schemas import AdminAccessDenied
 
 
 class EmailTakenError(ConflictError):
@@ -27,3 +37,8 @@ class PasswordReusedError(BadRequestError):
 
     def __init__(self) -> None:
         super().__init__("The new password must differ from the last passwords used.")
+
+
+def admins_only(user_id: UUID) -> AppError:
+    """The refusal of an administrators' operation to a user who is not one, recorded."""
+    return with_event(ForbiddenError("Administrators only."), AdminAccessDenied(user_id=user_id))

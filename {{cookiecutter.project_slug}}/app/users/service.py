@@ -21,6 +21,7 @@ from app.users.errors import (
     PasswordReusedError,
     UserNotFoundError,
     WrongPasswordError,
+    admins_only,
 )
 from app.users.schemas import PASSWORD_HISTORY, PasswordChange, Role, UserCreate, UserPublic
 
@@ -89,11 +90,22 @@ async def change_password(
     await tokens.try_revoke_all(str(user_id))
 
 
-async def set_role(*, database: Database, tokens: Tokens, user_id: UUID, role: Role) -> UserPublic:
+async def set_role(
+    *, database: Database, tokens: Tokens, user_id: UUID, role: Role, by: UUID | None
+) -> UserPublic:
     """Set the role and end every session of the user, so it holds from the next request:
     the role is in each access token, and a demoted admin must not keep theirs. Setting
-    the role a user already has changes nothing: no session ends, nothing is recorded."""
+    the role a user already has changes nothing: no session ends, nothing is recorded.
+
+    `by` is the admin asking, checked in the database, not only by their token: a token
+    from before their own demotion still says admin until it expires if the demotion
+    could not end it (Redis down), and must not let them promote themself back. None:
+    no user asks (the command line)."""
     async with database.unit_of_work() as uow:
+        if by is not None:
+            caller = await uow.users.get(by)
+            if caller is None or caller.role != "admin":
+                raise admins_only(by)
         user = await uow.users.get(user_id)
         if user is None:
             raise UserNotFoundError

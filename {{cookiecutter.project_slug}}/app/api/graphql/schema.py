@@ -33,16 +33,16 @@ from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, 
 from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import BadRequestError, ForbiddenError, InvalidInputError, with_event
+from app.core.errors import BadRequestError, InvalidInputError
 from app.core.idempotency import scope
 from app.core.pagination import Window, cursor_for
-from app.events.schemas import AdminAccessDenied
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.observability.sentry import report_error
 from app.observability.tracing import tracer_provider
 from app.services import Services
 from app.users import service as user_service
+from app.users.errors import admins_only
 from app.users.schemas import PasswordChange, UserCreate, UserPublic
 
 log = structlog.get_logger(__name__)
@@ -99,9 +99,7 @@ class Context(BaseContext):
     async def admin(self) -> Principal:
         principal = await self.principal()
         if not principal.is_admin:
-            raise with_event(
-                ForbiddenError("Administrators only."), AdminAccessDenied(user_id=principal.user_id)
-            )
+            raise admins_only(principal.user_id)
         return principal
 
     async def _load_users(self, ids: list[UUID]) -> list["User | None"]:
@@ -400,13 +398,14 @@ class Mutation:
         """Administrators only. The user's sessions end with a change: the role is in every
         access token, so it holds from their next sign-in. Setting the role the user
         already has changes nothing."""
-        await info.context.admin()
+        admin = await info.context.admin()
         services = info.context.services
         user = await user_service.set_role(
             database=services.database,
             tokens=services.tokens,
             user_id=uuid_of(user_id, "User"),
             role=role.value,
+            by=admin.user_id,
         )
         return User.from_public(user)
 

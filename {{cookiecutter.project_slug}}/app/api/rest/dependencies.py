@@ -6,10 +6,9 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.api.dependencies import ServicesDep, authenticate
 from app.auth.tokens import Principal
-from app.core.errors import ForbiddenError, with_event
-from app.events.schemas import AdminAccessDenied
 from app.items import service as items
 from app.items.schemas import ItemPublic
+from app.users.errors import admins_only
 
 # Declares the OAuth2 password flow in the OpenAPI document ("Authorize" in /docs).
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -26,9 +25,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 async def admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
-        raise with_event(
-            ForbiddenError("Administrators only."), AdminAccessDenied(user_id=principal.user_id)
-        )
+        raise admins_only(principal.user_id)
     return principal
 
 

@@ -54,10 +54,16 @@ async def list_users(
 
 
 @router.put("/{user_id}/role", responses=problems(401, 403, 404, body=True))
-async def set_role(user_id: UUID, data: RoleChange, _: Admin, services: ServicesDep) -> UserPublic:
+async def set_role(
+    user_id: UUID, data: RoleChange, admin: Admin, services: ServicesDep
+) -> UserPublic:
     """Administrators only. The user's sessions end with a change: the role is in every
     access token, so it holds from their next sign-in. Setting the role the user already
     has changes nothing."""
     return await users.set_role(
-        database=services.database, tokens=services.tokens, user_id=user_id, role=data.role
+        database=services.database,
+        tokens=services.tokens,
+        user_id=user_id,
+        role=data.role,
+        by=admin.user_id,
     )
