@@ -23,6 +23,7 @@ from tests.conftest import (
     unique_address,
 )
 from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
+from tests.test_auth import demote_while_redis_is_down
 
 ITEM_FIELDS = "id name description priceCents status createdAt updatedAt ownerId"
 CREATE = "mutation C($input: ItemInput!) { createItem(input: $input) { " + ITEM_FIELDS + " } }"
@@ -210,6 +211,18 @@ async def test_admin_lists_users_others_may_not(
         )
     )["users"]
     assert key_of(second["edges"][0]["node"]["id"]) > key_of(first["edges"][0]["node"]["id"])
+
+
+async def test_a_demoted_admins_old_token_is_refused_by_admin_operations(
+    client: AsyncClient, services: Services, settings: Settings, admin_account: Account
+) -> None:
+    """Demoted while Redis could not be told: the session lives on and the token still
+    says admin, but administrators' operations ask the database."""
+    await demote_while_redis_is_down(services, settings, admin_account)
+    token = admin_account.tokens.access_token
+    assert data(await graphql(client, "{ me { role } }", token))["me"]["role"] == "user"
+    listed = await graphql(client, "{ users(first: 1) { edges { cursor } } }", token)
+    assert code(listed) == ("forbidden", 403)
 
 
 SET_ROLE = """

@@ -23,6 +23,7 @@ from tests.conftest import (
     unique_address,
 )
 from tests.cursors import OVERLONG, assert_logged_small, captured_logs, forged_cursors
+from tests.test_auth import demote_while_redis_is_down
 
 API = "/api/v1"
 ITEMS = f"{API}/items"
@@ -179,6 +180,17 @@ async def test_admin_lists_users_others_may_not(
     problem(
         422, await client.get(f"{API}/users", params={"limit": 101}, headers=admin_account.headers)
     )
+
+
+async def test_a_demoted_admins_old_token_is_refused_by_admin_operations(
+    client: AsyncClient, services: Services, settings: Settings, admin_account: Account
+) -> None:
+    """Demoted while Redis could not be told: the session lives on and the token still
+    says admin, but administrators' operations ask the database."""
+    await demote_while_redis_is_down(services, settings, admin_account)
+    me = await client.get(f"{API}/users/me", headers=admin_account.headers)
+    assert (me.status_code, me.json()["role"]) == (200, "user")
+    problem(403, await client.get(f"{API}/users", headers=admin_account.headers))
 
 
 async def test_an_admin_sets_roles_and_the_old_sessions_end(

@@ -23,6 +23,7 @@ from app.users.errors import (
     WrongPasswordError,
     admins_only,
 )
+from app.users.repository import UserRepository
 from app.users.schemas import PASSWORD_HISTORY, PasswordChange, Role, UserCreate, UserPublic
 
 log = structlog.get_logger(__name__)
@@ -103,9 +104,7 @@ async def set_role(
     no user asks (the command line)."""
     async with database.unit_of_work() as uow:
         if by is not None:
-            caller = await uow.users.get(by)
-            if caller is None or caller.role != "admin":
-                raise admins_only(by)
+            await _still_admin(uow.users, by)
         user = await uow.users.get(user_id)
         if user is None:
             raise UserNotFoundError
@@ -116,6 +115,19 @@ async def set_role(
         uow.emit(RoleChanged(user_id=user_id, role=role))
     await tokens.try_revoke_all(str(user_id))
     return user.public().model_copy(update={"role": role})
+
+
+async def confirm_admin(*, database: Database, user_id: UUID) -> None:
+    """Refuse unless the database still says admin: an access token says so until it
+    expires, even after a demotion that could not end its session (Redis down)."""
+    async with database.unit_of_work(read_only=True) as uow:
+        await _still_admin(uow.users, user_id)
+
+
+async def _still_admin(users: UserRepository, user_id: UUID) -> None:
+    user = await users.get(user_id)
+    if user is None or user.role != "admin":
+        raise admins_only(user_id)
 
 
 async def user_by_email(*, database: Database, email: str) -> UserPublic | None:

@@ -88,6 +88,7 @@ class Context(BaseContext):
         self.services = services
         self.http_request = request
         self._principal: Principal | None = None
+        self._admin_confirmed = False
         # One batched query per request for all the owners a response needs.
         self.users = DataLoader(load_fn=self._load_users)
 
@@ -100,6 +101,11 @@ class Context(BaseContext):
         principal = await self.principal()
         if not principal.is_admin:
             raise admins_only(principal.user_id)
+        if not self._admin_confirmed:  # once a request, however many fields ask
+            await user_service.confirm_admin(
+                database=self.services.database, user_id=principal.user_id
+            )
+            self._admin_confirmed = True
         return principal
 
     async def _load_users(self, ids: list[UUID]) -> list["User | None"]:

@@ -8,6 +8,7 @@ from app.api.dependencies import ServicesDep, authenticate
 from app.auth.tokens import Principal
 from app.items import service as items
 from app.items.schemas import ItemPublic
+from app.users import service as users
 from app.users.errors import admins_only
 
 # Declares the OAuth2 password flow in the OpenAPI document ("Authorize" in /docs).
@@ -23,9 +24,10 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def admin(principal: CurrentPrincipal) -> Principal:
+async def admin(principal: CurrentPrincipal, services: ServicesDep) -> Principal:
     if not principal.is_admin:
         raise admins_only(principal.user_id)
+    await users.confirm_admin(database=services.database, user_id=principal.user_id)
     return principal
 
 
