@@ -17,7 +17,7 @@ from app.api import health
 from app.api.metrics import refresh_scrape_gauges
 from app.api.responses import operation_id, publish_openapi
 from app.api.rest import TAGS as API_TAGS
-from app.api.rest import create_router as create_rest_router
+from app.api.rest import include_api
 {%- if cookiecutter.compliance_logging %}
 from app.api.rest.audit import TAGS as AUDIT_TAGS
 from app.api.rest.audit import router as audit_router
@@ -127,10 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
 {%- if cookiecutter.api == "rest" %}
 {%- if cookiecutter.compliance_logging %}
-    app.include_router(create_rest_router(audit_router))
+    include_api(app, audit_router)
     publish_openapi(app, tags=health.TAGS | API_TAGS | AUDIT_TAGS)
 {%- else %}
-    app.include_router(create_rest_router())
+    include_api(app)
     publish_openapi(app, tags=health.TAGS | API_TAGS)
 {%- endif %}
 {%- else %}
