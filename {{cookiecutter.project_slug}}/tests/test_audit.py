@@ -1072,6 +1072,7 @@ MUST_MASK = [
     ("office 555.123.4567", "555.123.4567"),
     ("card 4111 1111 1111 1111", "4111 1111 1111 1111"),
     ("card 5500-0000-0000-0004", "5500-0000-0000-0004"),
+    ("card 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"),
     ("login failed: password=hunter2 for id 7", "hunter2"),
     ("form password=Tr0ub4dor&3&next=/", "Tr0ub4dor"),
     ("new_password: 'horse battery'", "horse battery"),
@@ -1081,6 +1082,7 @@ MUST_MASK = [
     ("client_secret=s3cr3t-value", "s3cr3t-value"),
     ("Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
     ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+    ("AUTHORIZATION: BEARER abc.def-ghi", "abc.def-ghi"),
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
 ]
 # Text that looks a little like personal data and must come through unchanged.

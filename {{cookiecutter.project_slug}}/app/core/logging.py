@@ -1,10 +1,12 @@
 """Structured logs: one JSON object per line, with the request id when there is one,
 and the trace and span ids inside a span.
 
-The standard library's loggers (uvicorn, FastStream, ...) go through the same
-processors, so every line has the same shape.
+The app's own lines (structlog's loggers) are rendered by structlog and written straight
+to the stream; the standard library's loggers (uvicorn, FastStream, ...) go through a
+logging handler that ends in the same processors, so every line has the same shape.
 """
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -13,12 +15,14 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 
-_SHARED: list[Any] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
+
+class _NamedWriter(structlog.WriteLogger):
+    """structlog's writer of one line a call, with the name the logger was asked for
+    (`structlog.get_logger(__name__)`), which `add_logger_name` reads."""
+
+    def __init__(self, stream: TextIO, name: str = "") -> None:
+        super().__init__(stream)
+        self.name = name
 
 
 # One log line stays small whatever failed: a traceback keeps its start and its end (where
@@ -74,34 +78,39 @@ def configure_logging(
     *, level: str, json: bool, stream: TextIO = sys.stdout, redact: Any = None
 ) -> None:
     """`redact`, a structlog processor, sees each line, exception text included, before
-    it is cut to its bounded size and rendered."""
+    it is stamped, cut to its bounded size and rendered.
+
+    The app's lines skip the standard library's logging machinery (a record, a handler,
+    a formatter): it cost about 30 µs of the 80 an access log line took through it."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    # Every line, once it is a dict: its traceback as text, its personal data masked,
+    # then the stamps no personal data is in (the time; the trace ids, though a run of
+    # digits in one may look like some), its values bounded, and rendered.
+    finish: list[Any] = [
+        structlog.processors.format_exc_info,
+        *([redact] if redact else []),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
+        bound_sizes,
+        renderer,
+    ]
+    named = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+    ]
     structlog.configure(
-        processors=[
-            *_SHARED,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*named, structlog.processors.StackInfoRenderer(), *finish],
+        logger_factory=functools.partial(_NamedWriter, stream),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         # Not cached, so a later configure_logging (tests, a worker) takes effect everywhere.
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                *([redact] if redact else []),
-                # After the masking: the ids are no personal data, though a run of digits
-                # in one may look like some.
-                add_trace_ids,
-                bound_sizes,
-                renderer,
-            ],
+            foreign_pre_chain=named,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finish],
         )
     )
     root = logging.getLogger()
