@@ -36,7 +36,7 @@ def another_relay(services: Services) -> Outbox:
     """The outbox as another instance's relay sees it: its own lease owner."""
 {%- if cookiecutter.database == "postgres" %}
     assert isinstance(services.database, PostgresDatabase)
-    return PostgresOutbox(services.database.sessions, services.database.autocommit_sessions)
+    return PostgresOutbox(services.database.sessions, services.database.autocommit)
 {%- else %}
     assert isinstance(services.database, MongoDatabase)
     return MongoOutbox(services.database.db)

@@ -76,12 +76,11 @@ class PostgresDatabase:
         # statement is its own transaction, one round trip with no BEGIN and COMMIT (same
         # pool, same connections). For reads, and for the relay's single-statement writes.
         self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.autocommit_sessions = async_sessionmaker(self.autocommit, expire_on_commit=False)
         self.round_trips = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         self.before_commit: list[BeforeCommit] = []
         self.on_commit: list[OnCommit] = []
-        self.outbox = PostgresOutbox(self.sessions, self.autocommit_sessions)
+        self.outbox = PostgresOutbox(self.sessions, self.autocommit)
         # Replaced by the composition root with one built from the settings.
         self.breaker = CircuitBreaker("database")
 

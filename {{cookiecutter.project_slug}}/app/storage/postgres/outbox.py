@@ -7,19 +7,29 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy import ColumnElement, Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.lease import LeaseLostError
 from app.events.outbox import RELAY_LEASE, HeldEvent, OutboxMessage, redacted_payload
 from app.events.schemas import DomainEvent, Envelope
 from app.observability.tracing import outbox_trace_context
-from app.storage.postgres.lease import PostgresLease
+from app.storage.postgres.lease import HELD, PostgresLease
 from app.storage.postgres.models import OutboxRow, table_of
 
 OUTBOX = table_of(OutboxRow)
 # Inline: nothing reads the new rows' sequences, so the INSERT returns nothing.
 ADD = insert(OUTBOX).inline()
+# The relay's statements, built once and their values bound at each round (see rows.py).
+PENDING = OUTBOX.c.sent_at.is_(None)
+CLAIM = select(OUTBOX).where(PENDING).order_by(OUTBOX.c.sequence).limit(bindparam("limit"))
+# The lease is checked in the update's own WHERE: a relay whose lease lapsed, or was
+# taken over, marks nothing, whatever it believes.
+MARK_SENT = (
+    update(OUTBOX)
+    .where(OUTBOX.c.sequence.in_(bindparam("sequences", expanding=True)), HELD)
+    .values(sent_at=func.now())
+)
 
 
 async def add_to_outbox(connection: AsyncConnection, events: Sequence[DomainEvent]) -> None:
@@ -35,10 +45,7 @@ async def add_to_outbox(connection: AsyncConnection, events: Sequence[DomainEven
 
 class PostgresOutboxBatch:
     def __init__(
-        self,
-        autocommit: async_sessionmaker[AsyncSession],
-        held: ColumnElement[bool],
-        messages: Sequence[OutboxMessage],
+        self, autocommit: AsyncEngine, held: dict[str, Any], messages: Sequence[OutboxMessage]
     ) -> None:
         self.autocommit = autocommit
         self.held = held
@@ -47,20 +54,13 @@ class PostgresOutboxBatch:
     async def mark_sent(self, sequences: Sequence[int]) -> None:
         if not sequences:
             return
-        # The lease is checked in the update's own WHERE: a relay whose lease lapsed, or
-        # was taken over, marks nothing, whatever it believes.
-        async with self.autocommit() as session:
-            result: Any = await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.sequence.in_(sequences), self.held)
-                .values(sent_at=func.now())
-                .execution_options(synchronize_session=False)
-            )
+        async with self.autocommit.connect() as connection:
+            result = await connection.execute(MARK_SENT, {"sequences": sequences, **self.held})
         if not result.rowcount:
             raise LeaseLostError(RELAY_LEASE)
 
 
-def _message(row: OutboxRow) -> OutboxMessage:
+def _message(row: Row[Any]) -> OutboxMessage:
     envelope = Envelope(
         event_id=row.event_id,
         event_type=row.event_type,
@@ -73,14 +73,10 @@ def _message(row: OutboxRow) -> OutboxMessage:
 
 
 class PostgresOutbox:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        autocommit: async_sessionmaker[AsyncSession],
-    ) -> None:
-        # Everything but `forget` is one statement, run in autocommit: its own
-        # transaction in one round trip. A relay round (lease, claim, mark sent) is then
-        # three round trips instead of nine.
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], autocommit: AsyncEngine) -> None:
+        # Everything but `forget` is one statement of SQLAlchemy Core on plain rows, run
+        # in autocommit: its own transaction in one round trip. A relay round (lease,
+        # claim, mark sent) is then three round trips.
         self.sessions = sessions
         self.autocommit = autocommit
         self.lease = PostgresLease(autocommit, RELAY_LEASE)
@@ -93,13 +89,8 @@ class PostgresOutbox:
         if fence is None:
             yield None
             return
-        async with self.autocommit() as session:
-            rows = await session.scalars(
-                select(OutboxRow)
-                .where(OutboxRow.sent_at.is_(None))
-                .order_by(OutboxRow.sequence)
-                .limit(limit)
-            )
+        async with self.autocommit.connect() as connection:
+            rows = await connection.execute(CLAIM, {"limit": limit})
             messages = [_message(row) for row in rows]
         yield PostgresOutboxBatch(self.autocommit, self.lease.held(fence), messages)
 
@@ -107,20 +98,16 @@ class PostgresOutbox:
         await self.lease.release()
 
     async def pending_count(self) -> int:
-        async with self.autocommit() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
-            )
+        async with self.autocommit.connect() as connection:
+            count = await connection.scalar(select(func.count()).select_from(OUTBOX).where(PENDING))
             return int(count or 0)
 
     async def pending_summary(self) -> tuple[int, datetime | None]:
         # One statement over the pending rows of the (sent_at, sequence) index.
-        async with self.autocommit() as session:
+        async with self.autocommit.connect() as connection:
             row = (
-                await session.execute(
-                    select(func.count(), func.min(OutboxRow.created_at)).where(
-                        OutboxRow.sent_at.is_(None)
-                    )
+                await connection.execute(
+                    select(func.count(), func.min(OUTBOX.c.created_at)).where(PENDING)
                 )
             ).one()
             return int(row[0] or 0), row[1]
@@ -129,21 +116,21 @@ class PostgresOutbox:
         # The oldest first, through the (sent_at, sequence) index; pending rows have no
         # sent_at and are never matched.
         batch = (
-            select(OutboxRow.sequence)
-            .where(OutboxRow.sent_at < sent_before)
-            .order_by(OutboxRow.sent_at)
+            select(OUTBOX.c.sequence)
+            .where(OUTBOX.c.sent_at < sent_before)
+            .order_by(OUTBOX.c.sent_at)
             .limit(limit)
         )
-        async with self.autocommit() as session:
-            result: Any = await session.execute(
-                delete(OutboxRow).where(OutboxRow.sequence.in_(batch.scalar_subquery()))
+        async with self.autocommit.connect() as connection:
+            result = await connection.execute(
+                delete(OUTBOX).where(OUTBOX.c.sequence.in_(batch.scalar_subquery()))
             )
             return int(result.rowcount or 0)
 
     async def about(self, subject: str, aggregates: Sequence[str]) -> list[HeldEvent]:
-        async with self.autocommit() as session:
-            rows = await session.scalars(
-                select(OutboxRow).where(_about(subject, aggregates)).order_by(OutboxRow.sequence)
+        async with self.autocommit.connect() as connection:
+            rows = await connection.execute(
+                select(OUTBOX).where(_about(subject, aggregates)).order_by(OUTBOX.c.sequence)
             )
             return [
                 HeldEvent(
