@@ -4,7 +4,8 @@
 2. with --with-matrix, the template's full test command, per combination and stage;
 3. the rendered service under load (wrk, loopback, one uvicorn worker, real services),
    next to the bare baseline, with ratios, and next to the framework floor (the checked
-   baseline's work as a minimal FastAPI app); --profile adds where the time goes;
+   baseline's work as a minimal FastAPI app, with Strawberry for GraphQL); --profile adds
+   where the time goes;
    --workers 1,2 runs the service at each worker count and compares them;
 4. start-to-ready time of the service.
 
@@ -219,13 +220,15 @@ def _floor_table(reports: list[load.TargetReport]) -> None:
             rows.append(row)
     headers = ["combination", "scenario", "conc", "checked CPU µs", "floor req/s", "floor p50"]
     headers += ["floor p99", "floor CPU µs", "floor over checked", "service CPU µs"]
-    headers += ["service over floor", "FastAPI's share of service over checked"]
+    headers += ["service over floor", "the frameworks' share of service over checked"]
     _say(
         "\n## Framework floor: the checked baseline's work as a minimal FastAPI app "
-        "(1 uvicorn worker)\n\nRouter-level Depends for the checks, typed parameters, "
-        "pydantic models, no logging, metrics or middleware (benchmarks/fastapi_floor.py). "
-        "The last column: of the CPU the service spends per request beyond the checked "
-        "baseline, the part the floor spends too (FastAPI's own).\n"
+        "(1 uvicorn worker)\n\nREST: router-level Depends for the checks, typed parameters, "
+        "pydantic models (benchmarks/fastapi_floor.py). GraphQL: the same with Strawberry, "
+        "answering the service's own documents with Relay types, parser and validation "
+        "caches (benchmarks/strawberry_floor.py). No logging, metrics or middleware. The last "
+        "column: of the CPU the service spends per request beyond the checked baseline, the "
+        "part the floor spends too (FastAPI's and Strawberry's own).\n"
     )
     _say(_table(headers, rows))
 

@@ -3,8 +3,9 @@
 For each measured combination: render it, `uv sync`, migrate, start it N times to time
 start-to-ready, register and log in, seed items, then load three scenarios at a few
 concurrency levels with wrk; then the baseline (benchmarks/baseline_app.py) on the same
-database and Redis, loaded the same way, and the framework floor
-(benchmarks/fastapi_floor.py: the checked baseline's work as a minimal FastAPI app). One
+database and Redis, loaded the same way, and the framework floor (the checked baseline's
+work as a minimal app: benchmarks/fastapi_floor.py for REST, benchmarks/strawberry_floor.py
+with Strawberry for GraphQL, sent the service's own documents). One
 uvicorn worker process each. With several worker counts (--workers), the service is then
 started again at each further count, on its own, and loaded the same way: one service at
 a time, since instances side by side share their background work (the outbox relay and
@@ -101,7 +102,7 @@ class Measurement:
     service: Cell
     baseline: Cell
     checked: Cell  # the baseline with the service's token and session checks and rate limit
-    floor: Cell | None = None  # the checked baseline's work as a minimal FastAPI app
+    floor: Cell | None = None  # the checked baseline's work as a minimal framework app
     # The service at each worker count measured (the first count's is `service`).
     by_workers: dict[int, Cell] = dataclasses.field(default_factory=dict)
 
@@ -531,7 +532,9 @@ def measure_target(
         ours, theirs = api.scenarios(token, hot), baseline_scenarios(raw)
         auth = {"Authorization": f"Bearer {token}"}
         checked = baseline_scenarios(raw, prefix="/checked", headers=auth)
-        floors = baseline_scenarios(raw, headers=auth)
+        # The floor answers what the service is asked: REST's routes, or the same GraphQL
+        # documents (its global ids name the baseline's cached items).
+        floors = api.scenarios(token, hot) if api.graphql else baseline_scenarios(raw, headers=auth)
         for name in SCENARIOS:
             _check(ours[name], service.port)
             _check(theirs[name], baseline.port)
@@ -646,12 +649,13 @@ def _baseline_server(
     target: Target, env: dict[str, str], project: Path, workdir: Path, *, floor: bool = False
 ) -> Iterator[_Deferred]:
     """The bare baseline's server, or with floor the framework floor's (which imports the
-    baseline's functions): either served from a copy of the modules they need."""
+    baseline's functions): FastAPI's for a REST target, FastAPI and Strawberry's for a
+    GraphQL one. Each served from a copy of the modules it needs."""
     name = "floor" if floor else "baseline"
     app_dir = workdir / name
     package = app_dir / "benchmarks"
     package.mkdir(parents=True, exist_ok=True)
-    for module in ("__init__.py", "baseline_app.py", "fastapi_floor.py"):
+    for module in ("__init__.py", "baseline_app.py", "fastapi_floor.py", "strawberry_floor.py"):
         shutil.copy(Path(__file__).with_name(module), package / module)
     db_url = env.get("DATABASE_URL", "").replace("postgresql+asyncpg://", "postgresql://", 1)
     base_env = {
@@ -663,9 +667,11 @@ def _baseline_server(
         "BASELINE_SESSION_PREFIX": env["REDIS_KEY_PREFIX"] + "session:",
     }
     python = str(project / ".venv" / "bin" / "python")
+    module = "baseline_app"
+    if floor:
+        module = "strawberry_floor" if target.api == "graphql" else "fastapi_floor"
     argv = [
-        python, "-m", "uvicorn",
-        f"benchmarks.{'fastapi_floor' if floor else 'baseline_app'}:app", "--app-dir", str(app_dir),
+        python, "-m", "uvicorn", f"benchmarks.{module}:app", "--app-dir", str(app_dir),
         "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     deferred = _Deferred(argv, cwd=app_dir, env=base_env, log=workdir / f"{name}-{target.name}.log")
