@@ -10,7 +10,7 @@ from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
 from app.storage.postgres.models import ItemRow, table_of
-from app.storage.postgres.rows import insert_unique, unique_insert
+from app.storage.postgres.rows import as_dicts, insert_unique, unique_insert
 
 # Reads select the table's columns (SQLAlchemy Core), not ORM entities: rows that only
 # become ItemPublic need no identity map or instance state, which cost more than the rest
@@ -78,7 +78,7 @@ class PostgresItemRepository:
             before=before is not None,
         )
         rows = await self.connection.execute(statement, {**values, "limit": limit})
-        return [ItemPublic.model_validate(row) for row in rows]
+        return [ItemPublic.model_validate(row) for row in as_dicts(rows)]
 
 
 @cache

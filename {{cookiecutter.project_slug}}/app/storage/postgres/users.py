@@ -5,7 +5,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.postgres.models import UserRow, table_of
-from app.storage.postgres.rows import insert_unique, unique_insert
+from app.storage.postgres.rows import as_dicts, insert_unique, unique_insert
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, User
 
@@ -36,7 +36,7 @@ class PostgresUserRepository:
 
     async def by_ids(self, user_ids: Sequence[UUID]) -> list[User]:
         rows = await self.connection.execute(READ.where(USERS.c.id.in_(user_ids)))
-        return [User.model_validate(row) for row in rows]
+        return [User.model_validate(row) for row in as_dicts(rows)]
 
     async def set_password(
         self, user_id: UUID, *, password_hash: str, previous: Sequence[str]
@@ -78,4 +78,5 @@ class PostgresUserRepository:
             statement = statement.where(id_ < after if descending else id_ > after)
         if before is not None:
             statement = statement.where(id_ > before if descending else id_ < before)
-        return [User.model_validate(row) for row in await self.connection.execute(statement)]
+        rows = await self.connection.execute(statement)
+        return [User.model_validate(row) for row in as_dicts(rows)]
