@@ -1,5 +1,6 @@
 """The application factory: `uvicorn app.main:app` serves it."""
 
+import gc
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,10 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.start()
         app.state.services = services
         drain.install()
+        # What startup made lives as long as the app. Frozen, the garbage collector never
+        # walks it again: a full collection, due every few thousand writes, otherwise
+        # walked the whole heap (about 120 ms, a pause for every request in flight).
+        gc.collect()
+        gc.freeze()
         log.info("started", environment=settings.app.environment)
         try:
             yield
         finally:
+            gc.unfreeze()
             drain.uninstall()
             await services.stop()
             log.info("stopped")

@@ -2,12 +2,14 @@
 naming what could not be reached, the setting (password hidden) and how to start it,
 then a non-zero exit; the traceback only at debug level."""
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from app.core.startup import ServiceUnreachableError, addresses, ensure_reachable, hide_password
 from app.settings import Settings
@@ -89,6 +91,13 @@ def test_the_app_stops_without_redis_when_it_may_not_serve_without_it() -> None:
     result = serve("REDIS_URL", APP_LOG_LEVEL="INFO", REDIS_FAIL_OPEN="false")
     assert result.returncode != 0
     assert_one_clear_line(result.stdout + result.stderr, "REDIS_URL")
+
+
+async def test_what_startup_made_is_frozen_while_the_app_serves(app: FastAPI) -> None:
+    """Out of the garbage collector's way (app/main.py): its full collections walk only
+    what requests made."""
+    assert app.state.services is not None
+    assert gc.get_freeze_count() > 0
 
 
 async def test_without_redis_a_fail_open_app_is_warned_and_starts(settings: Settings) -> None:
