@@ -53,6 +53,11 @@ from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
+# While the app serves, a young collection comes every 5000 new objects, not Python's
+# 700. A request makes hundreds, nearly all freed by reference counting, and every young
+# collection cost about 600 µs here: measured with the collector's callbacks on REST
+# creates, 64 to 77 µs of collections a create at 700, about 10 at 5000.
+YOUNG_OBJECTS = 5000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,10 +92,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # walked the whole heap (about 100 ms, a pause for every request in flight).
         gc.collect()
         gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_OBJECTS, *thresholds[1:])
         log.info("started", environment=settings.app.environment)
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
             drain.uninstall()
             await services.stop()

@@ -35,6 +35,13 @@ async def test_an_action_produces_one_event_processed_once(
     assert (await services.activity.recent()).count(activity_of(item_id)) == 1
 
 
+async def test_a_recent_list_keeps_the_newest_first_and_no_more(services: Services) -> None:
+    name = f"recent-{uuid4().hex}"
+    for n in range(5):
+        await services.cache.push_recent(name, f"v{n}", keep=3)
+    assert await services.cache.recent(name) == ["v4", "v3", "v2"]
+
+
 def relay_failures() -> float:
     return REGISTRY.get_sample_value("outbox_relay_failures_total") or 0.0
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.startup import ServiceUnreachableError, addresses, ensure_reachable, hide_password
+from app.main import YOUNG_OBJECTS
 from app.settings import Settings
 from tests.conftest import closed_port, override
 
@@ -95,9 +96,10 @@ def test_the_app_stops_without_redis_when_it_may_not_serve_without_it() -> None:
 
 async def test_what_startup_made_is_frozen_while_the_app_serves(app: FastAPI) -> None:
     """Out of the garbage collector's way (app/main.py): its full collections walk only
-    what requests made."""
+    what requests made, and its young ones come less often."""
     assert app.state.services is not None
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] == YOUNG_OBJECTS
 
 
 async def test_without_redis_a_fail_open_app_is_warned_and_starts(settings: Settings) -> None:
