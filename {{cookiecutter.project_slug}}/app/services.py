@@ -1,7 +1,8 @@
 """The composition root: the one module that knows which database, broker and
 options were chosen, and wires the adapters behind the application's interfaces."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 {% if cookiecutter.compliance_logging %}
 from app.audit.events import AUDIT_EVENT_TYPES
@@ -132,3 +133,16 @@ def build_services(settings: Settings) -> Services:
         sealer=sealer,
 {%- endif %}
     )
+
+
+@asynccontextmanager
+async def command_services(settings: Settings) -> AsyncIterator[Services]:
+    """What a command-line tool runs on: the database connected, and Redis. The broker,
+    the relay and the sealer are the running service's, and stay off."""
+    services = build_services(settings)
+    await services.database.connect()
+    try:
+        yield services
+    finally:
+        await services.database.close()
+        await services.cache.close()

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from app.audit.metrics import record_verification
 from app.audit.records import BrokenTrailError, Checkpoint, PurgeRefusedError
 from app.audit.sealer import publish_checkpoint, stored_checkpoint
-from app.services import Services, build_services
+from app.services import Services, command_services
 
 
 def _checkpoint_of(line: str) -> Checkpoint:
@@ -108,13 +108,8 @@ COMMANDS = {"verify": verify, "purge": purge}
 async def run(command: str, checkpoints: list[Checkpoint]) -> int:
     from app.settings import get_settings
 
-    services = build_services(get_settings())
-    await services.database.connect()
-    try:
+    async with command_services(get_settings()) as services:
         return await COMMANDS[command](services, checkpoints)
-    finally:
-        await services.database.close()
-        await services.cache.close()
 
 
 def main(argv: list[str] | None = None) -> int:

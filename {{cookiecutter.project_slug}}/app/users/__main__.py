@@ -16,7 +16,7 @@ import uuid
 from typing import get_args
 
 from app.core.context import RequestContext, set_current_request
-from app.services import build_services
+from app.services import command_services
 from app.settings import Settings, get_settings
 from app.users import service
 from app.users.schemas import Role
@@ -32,23 +32,24 @@ def operator() -> str:
 
 
 async def set_role(settings: Settings, email: str, role: Role) -> int:
-    services = build_services(settings)
-    await services.database.connect()
-    set_current_request(RequestContext(request_id=uuid.uuid4().hex, actor_id=operator()))
-    try:
-        user = await service.user_by_email(database=services.database, email=email)
-        if user is None:
-            print(f"no account has the email {email!r}", file=sys.stderr)
-            return 1
-        await service.set_role(
-            database=services.database, tokens=services.tokens, user_id=user.id, role=role, by=None
-        )
-        print(f"{user.email}: role {role} (was {user.role})")
-        return 0
-    finally:
-        set_current_request(None)
-        await services.database.close()
-        await services.cache.close()
+    async with command_services(settings) as services:
+        set_current_request(RequestContext(request_id=uuid.uuid4().hex, actor_id=operator()))
+        try:
+            user = await service.user_by_email(database=services.database, email=email)
+            if user is None:
+                print(f"no account has the email {email!r}", file=sys.stderr)
+                return 1
+            await service.set_role(
+                database=services.database,
+                tokens=services.tokens,
+                user_id=user.id,
+                role=role,
+                by=None,
+            )
+            print(f"{user.email}: role {role} (was {user.role})")
+            return 0
+        finally:
+            set_current_request(None)
 
 
 def main(argv: list[str] | None = None) -> int:
