@@ -8,7 +8,6 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -41,6 +40,8 @@ from app.core.idempotency import REPLAYED_HEADER
 from app.core.logging import configure_logging
 from app.core.middleware import (
     BodySizeLimitMiddleware,
+    HeadMiddleware,
+    ProblemCORSMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -124,9 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.drain = drain
     # The last added runs first: request ids wrap everything, the size limit included.
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.app.max_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.app.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", IDEMPOTENCY_HEADER],

@@ -51,8 +51,8 @@ def replayed(response: Response) -> bool:
     return bool(response.headers.get("idempotent-replayed") == "true")
 
 
-# A malformed key fails the header's own validation: a validation problem, no code.
-BAD_KEY_CODE = None
+# A malformed key fails the header's own validation: a validation problem, code invalid_input.
+BAD_KEY_CODE = "invalid_input"
 
 
 def refusal(response: Response) -> tuple[int, str | None]:

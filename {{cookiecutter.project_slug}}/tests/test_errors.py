@@ -36,6 +36,7 @@ async def test_unexpected_error_is_generic_and_logged(settings: Settings) -> Non
         "status": 500,
         "detail": "An unexpected error occurred.",
         "request_id": "boom-1",
+        "code": "internal_error",
     }
     assert "hunter2" not in response.text
     logged = [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -31,8 +31,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     request_id: str | None = None
-    # The application's error code, e.g. "item_not_found".
-    code: str | None = None
+    # The application's error code, e.g. "item_not_found"; that of the status
+    # ("method_not_allowed") for an error known only by its status.
+    code: str
 
 
 class ValidationProblem(Problem):

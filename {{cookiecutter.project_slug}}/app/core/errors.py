@@ -2,6 +2,8 @@
 the `code` and `status` below; nothing else about an exception reaches a client.
 """
 
+import re
+from http import HTTPStatus
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -94,6 +96,45 @@ class BadRequestError(AppError):
     status = 400
     code = "bad_request"
     title = "Bad Request"
+
+
+# The error of each status the application raises itself: its code goes with any error of
+# that status raised elsewhere too (a route not found is `not_found`, a body that fails
+# validation `invalid_input`), so a client sees one code for one meaning.
+_STATUS_CODES = {
+    error.status: error.code
+    for error in (
+        AppError,
+        BadRequestError,
+        UnauthorizedError,
+        ForbiddenError,
+        NotFoundError,
+        ConflictError,
+        InvalidInputError,
+        RateLimitedError,
+        ServiceUnavailableError,
+    )
+}
+# RFC 9110's reason phrases where Python's `HTTPStatus` (before 3.13) has older names.
+_RFC9110_PHRASES = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+
+def status_title(status: int) -> str:
+    """The reason phrase of a status, as RFC 9110 names it: a problem's `title`."""
+    try:
+        return _RFC9110_PHRASES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def status_code(status: int) -> str:
+    """The `code` of an error known only by its status (`method_not_allowed`)."""
+    return _STATUS_CODES.get(status) or re.sub(r"\W+", "_", status_title(status).lower())
 
 
 def as_app_error(exc: BaseException) -> AppError | None:

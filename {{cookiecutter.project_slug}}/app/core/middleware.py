@@ -7,11 +7,14 @@ import uuid
 import structlog
 from fastapi.routing import iter_route_contexts
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, set_current_request
-from app.core.problems import problem, unexpected_error
+from app.core.problems import status_problem, unexpected_error
 from app.observability.sentry import report_error
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -112,34 +115,96 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over the limit with 413: by Content-Length before any is
-    read, and for a streamed body as soon as it goes past the limit."""
+    """Refuse request bodies over the limit with 413, whatever else is wrong with them: by
+    Content-Length before any is read, and a body without one as soon as it goes past
+    the limit, or, when the app refuses the request before reading it all (an unknown
+    path, a multipart body that does not parse), by reading the rest up to the limit."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.detail = f"The request body is over {max_bytes} bytes."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"The request body is over {self.max_bytes} bytes."
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_bytes:
-            await problem(413, "Content Too Large", detail)(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await status_problem(413, self.detail)(scope, receive, send)
             return
         received = 0
+        # Whether some of a body of unknown length may be still unread.
+        unfinished = length is None
+        replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, unfinished
             message = await receive()
             received += len(message.get("body", b""))
+            unfinished = message.get("more_body", False)
             if received > self.max_bytes:
                 # FastAPI lets an HTTPException from the body through to the error handlers.
-                raise HTTPException(413, detail)
+                raise HTTPException(413, self.detail)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def send_or_refuse(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                try:
+                    while unfinished and received <= self.max_bytes:
+                        await limited_receive()
+                except HTTPException:
+                    replaced = True
+                    await status_problem(413, self.detail)(scope, receive, send)
+            if not replaced:
+                await send(message)
+
+        # Only a body of unknown length can be over the limit with the app none the wiser.
+        await self.app(scope, limited_receive, send_or_refuse if unfinished else send)
+
+
+class HeadMiddleware:
+    """HEAD on any GET route, as HTTP asks of GET resources: the GET runs and its body is
+    dropped. FastAPI's routes answer only the methods they declare (405 otherwise)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # A copy: the server reads the method of its own scope to send no body for HEAD.
+        get = {**scope, "method": "GET"}
+        try:
+            await self.app(get, receive, send_without_body)
+        finally:
+            if "route" in get:
+                # The route that served it, for the access log and metrics.
+                scope["route"] = get["route"]
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem, not in plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-type", "content-length")
+        }
+        detail = f"{bytes(response.body).decode()}."
+        return status_problem(response.status_code, detail, headers)
 
 
 # API responses are data, never a page: nothing may load from them or frame them.

@@ -1,6 +1,6 @@
 """RFC 9457 problem details: the single error shape of every HTTP response."""
 
-from http import HTTPStatus
+from collections.abc import Mapping
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -9,19 +9,31 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.core.context import current_request
-from app.core.errors import REDIS_DOWN, AppError, as_app_error
+from app.core.errors import REDIS_DOWN, AppError, as_app_error, status_code, status_title
 
 PROBLEM_JSON = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem response. Its `code` is the status's (`not_found`) unless one is given."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     context = current_request()
     if context is not None:
         body["request_id"] = context.request_id
+    body["code"] = status_code(status)
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def status_problem(
+    status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The problem of an error known only by its status: one from routing, the body size
+    limit, CORS or a library, titled with RFC 9110's reason phrase."""
+    response = problem(status, status_title(status), detail)
+    response.headers.update(headers or {})
+    return response
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -39,9 +51,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     error = cast(HTTPException, exc)
-    response = problem(error.status_code, _title(error.status_code), str(error.detail))
-    response.headers.update(error.headers or {})
-    return response
+    return status_problem(error.status_code, str(error.detail), error.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -50,7 +60,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in cast(RequestValidationError, exc).errors()
     ]
-    return problem(422, "Unprocessable Content", "The request is invalid.", errors=errors)
+    return problem(422, status_title(422), "The request is invalid.", errors=errors)
 
 
 async def record_refusal(request: Request, error: AppError) -> None:
@@ -70,14 +80,7 @@ async def record_refusal(request: Request, error: AppError) -> None:
 
 
 def unexpected_error() -> JSONResponse:
-    return problem(500, "Internal Server Error", "An unexpected error occurred.")
-
-
-def _title(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    return status_problem(500, "An unexpected error occurred.")
 
 
 def install_problem_handlers(app: FastAPI) -> None:

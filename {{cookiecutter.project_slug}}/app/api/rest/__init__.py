@@ -1,10 +1,14 @@
 """The REST API, versioned by URL prefix."""
 
-from fastapi import APIRouter, Depends, FastAPI
+from collections import Counter
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 
 from app.api.dependencies import rate_limit_api
 from app.api.responses import problems
 from app.api.rest import auth, items, users
+from app.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 TAGS = {
     "auth": "Registration, sign-in with the OAuth2 password flow, token refresh and logout.",
@@ -14,6 +18,23 @@ TAGS = {
 
 
 PREFIX = "/api/v1"
+# The headers the API reads one value of.
+SINGLE_VALUED_HEADERS = ("Authorization", "Content-Type", IDEMPOTENCY_HEADER)
+
+
+async def single_values(request: Request) -> None:
+    """A query parameter or a single-valued header given more than once is refused (422,
+    naming it) rather than one of its values picked silently: which was meant is not
+    known. No query parameter of the API takes a list (tests/test_problem_shape.py)."""
+    names = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = [("query", name) for name, count in names.items() if count > 1]
+    repeated += [
+        ("header", name) for name in SINGLE_VALUED_HEADERS if len(request.headers.getlist(name)) > 1
+    ]
+    if repeated:
+        raise RequestValidationError(
+            [{"loc": loc, "msg": "Given more than once.", "type": "repeated"} for loc in repeated]
+        )
 
 
 def include_api(app: FastAPI, *extra: APIRouter) -> None:
@@ -28,7 +49,8 @@ def include_api(app: FastAPI, *extra: APIRouter) -> None:
         app.include_router(
             part,
             prefix=PREFIX,
-            dependencies=[Depends(rate_limit_api)],
-            # Any route may be rate limited, or find Redis or the database down.
-            responses=problems(429, 503),
+            dependencies=[Depends(rate_limit_api), Depends(single_values)],
+            # Any route may be rate limited, be sent a parameter twice, or find Redis or
+            # the database down.
+            responses=problems(422, 429, 503),
         )
