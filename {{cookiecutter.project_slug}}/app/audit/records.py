@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
 from app.core.context import current_request
-from app.core.types import IsoDateTime, StorableText
+from app.core.types import IsoDateTime, StorableInt, StorableText
 from app.events.schemas import (
     AdminAccessDenied,
     DomainEvent,
@@ -218,10 +218,11 @@ class Checkpoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    position: int = Field(ge=0)
+    # Bounded as stored: a checkpoint is read back from Redis or pasted in by an operator.
+    position: StorableInt = Field(ge=0)
     seal: str = Field(min_length=64, max_length=64)
     # Positions up to this one were removed by a retention purge.
-    purged_through: int = Field(default=0, ge=0)
+    purged_through: StorableInt = Field(default=0, ge=0)
     issued_at: datetime
     signature: str = ""
 

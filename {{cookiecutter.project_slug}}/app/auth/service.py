@@ -8,7 +8,7 @@ from app.auth.passwords import PasswordHasher
 from app.auth.tokens import Principal, RefreshReuseError, TokenPair, Tokens, session_ended
 from app.core.errors import RateLimitedError, UnauthorizedError, with_event
 from app.core.rate_limit import RateLimit, RateLimiter
-from app.core.types import is_storable, is_unicode
+from app.core.types import is_unicode
 from app.events.schemas import (
     LoggedOut,
     LoginFailed,
@@ -20,6 +20,7 @@ from app.events.schemas import (
 )
 from app.settings import RateLimitSettings
 from app.storage.unit_of_work import Database
+from app.users.schemas import address_of
 
 BAD_LOGIN = "Incorrect email or password."
 
@@ -35,18 +36,20 @@ async def login(
     password: str,
     client_ip: str,
 ) -> TokenPair:
-    email = email.strip().lower()
     # Every attempt counts per source, and per target from that source: guessing is slowed
     # where it comes from, and nobody can lock the owner out from their own address.
     _enforce(await limiter.hit(f"login-ip:{client_ip}", limit=limits.login_per_ip_per_minute))
-    if not (is_storable(email) and is_unicode(password)):
-        # No account has an email no database can hold, or a password with no UTF-8 form.
+    # As registration stores it, so any form registration accepts finds the account.
+    address = address_of(email)
+    if address is None or not is_unicode(password):
+        # No account has a text that is no address (too long, say), or a password with
+        # no UTF-8 form: the same answer as for an unknown address.
         await _record(database, LoginFailed(user_id=None))
         raise UnauthorizedError(BAD_LOGIN)
-    pair_key = f"login-account:{email}:{client_ip}"
+    pair_key = f"login-account:{address}:{client_ip}"
     _enforce(await limiter.hit(pair_key, limit=limits.login_per_account_per_minute))
     async with database.unit_of_work(read_only=True) as uow:
-        user = await uow.users.by_email(email)
+        user = await uow.users.by_email(address)
     # Same work and same answer whether the account exists or not.
     valid, rehashed = await passwords.verify_and_update(
         password, user.password_hash if user else None

@@ -5,6 +5,7 @@ allowed when fewer than `limit` fall in the last `window` seconds. The check and
 the write are one Lua script, so concurrent requests cannot both take the last slot.
 """
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -76,7 +77,12 @@ class RateLimiter:
         self.session_script = cache.redis.register_script(_SESSION_WINDOW)
 
     def _bucket(self, key: str) -> str:
-        return self.cache.key(f"ratelimit:{key}")
+        # "name:subject": the subject (an address, an email) comes from the client, so it
+        # goes into Redis hashed: a key of fixed size whatever was sent, and no personal
+        # data in key names.
+        name, _, subject = key.partition(":")
+        digest = hashlib.blake2b(subject.encode("utf-8", "surrogatepass"), digest_size=16)
+        return self.cache.key(f"ratelimit:{name}:{digest.hexdigest()}")
 
     async def hit(self, key: str, *, limit: int, window: int = WINDOW_SECONDS) -> RateLimit:
         now = time.time()

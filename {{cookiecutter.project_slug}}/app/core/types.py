@@ -1,16 +1,27 @@
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+
+# The largest whole number every supported database stores: PostgreSQL's bigint and
+# BSON's int64 (a larger one fails in the driver, not in validation).
+INT64_MAX = 2**63 - 1
+
+StorableInt = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 
 
-def _as_utc(value: datetime) -> datetime:
-    # Some drivers hand back naive datetimes; every stored time is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _utc_in_range(value: datetime) -> datetime:
+    # 0001-01-01T00:00+01:00 is a valid datetime with no UTC form: the drivers fail on it.
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range once in UTC") from exc
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+# Some drivers hand back naive datetimes; every stored time is UTC.
+UtcDateTime = Annotated[datetime, AfterValidator(_utc_in_range)]
 
 
 def _iso_8601(value: object) -> object:
@@ -20,26 +31,19 @@ def _iso_8601(value: object) -> object:
     return value
 
 
-# A point in time given as documented: ISO 8601, with its UTC offset.
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+# A point in time given as documented: ISO 8601, with its UTC offset, and one every
+# database can hold and compare (its UTC form is within years 1 to 9999).
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_utc_in_range)]
 
 
-def _iso_text(value: object) -> object:
+def _text(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError("a time must be ISO 8601 text")
-    return _iso_8601(value)
+    return value
 
 
-def _utc_in_range(value: datetime) -> datetime:
-    # 0001-01-01T00:00+01:00 is a valid datetime with no UTC form: the drivers fail on it.
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the time is out of range") from exc
-
-
-# A time read from a cursor: as IsoDateTime, and one every database can compare.
-CursorTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_in_range)]
+# A time read from a cursor: as IsoDateTime, and only from text (JSON has no dates).
+CursorTime = Annotated[IsoDateTime, BeforeValidator(_text)]
 
 # A lone surrogate: a code point of a UTF-16 pair on its own, which has no UTF-8 form.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -63,3 +67,48 @@ def _storable(text: str) -> str:
 
 
 StorableText = Annotated[str, AfterValidator(_storable)]
+
+
+# Characters that show nothing, or change how the text around them reads: controls, line
+# and paragraph separators, and format characters (Cf: zero-width spaces and joiners,
+# the soft hyphen, direction marks, embeddings, overrides and isolates: U+202E shows
+# "\u202egnp.exe" as "exe.png").
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# Letters and symbols that are drawn blank: the Hangul fillers and the blank Braille cell.
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Explicit direction controls (embeddings, overrides, isolates): they reorder what follows.
+_DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _nfc(value: object) -> object:
+    # Before the length checks: a few characters are longer in NFC.
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+def _visible(char: str) -> bool:
+    # Not a separator, a control or format character, nor a mark alone (it combines).
+    return unicodedata.category(char)[0] not in "ZCM" and char not in _BLANK
+
+
+def _name(text: str) -> str:
+    if any(unicodedata.category(char) in _HIDDEN for char in text):
+        raise ValueError("a name cannot contain invisible, control or direction characters")
+    if not any(map(_visible, text)):
+        raise ValueError("a name needs a visible character")
+    return text
+
+
+# A name people tell things apart by: kept in NFC, so one name typed in composed or
+# decomposed form is one name, and refused when it shows nothing or hides characters.
+Name = Annotated[StorableText, BeforeValidator(_nfc), AfterValidator(_name)]
+
+
+def _no_direction_controls(text: str) -> str:
+    if _DIRECTION_CONTROLS.search(text):
+        raise ValueError("text cannot contain direction overrides, embeddings or isolates")
+    return text
+
+
+# Free text shown to people (a description): as typed, but without the controls that
+# make it display in another order than it is stored.
+DisplayText = Annotated[StorableText, AfterValidator(_no_direction_controls)]

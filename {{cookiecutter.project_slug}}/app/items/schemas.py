@@ -4,7 +4,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import CursorTime, StorableText, UtcDateTime
+from app.core.types import CursorTime, DisplayText, Name, UtcDateTime
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -16,7 +16,7 @@ ItemSort = Literal["created_at", "-created_at", "name", "-name", "price_cents", 
 # opaque but not signed, so a forged one must still hold a value the field can).
 SORT_TYPES: dict[str, Any] = {
     "created_at": CursorTime,
-    "name": Annotated[StorableText, Strict(), Field(min_length=1, max_length=NAME_MAX)],
+    "name": Annotated[Name, Strict(), Field(min_length=1, max_length=NAME_MAX)],
     "price_cents": Annotated[int, Strict(), Field(ge=0, le=PRICE_MAX)],
 }
 
@@ -25,8 +25,8 @@ class ItemCreate(BaseModel):
     # Strict: JSON's types as documented, so `true` or "5" is no price.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    name: StorableText = Field(min_length=1, max_length=NAME_MAX)
-    description: StorableText = Field(default="", max_length=DESCRIPTION_MAX)
+    name: Name = Field(min_length=1, max_length=NAME_MAX)
+    description: DisplayText = Field(default="", max_length=DESCRIPTION_MAX)
     price_cents: int = Field(default=0, ge=0, le=PRICE_MAX)
     status: ItemStatus = "draft"
 
@@ -36,8 +36,8 @@ class ItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    name: StorableText | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    description: StorableText | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    name: Name | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: DisplayText | None = Field(default=None, max_length=DESCRIPTION_MAX)
     price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
     status: ItemStatus | None = None
 

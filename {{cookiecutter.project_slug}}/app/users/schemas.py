@@ -4,13 +4,16 @@ from importlib.resources import files
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.types import UtcDateTime
 
 Role = Literal["user", "admin"]
 PASSWORD_MIN = 10
 PASSWORD_MAX = 128
+# The longest address mail can deliver to (RFC 5321's path limit less its brackets).
+EMAIL_MAX = 254
 # How many earlier passwords a new one may not repeat.
 PASSWORD_HISTORY = 3
 
@@ -57,7 +60,43 @@ def _strong(password: str) -> str:
     return password
 
 
-Email = Annotated[EmailStr, AfterValidator(str.lower)]
+def normalise_email(text: str) -> str:
+    """The one form of an email address that registration stores and every lookup
+    (login, the command line) searches by; ValueError when the text is no address.
+
+    NFKC first, as for passwords: the same address typed with full-width letters or in
+    decomposed form is the same account, never a look-alike second one. Then lower case,
+    and the checks and form of email-validator: no display name ("Bob <bob@ex.com>"), no
+    invisible characters, the domain in Unicode (xn--mnchen-3ya.de is münchen.de)."""
+    # Checked before any work (the text may be arbitrarily long) and after (what is
+    # stored must fit).
+    if len(text) <= EMAIL_MAX:
+        folded = unicodedata.normalize("NFKC", text.strip()).lower()
+        try:
+            address = validate_email(folded, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"value is not a valid email address: {exc}") from None
+        # Again: the domain's Unicode form can bring back capitals (Cherokee).
+        address = unicodedata.normalize("NFKC", address.lower())
+        if len(address) <= EMAIL_MAX:
+            return address
+    raise ValueError(f"an email address has at most {EMAIL_MAX} characters")
+
+
+def address_of(text: str) -> str | None:
+    """The normalised address a lookup searches by, or None: no account has a text that
+    is no address."""
+    try:
+        return normalise_email(text)
+    except ValueError:
+        return None
+
+
+Email = Annotated[
+    str,
+    Field(max_length=EMAIL_MAX, json_schema_extra={"format": "email"}),
+    AfterValidator(normalise_email),
+]
 NewPassword = Annotated[
     str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX), AfterValidator(_strong)
 ]

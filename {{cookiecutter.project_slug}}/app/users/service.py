@@ -24,7 +24,14 @@ from app.users.errors import (
     admins_only,
 )
 from app.users.repository import UserRepository
-from app.users.schemas import PASSWORD_HISTORY, PasswordChange, Role, UserCreate, UserPublic
+from app.users.schemas import (
+    PASSWORD_HISTORY,
+    PasswordChange,
+    Role,
+    UserCreate,
+    UserPublic,
+    address_of,
+)
 
 log = structlog.get_logger(__name__)
 # What registration answers, whether or not the email was free: telling them apart
@@ -131,8 +138,13 @@ async def _still_admin(users: UserRepository, user_id: UUID) -> None:
 
 
 async def user_by_email(*, database: Database, email: str) -> UserPublic | None:
+    """The account of an address, in any form registration accepts; None for no account
+    (or a text that is no address)."""
+    address = address_of(email)
+    if address is None:
+        return None
     async with database.unit_of_work(read_only=True) as uow:
-        user = await uow.users.by_email(email.strip().lower())
+        user = await uow.users.by_email(address)
     return user.public() if user else None
 
 

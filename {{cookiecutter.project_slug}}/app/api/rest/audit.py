@@ -12,7 +12,7 @@ from app.audit import service as audit
 from app.audit.records import AuditQuery, AuditRecord
 from app.audit.service import Erasure, PersonalData
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import IsoDateTime, StorableText
+from app.core.types import IsoDateTime, StorableInt, StorableText
 
 router = APIRouter()
 TAGS = {"audit": "The tamper-evident audit trail, for administrators."}
@@ -60,7 +60,7 @@ async def query_audit_trail(
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[StorableInt | None, Query(ge=1)] = None,
 ) -> Paginated[AuditRecord]:
     """Administrators only: records newest first; `since` inclusive, `until` exclusive."""
     query = AuditQuery(
