@@ -1051,6 +1051,14 @@ async def test_audited_writes_take_no_lock_and_a_late_commit_is_sealed_after(
 {%- endif %}
 
 
+FULL_WIDTH, ARABIC_INDIC, DEVANAGARI = 0xFF10, 0x0660, 0x0966
+
+
+def in_digits(text: str, zero: int) -> str:
+    """`text` with its digits written in another script, from its zero's code point."""
+    return "".join(chr(zero + int(char)) if char.isdigit() else char for char in text)
+
+
 # (text as it could reach a log, the part that must not survive masking)
 MUST_MASK = [
     ("contact kim.minji@example.co.kr", "kim.minji@example.co.kr"),
@@ -1084,6 +1092,94 @@ MUST_MASK = [
     ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
     ("AUTHORIZATION: BEARER abc.def-ghi", "abc.def-ghi"),
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
+    # Separators of any kind: Unicode dashes, dots, underscores, slashes, odd spaces.
+    ("rrn 900101.1234567", "900101.1234567"),
+    ("rrn 900101_1234567", "900101_1234567"),
+    ("rrn 900101/1234567", "900101/1234567"),
+    ("rrn 900101\u22121234567", "900101\u22121234567"),
+    ("rrn 900101\u00a01234567", "900101\u00a01234567"),
+    ("call 010\u20101234\u20105678", "1234\u20105678"),
+    ("call 010\uff0d1234\uff0d5678", "1234\uff0d5678"),
+    ("call 010/1234/5678", "1234/5678"),
+    ("call 010_1234_5678", "1234_5678"),
+    ("call 010\u30001234\u30005678", "1234\u30005678"),
+    ("card 4111.1111.1111.1111", "4111.1111.1111.1111"),
+    ("card 4111/1111/1111/1111", "4111/1111/1111/1111"),
+    ("card 4111\u20131111\u20131111\u20131111", "4111\u20131111\u20131111\u20131111"),
+    # Full-width and other Unicode decimal digits, and a full-width at sign.
+    (f"rrn {in_digits('900101-1234567', FULL_WIDTH)}", in_digits("1234567", FULL_WIDTH)),
+    (f"call {in_digits('010-1234-5678', ARABIC_INDIC)}", in_digits("5678", ARABIC_INDIC)),
+    (f"card {in_digits('4111111111111111', FULL_WIDTH)}", in_digits("11111111", FULL_WIDTH)),
+    (f"call {in_digits('010', DEVANAGARI)}\u2013{in_digits('1234', DEVANAGARI)}-5678", "5678"),
+    ("mail alice\uff20example.com", "alice"),
+    # Glued to a word by `_`.
+    ("id_01012345678", "01012345678"),
+    ("card_4111111111111111", "4111111111111111"),
+    ("user_4111111111111111", "4111111111111111"),
+    ("rrn_9001011234567", "9001011234567"),
+    # Or to a word by a hyphen, spaced separators, a country code without its `+`.
+    ("card-4111111111111111", "4111111111111111"),
+    ("tel-010-1234-5678", "1234-5678"),
+    ("call 010 - 1234 - 5678", "1234 - 5678"),
+    ("call 82-10-1234-5678", "1234-5678"),
+    # Bank account numbers, as Korean banks group them.
+    ("account 110-123-456789", "110-123-456789"),
+    ("account 1002-123-456789", "1002-123-456789"),
+    ("account 123456-78-901234", "123456-78-901234"),
+    ("account 123-456789-01234", "123-456789-01234"),
+    ("account 3333-01-1234567", "3333-01-1234567"),
+    ("account 301-1234-5678-91", "301-1234-5678-91"),
+    ("account 301.1234.5678.91", "301.1234.5678.91"),
+    ("account 110 123 456789", "110 123 456789"),
+    ("acct_110-123-456789", "110-123-456789"),
+    ("account 110\u2010123\u2010456789", "456789"),
+    # Email addresses quoted, percent-encoded once or twice, with any allowed character.
+    ('from "john doe"@example.com', "john doe"),
+    ("GET /users?email=alice%40example.com", "alice"),
+    ("GET /users?email=alice%2540example.com", "alice"),
+    ("GET /users?email=%22john%20doe%22%40example.com", "john"),
+    ("to alice%40example%2Ecom", "alice"),
+    # Credentials under the usual names, and after any authorization scheme.
+    ("passcode=hunter2", "hunter2"),
+    ("passphrase=correct-horse", "correct-horse"),
+    ("pwd: hunter2", "hunter2"),
+    ("apikey=k-123456", "k-123456"),
+    ("X-API-Key: k-123456", "k-123456"),
+    ("access_key=AKIA123", "AKIA123"),
+    ("pin=4821", "4821"),
+    ("session=s-8f2a1c", "s-8f2a1c"),
+    ("sessionId: s-8f2a1c", "s-8f2a1c"),
+    ("JSESSIONID=s-8f2a1c", "s-8f2a1c"),
+    ("connect.sid=s-8f2a1c", "s-8f2a1c"),
+    ("password%3Dhunter2", "hunter2"),
+    ("\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44=hunter2", "hunter2"),
+    ("authorization: token abc123", "abc123"),
+    ("Authorization: ApiKey abc123", "abc123"),
+    ("Authorization: abc123", "abc123"),
+    ('{"authorization": "token abc123"}', "abc123"),
+    ("Proxy-Authorization: Digest username=bob, response=abc123", "abc123"),
+    ("Cookie: theme=dark; sid=abc123", "abc123"),
+    ("set-cookie: sid=abc123; Path=/", "abc123"),
+]
+# (text, masked): the whole value is masked, nothing of it is left beside the label,
+# and the text around it is kept as it was.
+MASKED_AS = [
+    ("GET /api/v1/users/o'brien@example.com", "GET /api/v1/users/[email]"),
+    ("GET /api/v1/users/first&last@example.com", "GET /api/v1/users/[email]"),
+    ("GET /api/v1/users/user_4111111111111111", "GET /api/v1/users/user_[card]"),
+    ("GET /api/v1/users/acct_110-123-456789", "GET /api/v1/users/acct_[account]"),
+    ("{'email': 'jane@example.com'}", "{'email': '[email]'}"),
+    ("<jane+news@example.com>", "<[email]>"),
+    ("authorization: token abc123", "authorization: [redacted]"),
+    ("to a!b#c$d*e^f|g~h{i}j@example.com", "to [email]"),
+    # Korean, written without spaces, and full-width digits that are no number kept as
+    # they were.
+    (
+        "\uae40 \u2014 010\u20101234\u20105678\ub85c, \uff15\uac1c",
+        "\uae40 \u2014 [phone]\ub85c, \uff15\uac1c",
+    ),
+    ("\uce74\ub4dc4111111111111111", "\uce74\ub4dc[card]"),
+    ("card 4111111111111111 12/25", "card [card] 12/25"),
 ]
 # Text that looks a little like personal data and must come through unchanged.
 MUST_KEEP = [
@@ -1105,6 +1201,27 @@ MUST_KEEP = [
     "price 1,234,567 KRW",
     "20 items in 123 ms",
     "footprint=12",
+    # What a log line holds besides: ids, times, durations, addresses, counts, prices.
+    "user 12345678-1234-5678-1234-567812345678",
+    "request 3f2a9b1c0d4e5f67890123456789abcd",
+    "at 2024-01-31T12:30:45.123456+00:00",
+    "at 2024/01/31 12:30:45",
+    "at 1712345678901 ms since the epoch",
+    "took 0.30000000000000004 s",
+    "duration_ms=1234.5678901234",
+    "from 192.168.100.254:54321",
+    "HTTP/1.1 404",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0",
+    "price 12.50 USD, 3 left",
+    "GET /api/v1/items?limit=20&offset=40",
+    "sessions: 3",
+    "token_count: 12",
+    "bypass=on",
+    "mapping=2",
+    "author: kim",
+    "reply to @example.com",
+    "\uc0ac\uc6a9\uc790 3\uba85 \ub85c\uadf8\uc778",
+    "stock \uff15, season 2024\u20132025",
 ]
 
 
@@ -1115,18 +1232,69 @@ def test_personal_data_forms_are_masked(text: str, personal: str) -> None:
     assert masked != text
 
 
+@pytest.mark.parametrize(("text", "masked"), MASKED_AS)
+def test_personal_data_is_masked_whole_and_alone(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
 @pytest.mark.parametrize("text", MUST_KEEP)
 def test_text_that_only_looks_personal_is_kept(text: str) -> None:
     assert mask_text(text) == text
 
 
-@pytest.mark.parametrize("field", ["password", "pwd", "credentials", "otp", "otp_code", "api_key"])
+async def test_personal_data_in_a_requested_path_is_masked_whole_in_the_access_log(
+    client: AsyncClient,
+) -> None:
+    stream = io.StringIO()
+    configure_logging(level="INFO", json=True, stream=stream, redact=mask_personal_data)
+    try:
+        for name in ("o'brien@example.com", "first&last@example.com", "user_4111111111111111"):
+            await client.get(f"/api/v1/users/{name}")
+        await client.get("/api/v1/users/acct_110-123-456789")
+    finally:
+        configure_logging(level="INFO", json=True)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    paths = [line["path"] for line in lines if line["event"] == "request"]
+    assert paths == [
+        "/api/v1/users/[email]",
+        "/api/v1/users/[email]",
+        "/api/v1/users/user_[card]",
+        "/api/v1/users/acct_[account]",
+    ]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "password",
+        "pwd",
+        "credentials",
+        "otp",
+        "otp_code",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "passcode",
+        "pin",
+        "session",
+        "session_id",
+        "sessionId",
+        "cookie",
+        "set-cookie",
+        "authorization",
+        "proxy-authorization",
+        "private_key",
+        "access_key",
+    ],
+)
 def test_fields_named_as_secrets_are_redacted(field: str) -> None:
     event = mask_personal_data(None, "info", {"event": "x", field: "493021"})
     assert event[field] == "[redacted]"
 
 
-@pytest.mark.parametrize("field", ["footprint", "topic", "compass"])
+@pytest.mark.parametrize(
+    "field", ["footprint", "topic", "compass", "sessions", "author", "spinner"]
+)
 def test_fields_that_only_contain_a_secret_word_are_kept(field: str) -> None:
     event = mask_personal_data(None, "info", {"event": "x", field: "plain"})
     assert event[field] == "plain"
