@@ -58,6 +58,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audit_graphql.py",
         "tests/test_audited_actions.py",
         "tests/test_audit_metrics.py",
+        "tests/test_erasure.py",
         "observability/prometheus/rules/audit.yml",
         "observability/grafana/dashboards/audit.json",
         "deploy/base/audit-purge.yaml",

@@ -183,6 +183,8 @@ async def test_keys_are_their_callers_own(
     for address in ("192.0.2.1", "192.0.2.2", "192.0.2.1"):
         assert await create(address) == item
     assert calls == ["192.0.2.1", "192.0.2.2"]
+    # An address is the proxy's word, of any length: its keys are all of one size.
+    assert len(scope(None, address="x" * 10_000)) == len(scope(None, address="192.0.2.1"))
 
 
 async def test_a_failed_request_frees_its_key(

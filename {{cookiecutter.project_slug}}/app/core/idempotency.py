@@ -16,6 +16,9 @@ a request that fails (a refusal, an outage, a bug) frees its key, so a retry run
 afresh; it wrote nothing, so running it again is safe. Each step is one Lua script, so
 two requests with one key can never both take it.
 
+An erasure deletes the erased person's keys, answers and all (app/audit/service.py, with
+compliance logging): a request completing after it finds its key gone and keeps nothing.
+
 While Redis is down a request with a key gets 503 (the promise cannot be kept without
 it); a request without a key does not touch Redis here.
 """
@@ -118,8 +121,11 @@ def check_key(key: str) -> str:
 
 
 def scope(user_id: UUID | None, *, address: str) -> str:
-    """Whose keys these are: the user's, or an anonymous caller's address's."""
-    return f"user:{user_id}" if user_id is not None else f"address:{address}"
+    """Whose keys these are: the user's, or an anonymous caller's address's. The address
+    is what the proxy in front says, so it goes into Redis hashed: a key of fixed size."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    return f"address:{hashlib.blake2b(address.encode(), digest_size=16).hexdigest()}"
 
 
 def fingerprint(operation: str, request: BaseModel) -> str:

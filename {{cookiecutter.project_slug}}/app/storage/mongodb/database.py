@@ -19,7 +19,12 @@ from app.core.breakers import CircuitBreaker, guarded
 from app.core.errors import ServiceUnavailableError
 from app.events.schemas import DomainEvent
 from app.settings import MongodbSettings
-from app.storage.mongodb.items import Document, MongoItemRepository, create_item_indexes
+from app.storage.mongodb.items import (
+    AfterCommit,
+    Document,
+    MongoItemRepository,
+    create_item_indexes,
+)
 from app.storage.mongodb.outbox import MongoOutbox, add_to_outbox, create_outbox_indexes
 from app.storage.mongodb.users import MongoUserRepository, create_user_indexes
 from app.storage.unit_of_work import OnCommit, ReadOnlyError
@@ -38,7 +43,9 @@ class MongoUnitOfWork:
         read_only: bool = False,
     ) -> None:
         self.session = session
-        self.items = MongoItemRepository(db["items"], session)
+        # Checks that need the writes committed first (MongoItemRepository.add).
+        self.after_commit: list[AfterCommit] = []
+        self.items = MongoItemRepository(db["items"], session, self.after_commit)
         self.users = MongoUserRepository(db["users"], session)
         self.events: list[DomainEvent] = []
         self.read_only = read_only
@@ -172,10 +179,13 @@ class MongoDatabase:
                 for hook in self.before_commit:
                     await hook(session, uow.events)
                 await add_to_outbox(self.db, session, uow.events)
+            if uow.events:
+                for notify in self.on_commit:
+                    notify()
+            # Committed: now the checks that must see the writes committed.
+            for check in uow.after_commit:
+                await check()
         except ConnectionFailure as exc:
             # No server answered within MONGODB_TIMEOUT_MS. The driver reconnects by
             # itself when one is back.
             raise ServiceUnavailableError("database") from exc
-        if uow.events:
-            for notify in self.on_commit:
-                notify()

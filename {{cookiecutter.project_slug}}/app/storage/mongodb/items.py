@@ -1,3 +1,4 @@
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -10,9 +11,12 @@ from uuid_utils.compat import uuid7
 
 from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
+from app.items.repository import OwnerErasedError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
+from app.users.erased import is_erased
 
 Document = dict[str, Any]
+AfterCommit = Callable[[], Awaitable[None]]
 # The public id lives in its own field (UUIDv7 text, sorting like creation time);
 # `_id` stays MongoDB's own, so every compound index can end with the public id.
 INDEXES: list[tuple[str, list[tuple[str, int]], bool]] = [
@@ -68,13 +72,31 @@ def _to_item(document: Document) -> ItemPublic:
 
 class MongoItemRepository:
     def __init__(
-        self, items: AsyncCollection[Document], session: AsyncClientSession | None
+        self,
+        items: AsyncCollection[Document],
+        session: AsyncClientSession | None,
+        after_commit: list[AfterCommit] | None = None,
     ) -> None:
         self.items = items
+        # Owners, read by a create to tell whether an erasure overtook it.
+        self.users: AsyncCollection[Document] = items.database["users"]
         # The unit of work's transaction, when the server supports them.
         self.session = session
+        # Checks the unit of work runs once its writes are committed.
+        self.after_commit = [] if after_commit is None else after_commit
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
+        """Insert; once the insert is committed, check that the owner is still live, and
+        if not, take the item back (OwnerErasedError).
+
+        Nothing makes a create and an erasure conflict in MongoDB, so the order keeps
+        them apart: the erasure commits the account's erased mark first, then deletes its
+        items (app/audit/service.py). An item committed before the mark is found by that
+        deletion; one committed after it is found by its own create's check, which comes
+        after the commit (inside a transaction, a read sees the transaction's snapshot,
+        which may be older than the mark). No item outlives both, and no create whose
+        check comes after the mark succeeds. A process that dies between its commit and
+        its check leaves the item."""
         now = now_ms()
         document: Document = {
             **data.model_dump(),
@@ -87,7 +109,15 @@ class MongoItemRepository:
             await self.items.insert_one(document, session=self.session)
         except DuplicateKeyError as exc:
             raise ItemNameTakenError from exc
+        self.after_commit.append(lambda: self._take_back_if_erased(document["id"], owner_id))
         return _to_item(document)
+
+    async def _take_back_if_erased(self, item_id: str, owner_id: UUID) -> None:
+        # Outside the transaction: the latest committed state of the account.
+        owner = await self.users.find_one({"id": str(owner_id)}, {"email": True})
+        if owner is None or is_erased(owner["email"]):
+            await self.items.delete_one({"id": item_id})
+            raise OwnerErasedError
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
         document = await self.items.find_one({"id": str(item_id)}, session=self.session)

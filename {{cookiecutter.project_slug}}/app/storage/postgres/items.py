@@ -2,22 +2,60 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from uuid_utils.compat import uuid7
 
 from app.core.pagination import Cursor
 from app.items.errors import ItemNameTakenError
+from app.items.repository import OwnerErasedError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery
-from app.storage.postgres.models import ItemRow, table_of
-from app.storage.postgres.rows import as_dicts, insert_unique, unique_insert
+from app.storage.postgres.models import ItemRow, UserRow, table_of
+from app.storage.postgres.rows import as_dicts
+from app.users.erased import ERASED_SUFFIX
 
 # Reads select the table's columns (SQLAlchemy Core), not ORM entities: rows that only
 # become ItemPublic need no identity map or instance state, which cost more than the rest
 # of a list query's Python work.
 ITEMS = table_of(ItemRow)
+USERS = table_of(UserRow)
 READ = select(*ITEMS.c)
-ADD = unique_insert(ItemRow)
+OWNER_LIVE = (USERS.c.id == bindparam("owner_id")) & ~USERS.c.email.endswith(
+    ERASED_SUFFIX, autoescape=True
+)
+# The insert happens only if the owner is live, checked in the same statement (no round
+# trip of its own). FOR KEY SHARE on the owner's row conflicts with the FOR UPDATE an
+# erasure takes first (PostgresUserRepository.anonymise): an erasure waits for the creates
+# in flight to commit, then finds their items; a create that comes while an erasure holds
+# the row waits for it, then reads the row again, finds the account erased and inserts
+# nothing. ON CONFLICT DO NOTHING: a name clash leaves the transaction usable.
+ADD_COLUMNS = ("id", "owner_id", "name", "description", "price_cents", "status")
+ADD = (
+    insert(ITEMS)
+    .from_select(
+        ADD_COLUMNS,
+        select(*(bindparam(name, type_=ITEMS.c[name].type) for name in ADD_COLUMNS))
+        .select_from(USERS)
+        .where(OWNER_LIVE)
+        .with_for_update(key_share=True),
+    )
+    .on_conflict_do_nothing()
+    .returning(*ITEMS.c)
+)
+IS_LIVE = select(exists().where(OWNER_LIVE))
 GET = READ.where(ITEMS.c.id == bindparam("item_id"))
 # Sortable fields map to columns here, never to raw input.
 SORT_COLUMNS = {
@@ -32,9 +70,15 @@ class PostgresItemRepository:
         self.connection = connection
 
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
-        values = {**data.model_dump(), "owner_id": owner_id}
-        row = await insert_unique(self.connection, ADD, values, ItemNameTakenError)
-        return ItemPublic.model_validate(row)
+        values = {**data.model_dump(), "id": uuid7(), "owner_id": owner_id}
+        row = (await self.connection.execute(ADD, values)).first()
+        if row is not None:
+            return ItemPublic.model_validate(row)
+        # Nothing inserted: the name is taken, or the owner is gone. Only a refused create
+        # pays this second query.
+        if await self.connection.scalar(IS_LIVE, {"owner_id": owner_id}):
+            raise ItemNameTakenError
+        raise OwnerErasedError
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
         row: Row[Any] | None = (await self.connection.execute(GET, {"item_id": item_id})).first()

@@ -15,6 +15,7 @@ READ = select(*USERS.c)
 ADD = unique_insert(UserRow)
 GET = READ.where(USERS.c.id == bindparam("user_id"))
 BY_EMAIL = READ.where(USERS.c.email == bindparam("email"))
+LOCK = select(USERS.c.id).where(USERS.c.id == bindparam("user_id")).with_for_update()
 
 
 class PostgresUserRepository:
@@ -58,6 +59,11 @@ class PostgresUserRepository:
         )
 
     async def anonymise(self, user_id: UUID, *, email: str, password_hash: str) -> None:
+        # FOR UPDATE, held to the commit: it waits for the item inserts in flight (each
+        # holds FOR KEY SHARE on its owner's row, see items.py) and holds off new ones,
+        # which then find the account erased. A plain UPDATE takes a lock too weak for
+        # that, unless it changes a key column: explicit, not left to that rule.
+        await self.connection.execute(LOCK, {"user_id": user_id})
         await self.connection.execute(
             update(USERS)
             .where(USERS.c.id == user_id)
