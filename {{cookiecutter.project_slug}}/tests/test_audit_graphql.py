@@ -86,6 +86,17 @@ async def test_audit_query_is_for_administrators(
     assert code(await graphql(client, TRAIL, admin, first=101))[1] == 422
 
 
+async def test_an_audit_cursor_that_is_no_stored_position_is_a_bad_request(
+    client: AsyncClient, admin_account: Account
+) -> None:
+    admin = admin_account.tokens.access_token
+    # Not ASCII digits (a superscript two passes str.isdigit), or past a 64-bit integer.
+    for cursor in ("\u00b2", "\u0663", "9999999999999999999", str(2**63)):
+        for arguments in ({"first": 2, "after": cursor}, {"last": 2, "before": cursor}):
+            answer = await graphql(client, TRAIL, admin, **arguments)
+            assert code(answer) == ("bad_request", 400), (cursor, arguments)
+
+
 async def test_refused_password_checks_and_admin_calls_are_audited(
     client: AsyncClient, services: Services, account: Account
 ) -> None:

@@ -1,6 +1,9 @@
 """The GraphQL API end to end, over HTTP against the real services."""
 
+import re
 from base64 import b64decode, b64encode
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
 
@@ -8,7 +11,11 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, ItemSort
+from app.api.graphql.relay import as_sequence, cursor_key, id_key
+from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, ItemSort
+from app.core.errors import BadRequestError, InvalidInputError
+from app.core.metrics import BoundedNames
+from app.core.pagination import PAGE_MAX
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
@@ -533,3 +540,267 @@ async def test_an_overlong_cursor_is_refused_before_decoding(
         body = await graphql(client, ITEMS, token, first=1, after=OVERLONG)
     assert code(body) == ("invalid_input", 422)
     assert_logged_small(logs)
+
+
+# Request cost, one error shape, a schema kept to itself, and the specification's rules
+# (app/api/graphql/relay.py NodeBudget, errors.py, schema.py).
+
+
+async def test_aliased_nodes_lists_draw_from_one_budget_and_share_their_reads(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    ids = [global_id("Item", uuid4()) for _ in range(PAGE_MAX)]
+    fields = " ".join(f"a{n}: nodes(ids: $ids) " + "{ id }" for n in range(MAX_ALIASES))
+    query = "query N($ids: [ID!]!) { " + fields + " }"
+    before = services.database.round_trips
+    body = await graphql(client, query, account.tokens.access_token, ids=ids)
+    reads = services.database.round_trips - before
+    # `nodes` is never null: the first list over the budget nulls the whole answer.
+    assert body["data"] is None
+    assert {each["extensions"]["code"] for each in body["errors"]} == {"query_too_costly"}
+    # One read for each distinct id at most (the same ids in every alias), not one per
+    # id per alias; a little room for the background workers' own queries.
+    assert reads <= PAGE_MAX + 20, reads
+
+
+async def test_every_list_draws_its_page_size_from_the_budget(
+    client: AsyncClient, account: Account
+) -> None:
+    page = "{ edges { cursor } }"
+    full = MAX_NODES // PAGE_MAX
+    lists = " ".join(f"l{n}: items(first: {PAGE_MAX}) " + page for n in range(full))
+    within = await graphql(client, "{ " + lists + " }", account.tokens.access_token)
+    assert "errors" not in within, within
+    # A default page (20) draws too, as does `node` (1).
+    over = await graphql(
+        client, "{ " + lists + " more: items " + page + " }", account.tokens.access_token
+    )
+    assert code(over) == ("query_too_costly", 400)
+    one = await graphql(
+        client,
+        "{ " + lists + ' n: node(id: "' + global_id("Item", uuid4()) + '") { id } }',
+        account.tokens.access_token,
+    )
+    assert code(one) == ("query_too_costly", 400)
+
+
+NUMBER_KEYS = ["²", "٣", "0", "007", "-1", "+1", " 1", "1.0", "9223372036854775808", "9" * 19]
+SOME_UUID = "a5b3c2d1-0e0f-4000-8000-0000000000ef"
+UUID_KEYS = [
+    SOME_UUID.upper(),
+    "{" + SOME_UUID + "}",
+    "urn:uuid:" + SOME_UUID,
+    SOME_UUID.replace("-", ""),
+    "٣" * 32,
+]
+
+
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+async def test_an_audit_record_id_that_is_no_int64_in_ascii_digits_is_invalid_input(
+    client: AsyncClient, admin_account: Account, key: str
+) -> None:
+    # With compliance logging the key is read as a sequence; without it, the type is
+    # unknown: either way the id is refused, never an unexpected error.
+    body = await graphql(
+        client, NODE, admin_account.tokens.access_token, id=global_id("AuditRecord", key)
+    )
+    assert code(body) == ("invalid_input", 422)
+
+
+@pytest.mark.parametrize("key", UUID_KEYS)
+async def test_an_id_whose_uuid_is_not_written_as_the_api_writes_it_is_invalid_input(
+    client: AsyncClient, admin_account: Account, key: str
+) -> None:
+    token = admin_account.tokens.access_token
+    for type_name in ("Item", "User"):
+        body = await graphql(client, NODE, token, id=global_id(type_name, key))
+        assert code(body) == ("invalid_input", 422)
+    listing = "query U($after: String) { users(first: 1, after: $after) { edges { cursor } } }"
+    assert code(await graphql(client, listing, token, after=key)) == ("bad_request", 400)
+
+
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+def test_a_number_key_or_cursor_is_positive_ascii_digits_within_int64(key: str) -> None:
+    # The audit trail's record ids and cursors are read by these (app/api/graphql/audit.py).
+    with pytest.raises(InvalidInputError):
+        id_key(key, as_sequence)
+    with pytest.raises(BadRequestError):
+        cursor_key(key, as_sequence)
+    assert id_key("9223372036854775807", as_sequence) == 2**63 - 1
+    assert cursor_key("1", as_sequence) == 1
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"query": "{ __typename }", "operationName": 5},
+        {"query": "{ __typename }", "operationName": {"a": 1}},
+        {"query": "{ __typename }", "operationName": ["A"]},
+        {"query": "{ __typename }", "operationName": True},
+        {"query": 5},
+        {"query": "{ __typename }", "variables": "{}"},
+        {"query": "{ __typename }", "variables": [1]},
+        {"query": "{ __typename }", "extensions": 1},
+    ],
+)
+async def test_a_request_member_of_the_wrong_json_type_is_a_400_problem(
+    client: AsyncClient, request_body: dict[str, Any]
+) -> None:
+    response = await client.post("/graphql", json=request_body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 400
+    member = next(key for key in request_body if key != "query" or len(request_body) == 1)
+    assert f"`{member}`" in problem["detail"]
+
+
+def test_operation_names_of_any_json_type_are_counted_not_failed() -> None:
+    names = BoundedNames(2)
+    assert [names(name) for name in (5, {"a": 1}, ["x"], True, None, "", "Op")] == [
+        "other",
+        "other",
+        "other",
+        "other",
+        "anonymous",
+        "anonymous",
+        "Op",
+    ]
+
+
+@asynccontextmanager
+async def production_client(settings: Settings, services: Services) -> AsyncIterator[AsyncClient]:
+    """The API as production serves it: no introspection."""
+    production = create_app(override(settings, "app", environment="production"))
+    production.state.services = services
+    async with AsyncClient(transport=ASGITransport(app=production), base_url="http://t") as c:
+        yield c
+
+
+SCHEMA_NAMES = """
+{ __schema { types {
+    name fields { name args { name } } inputFields { name } enumValues { name }
+} } }
+"""
+# Documents with a near miss of a schema name: a field, a mutation, an argument, an input
+# field, an enum value, a type condition, a variable's type, a required argument left
+# out, a leaf field without its selection, a literal of the wrong type, and variables.
+NEAR_MISSES: list[tuple[str, dict[str, Any]]] = [
+    ("{ itemz { id } }", {}),
+    ("mutation { setRol }", {}),
+    ("{ items(frist: 1) { edges { cursor } } }", {}),
+    ('mutation { createItem(input: {nam: "x"}) { id } }', {}),
+    ("{ items(sort: NAM) { edges { cursor } } }", {}),
+    ('{ node(id: "x") { ... on Iten { id } } }', {}),
+    ("query Q($f: ItemFiltr) { items(filter: $f) { edges { cursor } } }", {}),
+    ('mutation { login(email: "a") { accessToken } }', {}),
+    ("{ me }", {}),
+    ('{ items(first: "a") { edges { cursor } } }', {}),
+    ("query Q($s: ItemSort!) { items(sort: $s) { edges { cursor } } }", {"s": "NAM"}),
+    (
+        "mutation C($input: ItemInput!) { createItem(input: $input) { id } }",
+        {"input": {"nam": "x", "priceCent": 1}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "variables"), NEAR_MISSES)
+async def test_without_introspection_no_error_names_what_the_request_did_not(
+    client: AsyncClient,
+    settings: Settings,
+    services: Services,
+    document: str,
+    variables: dict[str, Any],
+) -> None:
+    types = data(await graphql(client, SCHEMA_NAMES))["__schema"]["types"]
+    defined = {
+        name
+        for kind in types
+        if not kind["name"].startswith("__")
+        for name in (
+            kind["name"],
+            *(field["name"] for field in kind["fields"] or []),
+            *(arg["name"] for field in kind["fields"] or [] for arg in field["args"]),
+            *(field["name"] for field in kind["inputFields"] or []),
+            *(value["name"] for value in kind["enumValues"] or []),
+        )
+    }
+    named = set(re.findall(r"\w+", document + str(variables)))
+    async with production_client(settings, services) as production:
+        response = await production.post(
+            "/graphql", json={"query": document, "variables": variables}
+        )
+    assert response.status_code == 200
+    messages = [error["message"] for error in response.json()["errors"]]
+    assert messages
+    for message in messages:
+        assert "Did you mean" not in message
+        assert not (set(re.findall(r"\w+", message)) & defined) - named, message
+    # Where introspection is served, the messages help: they keep their suggestions.
+    if document.startswith("{ itemz"):
+        assert "Did you mean" in errors_of(await graphql(client, document))
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("{ items(first: 1) { edges ", "graphql_parse_failed"),
+        ("{ me { " + "id " * MAX_TOKENS + "} }", "graphql_parse_failed"),
+        ("{ itemz { id } }", "graphql_validation_failed"),
+        (
+            "{ " + " ".join(f"m{n}: me " + "{ id }" for n in range(MAX_ALIASES + 1)) + " }",
+            "graphql_validation_failed",
+        ),
+        (
+            "{ items { edges { node { owner { " + "a { " * 6 + "id" + " }" * 10 + " }",
+            "graphql_validation_failed",
+        ),
+        (
+            "query Q($first: Int!) { items(first: $first) { edges { cursor } } }",
+            "graphql_validation_failed",
+        ),
+        ("query A { me { id } } query B { me { id } }", "graphql_validation_failed"),
+    ],
+)
+async def test_every_error_of_graphql_itself_has_a_code_and_status(
+    client: AsyncClient, account: Account, document: str, expected: str
+) -> None:
+    body = await graphql(client, document, account.tokens.access_token)
+    assert body["errors"]
+    for each in body["errors"]:
+        assert (each["extensions"]["code"], each["extensions"]["status"]) == (expected, 400), each
+
+
+async def test_refused_introspection_and_masked_errors_have_a_code_and_status(
+    app: FastAPI, client: AsyncClient, settings: Settings, services: Services, account: Account
+) -> None:
+    async with production_client(settings, services) as production:
+        refused = (
+            await production.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})
+        ).json()
+    for each in refused["errors"]:
+        assert each["extensions"] == {"code": "graphql_validation_failed", "status": 400}, each
+    async with serving(app, database=FailingDatabase()):
+        masked = await graphql(client, ITEMS, account.tokens.access_token, first=1)
+    assert error(masked)["message"] == "An unexpected error occurred."
+    assert code(masked) == ("internal_error", 500)
+
+
+async def test_a_document_of_several_operations_runs_none_without_an_operation_name(
+    client: AsyncClient, account: Account
+) -> None:
+    token = account.tokens.access_token
+    both = "mutation Out { logout } query Me { me { id } }"
+    refused = await graphql(client, both, token)
+    assert refused.get("data") is None
+    assert error(refused)["message"] == (
+        "Must provide operation name if query contains multiple operations."
+    )
+    # The first operation did not run: the session is still open.
+    assert data(await graphql(client, ME, token))["me"]["email"] == account.email
+    response = await client.post(
+        "/graphql",
+        json={"query": both, "operationName": "Me"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert data(response.json())["me"]["id"]

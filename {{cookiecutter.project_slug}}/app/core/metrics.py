@@ -57,7 +57,8 @@ def rate_limit_name(key: str) -> str:
 class BoundedNames:
     """Names a client chooses, as label values: at most `limit` distinct ones are kept
     (the first seen); a missing name is `anonymous`, one that is not a plain identifier
-    or comes after the limit is `other`. So the series stay bounded whatever is sent."""
+    (or no text at all) or comes after the limit is `other`. So the series stay bounded,
+    and nothing fails, whatever is sent."""
 
     ANONYMOUS = "anonymous"
     OTHER = "other"
@@ -67,9 +68,11 @@ class BoundedNames:
         self.limit = limit
         self._seen: set[str] = set()
 
-    def __call__(self, name: str | None) -> str:
-        if not name:
+    def __call__(self, name: object) -> str:
+        if name is None or name == "":
             return self.ANONYMOUS
+        if not isinstance(name, str):
+            return self.OTHER
         if name in self._seen:
             return name
         if len(self._seen) >= self.limit or not self._PLAIN.fullmatch(name):

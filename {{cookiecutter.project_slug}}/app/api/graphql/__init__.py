@@ -29,12 +29,22 @@ class ProblemRoute(APIRoute):
         return handle_as_problem
 
 
+# The members of a request (GraphQL over HTTP), each of its JSON type or null.
+MEMBERS: dict[str, tuple[type, str]] = {
+    "query": (str, "a string"),
+    "operationName": (str, "a string"),
+    "variables": (dict, "an object"),
+    "extensions": (dict, "an object"),
+}
+
+
 class Router(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
-        """A request is a JSON object (a list is a batch) of text with a UTF-8 form.
-        Strawberry would fail with a server error on another JSON value, such as a bare
-        string, on invalid UTF-8 and on JSON nested past the interpreter's recursion limit;
-        a lone surrogate (a JSON escape can carry one) would fail wherever it is encoded."""
+        """A request is a JSON object (a list is a batch) of text with a UTF-8 form, its
+        members of their types. Strawberry would fail with a server error on another JSON
+        value, such as a bare string, on invalid UTF-8 and on JSON nested past the
+        interpreter's recursion limit; a lone surrogate (a JSON escape can carry one)
+        would fail wherever it is encoded; and it takes an `operationName` of any type."""
         try:
             decoded = super().decode_json(data)
             # Fails on a lone surrogate anywhere, keys included.
@@ -45,6 +55,10 @@ class Router(GraphQLRouter[Context, None]):
             raise HTTPException(400, "The request body is nested too deeply.") from exc
         if not isinstance(decoded, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
+        for member, (kind, named) in MEMBERS.items():
+            value = decoded.get(member) if isinstance(decoded, dict) else None
+            if value is not None and not isinstance(value, kind):
+                raise HTTPException(400, f"The request's `{member}` must be {named} or null.")
         return decoded
 
 

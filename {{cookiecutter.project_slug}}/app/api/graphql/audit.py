@@ -8,13 +8,11 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.api.dependencies import limit_password_work
-from app.api.graphql.relay import Refetchable, connection, int_key
+from app.api.graphql.relay import Refetchable, as_sequence, connection, cursor_key, id_key, window
 from app.api.graphql.schema import GraphQLInfo, validated
 from app.audit import service
 from app.audit.records import AuditQuery, AuditRecord
 from app.audit.service import Erasure
-from app.core.errors import BadRequestError
-from app.core.pagination import Window
 
 
 @strawberry.type(name="AuditRecord")
@@ -48,7 +46,7 @@ class AuditRecordType(relay.Node, Refetchable):
         await info.context.admin()
         services = info.context.services
         record = await service.trail_record(
-            database=services.database, audit=services.audit, sequence=int_key(key)
+            database=services.database, audit=services.audit, sequence=id_key(key, as_sequence)
         )
         return None if record is None else cls(**record.model_dump())
 
@@ -62,14 +60,6 @@ class AuditFilter:
     # Inclusive and exclusive bounds; with a UTC offset.
     since: datetime | None = None
     until: datetime | None = None
-
-
-def _sequence(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise BadRequestError("The cursor is not valid.")
-    return int(cursor)
 
 
 @strawberry.type
@@ -96,16 +86,16 @@ class Query:
     ) -> relay.Connection[AuditRecordType]:
         """Administrators only: records newest first."""
         await info.context.admin()
-        window = Window(first=first, after=after, last=last, before=before)
+        page = window(info, first=first, after=after, last=last, before=before)
         query = validated(AuditQuery, **vars(filter) if filter else {})
         services = info.context.services
         records = await service.trail_window(
             database=services.database,
             audit=services.audit,
             query=query,
-            window=window,
-            after=_sequence(after),
-            before=_sequence(before),
+            window=page,
+            after=cursor_key(after, as_sequence),
+            before=cursor_key(before, as_sequence),
         )
         return connection(records, AuditRecordType.of, lambda record: str(record.sequence))
 

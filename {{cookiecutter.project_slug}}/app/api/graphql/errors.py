@@ -1,32 +1,57 @@
 """GraphQL's error shape: the message, plus `code` and `status` in the extensions.
 
-Errors the application raised on purpose (AppError), and outages of a dependency,
-keep their message; anything else is logged with the request id and masked.
+Every error of a response has both; `Schema.execute` gives them last, so no error
+escapes them, whichever step raised it. Errors the application raised on purpose
+(AppError), and outages of a dependency, keep their message. GraphQL's own keep theirs
+too: a document that does not parse (or is over the token limit) is
+`graphql_parse_failed`, one that does not validate (an unknown field, a variable of the
+wrong type, the depth and alias limits, introspection where it is off)
+`graphql_validation_failed`, both 400. Anything else is logged with the request id and
+masked (`internal_error`, 500).
+
+While introspection is off, GraphQL's own messages name nothing of the schema that the
+request did not name itself: suggestions ("Did you mean 'items'?") are dropped and other
+names are hidden, or the messages would tell what introspection refuses to.
 """
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from graphql import (
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+)
+from strawberry.extensions import SchemaExtension
 
-from app.core.errors import as_app_error
+from app.core.errors import BadRequestError, as_app_error
 from app.core.problems import record_refusal
 
 UNEXPECTED = "An unexpected error occurred."
+PARSE_FAILED = ("graphql_parse_failed", 400)
+VALIDATION_FAILED = ("graphql_validation_failed", 400)
+INTERNAL = ("internal_error", 500)
 
 
-class AppErrorExtensions(SchemaExtension):
+class TooCostlyError(BadRequestError):
+    """The request asks for more nodes than one request may fetch (relay.NodeBudget)."""
+
+    code = "query_too_costly"
+
+
+class RecordRefusals(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         yield
         result = self.execution_context.result
         for error in (result.errors if result else None) or []:
             known = as_app_error(error.original_error) if error.original_error else None
-            if known is not None:
-                error.message = known.detail
-                error.extensions = {"code": known.code, "status": known.status}
-                if known.security_event is not None:
-                    # Each refused operation of the document is recorded, aliases too.
-                    await record_refusal(self.execution_context.context.http_request, known)
+            if known is not None and known.security_event is not None:
+                # Each refused operation of the document is recorded, aliases too.
+                await record_refusal(self.execution_context.context.http_request, known)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -39,6 +64,76 @@ def is_unexpected(error: GraphQLError) -> bool:
     )
 
 
-def mask_unexpected_errors() -> MaskErrors:
-    """A factory: Strawberry builds a fresh extension for each request."""
-    return MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED)
+def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> GraphQLError:
+    """The error as the client gets it; `hide` rewrites GraphQL's own messages."""
+    original = error.original_error
+    known = as_app_error(original) if original is not None else None
+    if known is not None:
+        message, code, status = known.detail, known.code, known.status
+    elif is_unexpected(error):
+        message, (code, status) = UNEXPECTED, INTERNAL
+    else:
+        message = hide(error.message) if hide else error.message
+        code, status = PARSE_FAILED if isinstance(error, GraphQLSyntaxError) else VALIDATION_FAILED
+    # A copy: parsed and validated documents are cached with their errors.
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": code, "status": status},
+    )
+
+
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+# GraphQL quotes the names it cites ('Query.items', '[ID!]!', '$input'); a client's
+# values are quoted too (so their names count as the request's own).
+_QUOTED = re.compile(r"'[^'\s]+'")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+HIDDEN = "…"
+
+
+class SchemaNames:
+    """The names a schema defines: types, fields, arguments, input fields and enum
+    values (introspection's own, `__Type` and the like, are public)."""
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        types: set[str] = set()
+        names: set[str] = set()
+        for type_name, kind in schema.type_map.items():
+            if type_name.startswith("__"):
+                continue
+            types.add(type_name)
+            if isinstance(kind, GraphQLObjectType | GraphQLInterfaceType):
+                for field_name, field in kind.fields.items():
+                    names.add(field_name)
+                    names.update(field.args)
+            elif isinstance(kind, GraphQLInputObjectType):
+                names.update(kind.fields)
+            elif isinstance(kind, GraphQLEnumType):
+                names.update(kind.values)
+        self.types = frozenset(types)
+        self.all = frozenset(types | names)
+
+    def hider(self, *requested: object) -> Callable[[str], str]:
+        """A message without suggestions, and without the schema's names that are not
+        in what was requested (the document, the variables): names are hidden where
+        GraphQL quotes them, and type names everywhere ("Int cannot represent ...")."""
+        named = {name for part in requested for name in _NAME.findall(str(part))}
+
+        def hidden(names: frozenset[str]) -> Callable[[re.Match[str]], str]:
+            def replace(match: re.Match[str]) -> str:
+                word = match.group()
+                return HIDDEN if word in names and word not in named else word
+
+            return replace
+
+        any_name, type_name = hidden(self.all), hidden(self.types)
+
+        def hide(message: str) -> str:
+            message = _SUGGESTION.sub("", message)
+            message = _QUOTED.sub(lambda quoted: _NAME.sub(any_name, quoted.group()), message)
+            return _NAME.sub(type_name, message)
+
+        return hide

@@ -44,8 +44,8 @@ def outcome(errors: list[GraphQLError]) -> str:
 
 
 class OperationMetrics(SchemaExtension):
-    """Placed after the error masking in the schema's extensions, so it sees the errors
-    before they are masked."""
+    """Sees the errors as raised: they are masked and shaped after the operation
+    (Schema.execute)."""
 
     async def on_operation(self) -> AsyncIterator[None]:
         started = time.perf_counter()

@@ -8,6 +8,10 @@ well-formed id of nothing answers null.
 
 Cursor Connections: every list is a connection with `edges { cursor node }` and a full
 `pageInfo`, taking `first`/`after` and `last`/`before`; cursors are opaque strings.
+
+Each request may fetch at most a fixed number of nodes in all (`NodeBudget`): every field
+that fetches some draws what it asks for (`nodes` its ids, a list its page size), so
+aliases and list variables cannot multiply one request's work.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,12 +22,35 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from app.core.errors import InvalidInputError, NotFoundError
-from app.core.pagination import PAGE_MAX, Slice
+from app.api.graphql.errors import TooCostlyError
+from app.core.errors import BadRequestError, InvalidInputError, NotFoundError
+from app.core.pagination import PAGE_MAX, Slice, Window
 
 N = TypeVar("N", bound=relay.Node)
 T = TypeVar("T")
+K = TypeVar("K")
 INVALID_ID = "The id is not valid."
+INVALID_CURSOR = "The cursor is not valid."
+# The largest key either database stores as a number (a signed 64-bit integer).
+INT64_MAX = 2**63 - 1
+
+
+class NodeBudget:
+    """The nodes one request may still fetch. Each field that fetches draws what it asks
+    for before it reads anything; a field that would overdraw is refused instead
+    (`query_too_costly`), and reads nothing."""
+
+    def __init__(self, nodes: int) -> None:
+        self.total = nodes
+        self.left = nodes
+
+    def draw(self, nodes: int) -> None:
+        if nodes > self.left:
+            raise TooCostlyError(
+                f"The request asks for more than {self.total} nodes in all; "
+                "split it into several requests."
+            )
+        self.left -= nodes
 
 
 class Refetchable:
@@ -55,17 +82,62 @@ def uuid_of(id: str, type_name: str) -> UUID:
     return uuid_key(decoded.node_id)
 
 
-def uuid_key(key: str) -> UUID:
+# Every key in a global id, and every cursor that is a key (users', audit records'), is
+# read by one of these two, in the one spelling the API writes: so a key names one
+# object, and nothing else reaches a query.
+def as_uuid(text: str) -> UUID | None:
+    """A UUID as `str(uuid)` writes it (`UUID()` also takes braces, a `urn:` prefix,
+    upper case, and any script's digits)."""
     try:
-        return UUID(key)
-    except ValueError as exc:
-        raise InvalidInputError(INVALID_ID) from exc
+        value = UUID(text)
+    except ValueError:
+        return None
+    return value if str(value) == text else None
 
 
-def int_key(key: str) -> int:
-    if not key.isdigit() or len(key) > 19:
+def as_sequence(text: str) -> int | None:
+    """A positive number in ASCII digits with no leading zero, that both databases can
+    store (`str.isdigit` takes "²", which `int` refuses; `int` takes "٣" and "007")."""
+    if not (text.isascii() and text.isdigit()) or text.startswith("0") or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None
+
+
+def id_key(text: str, parse: Callable[[str], K | None]) -> K:
+    """The key of a global id, or `invalid_input`."""
+    value = parse(text)
+    if value is None:
         raise InvalidInputError(INVALID_ID)
-    return int(key)
+    return value
+
+
+def cursor_key(cursor: str | None, parse: Callable[[str], K | None]) -> K | None:
+    """A cursor that is a key, or `bad_request` (as a list's other cursors)."""
+    if cursor is None:
+        return None
+    value = parse(cursor)
+    if value is None:
+        raise BadRequestError(INVALID_CURSOR)
+    return value
+
+
+def uuid_key(text: str) -> UUID:
+    return id_key(text, as_uuid)
+
+
+def window(
+    info: Info[Any, Any],
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Window:
+    """A connection's arguments, checked, its page size drawn from the request's budget."""
+    chosen = Window(first=first, after=after, last=last, before=before)
+    info.context.budget.draw(chosen.size)
+    return chosen
 
 
 async def refetch(info: Info[Any, Any], id: str) -> relay.Node | None:
@@ -108,13 +180,18 @@ class Query:
     ) -> relay.Node | None:
         """Any object by its id: null if there is none, refused like the object's own
         query for a caller who may not see it."""
+        info.context.budget.draw(1)
         return await refetch(info, id)
 
     @strawberry.field
     def nodes(self, info: Info[Any, Any], ids: list[strawberry.ID]) -> list[relay.Node | None]:
-        """Objects by their ids, in the same order: each one answered as `node` would."""
+        """Objects by their ids, in the same order: each one answered as `node` would.
+        Every id counts towards the nodes one request may fetch, as a list's page does."""
         if len(ids) > PAGE_MAX:
             raise InvalidInputError(f"At most {PAGE_MAX} ids at once.")
-        # Each one resolved on its own: one refused id nulls its own place only.
+        info.context.budget.draw(len(ids))
+        # Each one resolved on its own: one refused id nulls its own place only. They
+        # load through the request's loaders: users in one read, and an id asked twice
+        # (in another alias, say) is read once.
         pending: Sequence[Awaitable[relay.Node | None]] = [refetch(info, id) for id in ids]
         return pending  # type: ignore[return-value]

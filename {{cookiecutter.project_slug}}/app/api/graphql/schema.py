@@ -1,5 +1,7 @@
 """The GraphQL schema: transport only, every resolver calls a feature's service."""
 
+import asyncio
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self, TypeVar
@@ -8,7 +10,7 @@ from uuid import UUID
 import strawberry
 import structlog
 from fastapi import Request
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, OperationDefinitionNode
 from pydantic import BaseModel, ValidationError
 from strawberry import relay
 from strawberry.dataloader import DataLoader
@@ -18,24 +20,36 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.fastapi import BaseContext
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, Info
+from strawberry.types import ExecutionContext, ExecutionResult, Info
+from strawberry.types.graphql import OperationType
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql import relay as ids
-from app.api.graphql.errors import AppErrorExtensions, is_unexpected, mask_unexpected_errors
+from app.api.graphql.errors import RecordRefusals, SchemaNames, is_unexpected, shaped
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.metrics import OperationMetrics
-from app.api.graphql.relay import Refetchable, connection, global_id, uuid_key, uuid_of
+from app.api.graphql.relay import (
+    NodeBudget,
+    Refetchable,
+    as_uuid,
+    connection,
+    cursor_key,
+    global_id,
+    uuid_key,
+    uuid_of,
+    window,
+)
 from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import BadRequestError, InvalidInputError
+from app.core.errors import InvalidInputError
 from app.core.idempotency import scope
-from app.core.pagination import Window, cursor_for
+from app.core.pagination import PAGE_MAX, cursor_for
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.observability.sentry import report_error
@@ -54,6 +68,10 @@ QUERY_CACHE_SIZE = 256
 MAX_DEPTH = 8
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+# And on what one request may fetch, whatever the document and its variables: nodes in
+# all, drawn by every field that fetches some (`nodes(ids)` its ids, a list its page
+# size, `node` one), so aliases cannot multiply the work one rate-limited request does.
+MAX_NODES = 2 * PAGE_MAX
 # The depth and alias rules, made once: the validation cache is keyed by the rules too,
 # so rules made anew for each request (as a limiter extension per request does) would
 # have every document validated again.
@@ -72,16 +90,6 @@ def validated(model: type[M], **data: Any) -> M:
         raise InvalidInputError(f"Invalid input: {fields}.") from exc
 
 
-def uuid_cursor(cursor: str | None) -> UUID | None:
-    """A cursor that is an id (users are listed in id order)."""
-    if cursor is None:
-        return None
-    try:
-        return UUID(cursor)
-    except ValueError as exc:
-        raise BadRequestError("The cursor is not valid.") from exc
-
-
 class Context(BaseContext):
     def __init__(self, services: Services, request: Request) -> None:
         super().__init__()
@@ -89,8 +97,11 @@ class Context(BaseContext):
         self.http_request = request
         self._principal: Principal | None = None
         self._admin_confirmed = False
+        self.budget = NodeBudget(MAX_NODES)
         # One batched query per request for all the owners a response needs.
         self.users = DataLoader(load_fn=self._load_users)
+        # The items `node` and `nodes` fetch: an item asked for twice is read once.
+        self.items = DataLoader(load_fn=self._load_items)
 
     async def principal(self) -> Principal:
         if self._principal is None:
@@ -114,6 +125,25 @@ class Context(BaseContext):
                 user.id: User.from_public(user.public()) for user in await uow.users.by_ids(ids)
             }
         return [found.get(user_id) for user_id in ids]
+
+    async def _load_items(self, ids: list[UUID]) -> list[ItemPublic | BaseException]:
+        """Each as `item(id:)` reads it (the cache, then the database), with its refusal
+        in its place. One read each: the item repository has no read of many ids."""
+        principal = await self.principal()
+        services = self.services
+        return await asyncio.gather(
+            *(
+                item_service.get_item(
+                    database=services.database,
+                    cache=services.cache,
+                    item_id=item_id,
+                    ttl=services.settings.cache.item_seconds,
+                    principal=principal,
+                )
+                for item_id in ids
+            ),
+            return_exceptions=True,
+        )
 
 
 async def get_context(request: Request, services: ServicesDep) -> Context:
@@ -203,15 +233,7 @@ class Item(relay.Node, Refetchable):
     @classmethod
     async def refetch(cls, info: GraphQLInfo, key: str) -> Self | None:
         """As `item(id:)`: the owner's or an admin's."""
-        services = info.context.services
-        item = await item_service.get_item(
-            database=services.database,
-            cache=services.cache,
-            item_id=uuid_key(key),
-            ttl=services.settings.cache.item_seconds,
-            principal=await info.context.principal(),
-        )
-        return cls.from_public(item)
+        return cls.from_public(await info.context.items.load(uuid_key(key)))
 
 
 @strawberry.type
@@ -281,12 +303,12 @@ class Query:
     ) -> relay.Connection[User]:
         """Administrators only: users in id order."""
         await info.context.admin()
-        window = Window(first=first, after=after, last=last, before=before)
+        page = window(info, first=first, after=after, last=last, before=before)
         users = await user_service.window_users(
             database=info.context.services.database,
-            window=window,
-            after=uuid_cursor(after),
-            before=uuid_cursor(before),
+            window=page,
+            after=cursor_key(after, as_uuid),
+            before=cursor_key(before, as_uuid),
         )
         return connection(users, User.from_public, lambda user: str(user.id))
 
@@ -318,7 +340,7 @@ class Query:
         PAGE_MAX a page: `first` after pageInfo.endCursor for the next page, `last` before
         pageInfo.startCursor for the previous one."""
         principal = await info.context.principal()
-        window = Window(first=first, after=after, last=last, before=before)
+        page = window(info, first=first, after=after, last=last, before=before)
         chosen = _set(status=filter.status, owner_id=filter.owner_id) if filter else {}
         if chosen.get("owner_id") is not None:
             chosen["owner_id"] = uuid_of(chosen["owner_id"], "User")
@@ -326,7 +348,7 @@ class Query:
         items = await item_service.window_items(
             database=info.context.services.database,
             query=query,
-            window=window,
+            window=page,
             principal=principal,
         )
         return connection(
@@ -463,6 +485,10 @@ class Mutation:
 
 
 class Schema(strawberry.Schema):
+    # Set by build_schema: without introspection, error messages keep the schema hidden.
+    introspection = True
+    names: SchemaNames
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -472,6 +498,58 @@ class Schema(strawberry.Schema):
                 log.error("graphql_unexpected_error", exc_info=error.original_error)
                 report_error(error.original_error)
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Every error in the one shape (app/api/graphql/errors.py), given here, last, so
+        none escapes it: not one raised while parsing, nor by an extension."""
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if result.errors:
+            hide = None if self.introspection else self.names.hider(query, variable_values)
+            result.errors = [shaped(error, hide) for error in result.errors]
+        return result
+
+
+class OneOperationOrItsName(SchemaExtension):
+    """A document of several operations runs the one the request names, and is refused
+    without a name (GraphQL's GetOperation); Strawberry would run the first."""
+
+    requested: str | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        # Before the document is parsed, this is the name the request gave, if any.
+        self.requested = self.execution_context.operation_name
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        # After the validation cache, which sets the document's errors, and before the
+        # errors are looked at.
+        context = self.execution_context
+        document = context.graphql_document
+        definitions = document.definitions if document else ()
+        operations = sum(isinstance(node, OperationDefinitionNode) for node in definitions)
+        if self.requested is None and operations > 1:
+            refusal = GraphQLError(
+                "Must provide operation name if query contains multiple operations."
+            )
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), refusal]
+        yield
+
 
 # Introspection refused (`__typename` is still allowed): production keeps its schema to itself.
 NO_INTROSPECTION = [*LIMITS, NoSchemaIntrospectionCustomRule]
@@ -480,19 +558,22 @@ NO_INTROSPECTION = [*LIMITS, NoSchemaIntrospectionCustomRule]
 def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schema:
     """The schema, with the (query, mutation) types of the options chosen at generation."""
     rules = LIMITS if introspection else NO_INTROSPECTION
-    return Schema(
+    schema = Schema(
         query=merge_types("Query", (Query, ids.Query, *(query for query, _ in extra))),
         mutation=merge_types("Mutation", (Mutation, *(mutation for _, mutation in extra))),
         # Parsing and validating a query costs far more than running it, and clients send
         # the same few query documents over and over: both are cached by document.
         extensions=[
             *([OperationSpans] if tracer_provider() else []),
-            AppErrorExtensions,
-            mask_unexpected_errors,
+            RecordRefusals,
             OperationMetrics,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
             lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+            OneOperationOrItsName,
         ],
     )
+    schema.introspection = introspection
+    schema.names = SchemaNames(schema._schema)
+    return schema

@@ -30,7 +30,7 @@ def operation_of(context: ExecutionContext) -> tuple[str, str | None]:
     except (RuntimeError, ValueError):
         return "operation", None
     name = context.operation_name
-    return kind, name[:MAX_NAME] if name else None
+    return kind, name[:MAX_NAME] if name and isinstance(name, str) else None
 
 
 class OperationSpans(OpenTelemetryExtension):
