@@ -484,7 +484,10 @@ def measure_target(
         subprocess.run(migrate, cwd=project, env=env, check=True, capture_output=True)
 
     def argv_for(count: int) -> list[str]:
-        return [python, "-m", "uvicorn", "app.main:app", "--workers", str(count)]
+        # The HTTP protocol the image serves with (the render's Dockerfile).
+        protocol = "app.core.server:BoundedHttpToolsProtocol"
+        workers = str(count)
+        return [python, "-m", "uvicorn", "app.main:app", "--http", protocol, "--workers", workers]
 
     argv = argv_for(counts[0])
     log = workdir / f"{target.name}.log"

@@ -107,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flush_tracing()
 
     app = FastAPI(
+        # No redirect to the path with or without its trailing slash: Starlette builds
+        # its Location from the request's Host header, a host the client chose.
+        redirect_slashes=False,
         title=about.TITLE,
         description=about.DESCRIPTION,
         version=about.VERSION,

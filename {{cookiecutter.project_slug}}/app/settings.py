@@ -5,10 +5,11 @@ section name and the field name joined by `_`, e.g. `DATABASE_URL` or
 `AUTH_SECRET_KEY`.
 """
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets must be replaced outside development; `.env.example` marks them with this.
@@ -192,6 +193,35 @@ class MetricsSettings(BaseModel):
     token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
 
 
+class ForwardedSettings(BaseModel):
+    """The proxies trusted to tell who the client is: uvicorn takes the client's address
+    from X-Forwarded-For, and the scheme (so whether HSTS is sent) from
+    X-Forwarded-Proto, only on connections from these. uvicorn reads FORWARDED_ALLOW_IPS
+    itself; it is checked here too, because uvicorn takes an entry it cannot parse as a
+    name that never matches, and so would trust no one without a word."""
+
+    # Addresses and networks, comma-separated ("10.0.0.0/8,192.168.0.0/16"); empty: no
+    # one (the image's default); "*": anyone who can connect. Unset, uvicorn trusts
+    # loopback. deploy/base sets the private ranges the NetworkPolicy narrows to the
+    # ingress controller (see the README's "Deploying on Kubernetes").
+    allow_ips: str | None = None
+
+    @field_validator("allow_ips")
+    @classmethod
+    def _addresses_or_networks(cls, value: str | None) -> str | None:
+        if value is None or value == "*":
+            return value
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address or network "
+                    "(a network's host bits must be zero: 10.0.0.0/8, not 10.0.0.1/8)"
+                ) from None
+        return value
+
+
 class CacheSettings(BaseModel):
     item_seconds: int = Field(default=300, ge=1)
 
@@ -269,6 +299,7 @@ class Settings(BaseSettings):
     events: EventsSettings = EventsSettings()
     breaker: BreakerSettings = BreakerSettings()
     metrics: MetricsSettings = MetricsSettings()
+    forwarded: ForwardedSettings = ForwardedSettings()
     otel: OtelSettings = OtelSettings()
     sentry: SentrySettings = SentrySettings()
 {%- if cookiecutter.compliance_logging %}

@@ -1,10 +1,16 @@
+import asyncio
+import time
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
+from app.api.health import PING_INTERVAL_SECONDS
+from app.services import Services
 from app.settings import Settings
-from tests.conftest import COMPONENT, unreachable_dependency
+from tests.conftest import COMPONENT, serving, unreachable_dependency
 
 
 async def test_live(client: AsyncClient) -> None:
@@ -38,6 +44,45 @@ async def test_ready_names_the_failing_dependency(
     assert body["checks"] == {
         name: "unavailable" if name == dependency else "ok" for name in COMPONENT
     }
+
+
+class CountedPings:
+    """The real dependency, its pings counted."""
+
+    def __init__(self, dependency: Any) -> None:
+        self.dependency = dependency
+        self.pings = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dependency, name)
+
+    async def ping(self) -> bool:
+        self.pings += 1
+        return bool(await self.dependency.ping())
+
+
+async def test_readiness_pings_each_dependency_at_most_once_a_second_however_often_asked(
+    app: FastAPI, client: AsyncClient, services: Services
+) -> None:
+    fields = ("database", "cache", "bus")
+    counted = {field: CountedPings(getattr(services, field)) for field in fields}
+    async with serving(app, **counted):
+        started = time.monotonic()
+        # A burst at once, then one after the other: all answered, by one ping each.
+        answers = await asyncio.gather(*(client.get("/health/ready") for _ in range(50)))
+        answers += [await client.get("/health/ready") for _ in range(20)]
+        elapsed = time.monotonic() - started
+        assert all(answer.status_code == 200 for answer in answers)
+        # One ping per interval begun (one, unless this machine took over a second).
+        bound = 1 + int(elapsed / PING_INTERVAL_SECONDS)
+        assert all(dependency.pings <= bound for dependency in counted.values()), elapsed
+        before = {field: dependency.pings for field, dependency in counted.items()}
+
+        await asyncio.sleep(PING_INTERVAL_SECONDS)
+        assert (await client.get("/health/ready")).status_code == 200
+        assert {field: dependency.pings for field, dependency in counted.items()} == {
+            field: pings + 1 for field, pings in before.items()
+        }
 
 
 async def test_request_id_is_echoed_or_made(client: AsyncClient) -> None:

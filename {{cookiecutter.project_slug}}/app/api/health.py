@@ -1,8 +1,9 @@
 """Liveness and readiness, for orchestrators and load balancers."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+import time
+import weakref
+from typing import Any, Protocol
 
 import structlog
 from fastapi import APIRouter, Request
@@ -16,6 +17,10 @@ from app.core.problems import problem
 from app.services import Services
 
 CHECK_TIMEOUT_SECONDS = 2.0
+# Each dependency is pinged at most this often, however often readiness is asked: the
+# endpoint needs no credentials, so a flood of probes must not become a flood of pings.
+# Callers in between share the last ping's result, or wait for the ping under way.
+PING_INTERVAL_SECONDS = 1.0
 router = APIRouter(prefix="/health", tags=["health"])
 TAGS = {"health": "Liveness and readiness, for orchestrators and load balancers."}
 log = structlog.get_logger(__name__)
@@ -27,28 +32,58 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check(
-    name: str, ping: Callable[[], Awaitable[bool]], breaker: CircuitBreaker
-) -> tuple[str, bool]:
+class Pingable(Protocol):
+    async def ping(self) -> bool: ...
+
+
+class _SharedPing:
+    """One dependency's ping, started at most once per PING_INTERVAL_SECONDS and never
+    twice at once; the callers in between get its result."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = 0.0
+        self.task: asyncio.Task[bool] | None = None
+
+    async def result(self, dependency: Pingable) -> bool:
+        now = time.monotonic()
+        if self.task is None or (self.task.done() and now - self.started >= PING_INTERVAL_SECONDS):
+            self.started = now
+            self.task = asyncio.create_task(self._ping(dependency))
+        # Shielded: a caller that goes away does not cancel the ping the others await.
+        return await asyncio.shield(self.task)
+
+    async def _ping(self, dependency: Pingable) -> bool:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                return bool(await dependency.ping())
+        except Exception as exc:
+            log.warning("readiness_check_failed", dependency=self.name, error=type(exc).__name__)
+            return False
+
+
+# Per dependency object, so one built anew (other settings, a restart) is pinged at once.
+_pings: weakref.WeakKeyDictionary[Pingable, _SharedPing] = weakref.WeakKeyDictionary()
+
+
+async def _check(name: str, dependency: Pingable, breaker: CircuitBreaker) -> tuple[str, bool]:
     if breaker.rejects():
-        # Its breaker is open: down, known without waiting for a timeout.
+        # Its breaker is open: down, known without waiting for a timeout, whatever the
+        # last ping said.
         return name, False
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return name, bool(await ping())
-    except Exception as exc:
-        log.warning("readiness_check_failed", dependency=name, error=type(exc).__name__)
-        return name, False
+    shared = _pings.setdefault(dependency, _SharedPing(name))
+    return name, await shared.result(dependency)
 
 
 async def check_dependencies(services: Services) -> dict[str, bool]:
-    """Each dependency's readiness, checked concurrently; kept in `health_dependency_up`
-    too, so an alert sees readiness without anything probing the endpoint."""
+    """Each dependency's readiness, checked concurrently (each pinged at most once per
+    PING_INTERVAL_SECONDS); kept in `health_dependency_up` too, so an alert sees
+    readiness without anything probing the endpoint."""
     results = dict(
         await asyncio.gather(
-            _check("database", services.database.ping, services.database.breaker),
-            _check("redis", services.cache.ping, services.cache.breaker),
-            _check("broker", services.bus.ping, services.relay.breaker),
+            _check("database", services.database, services.database.breaker),
+            _check("redis", services.cache, services.cache.breaker),
+            _check("broker", services.bus, services.relay.breaker),
         )
     )
     for name, healthy in results.items():

@@ -1,0 +1,333 @@
+"""Who the client is, and which host is ours, as the deployment serves the app.
+
+The slow tests serve the app as the image does: the Dockerfile's own command and its
+FORWARDED_ALLOW_IPS, by uvicorn in a fresh interpreter on loopback. 127.0.0.2 plays
+the proxy; 127.0.0.1 is any other peer that connects. Each server counts its rate
+limits under a Redis key prefix of its own and runs its consumers under a broker prefix
+of its own; the session's relay is stopped meanwhile, as in test_instances.py.
+"""
+
+import asyncio
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from httpx import AsyncClient
+from pydantic import SecretStr, ValidationError
+
+from app.core.server import HEAD_MAX_BYTES
+from app.services import Services
+from app.settings import ForwardedSettings, Settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (PROJECT / "Dockerfile").read_text()
+PROXY = "127.0.0.2"
+PEER = "127.0.0.1"
+# Anonymous API requests an address may make a minute, on the servers started here.
+API_LIMIT = 3
+{%- if cookiecutter.api == "rest" %}
+# An anonymous API request: refused (401), but counted against its address's limit first.
+API_REQUEST: dict[str, Any] = {"method": "GET", "url": "/api/v1/items"}
+{%- else %}
+# An anonymous API request, counted against its address's limit.
+API_REQUEST: dict[str, Any] = {
+    "method": "POST",
+    "url": "/graphql",
+    "json": {"query": "{ __typename }"},
+}
+{%- endif %}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def image_command(port: int) -> list[str]:
+    """The image's CMD, run by this interpreter on a loopback port."""
+    found = re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M)
+    assert found, "the Dockerfile has no exec-form CMD"
+    command: list[str] = json.loads(found.group(1))
+    assert command[0] == "uvicorn", command
+    command = [sys.executable, "-m", *command]
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    return command
+
+
+def image_forwarded_allow_ips() -> str:
+    found = re.search(r'^ENV FORWARDED_ALLOW_IPS="(.*)"$', DOCKERFILE, re.M)
+    assert found, "the image does not say whose X-Forwarded-* headers it believes"
+    return found.group(1)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment variables they are read from."""
+    env: dict[str, str] = {}
+    for section, fields in settings.model_dump().items():
+        for field, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            text = value if isinstance(value, str) else json.dumps(value)
+            env[f"{section}_{field}".upper()] = text
+    return env
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, source: str) -> httpx.AsyncClient:
+        """A client whose connections come from the `source` address."""
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        return httpx.AsyncClient(base_url=self.url, transport=transport, timeout=30)
+
+    async def wait_until_serving(self) -> None:
+        async with self.client(PEER) as client:
+            for _ in range(600):
+                if self.process.poll() is not None:
+                    pytest.fail(f"the server exited:\n{self.log.read_text(errors='replace')}")
+                try:
+                    if (await client.get("/health/live")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # SIGTERM: the relay hands its lease back for the session's.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def start_server(settings: Settings, log: Path, forwarded_allow_ips: str) -> Server:
+    """The image's command, believing the X-Forwarded-* headers of the given peers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips,
+        "APP_DRAIN_SECONDS": "0",
+        "APP_LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_API_PER_MINUTE": str(API_LIMIT),
+        "REDIS_KEY_PREFIX": f"proxy-{uuid.uuid4().hex[:8]}:",
+        "BROKER_PREFIX": f"proxy-{uuid.uuid4().hex[:8]}.",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, the image's command
+            image_command(port), cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    return Server(f"http://127.0.0.1:{port}", process, log)
+
+
+@asynccontextmanager
+async def image_servers(
+    settings: Settings, logs: Path, **forwarded_allow_ips: str
+) -> AsyncIterator[dict[str, Server]]:
+    """One server per name, each believing the X-Forwarded-* headers of the given peers."""
+    servers: dict[str, Server] = {}
+    try:
+        for name, allowed in forwarded_allow_ips.items():
+            servers[name] = start_server(settings, logs / f"{name}.log", allowed)
+        await asyncio.gather(*(server.wait_until_serving() for server in servers.values()))
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+async def servers(
+    app: FastAPI, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Server]]:
+    """`image`: as the image ships, no proxy declared; `proxied`: PROXY declared."""
+    services: Services = app.state.services
+    await services.relay.stop()
+    try:
+        async with image_servers(
+            settings,
+            tmp_path_factory.mktemp("proxy"),
+            image=image_forwarded_allow_ips(),
+            proxied=PROXY,
+        ) as started:
+            yield started
+    finally:
+        services.relay.start()
+
+
+async def limited_after(client: httpx.AsyncClient, forwarded_for: list[str]) -> list[bool]:
+    """Whether each anonymous API request, sent with each X-Forwarded-For, was rate limited."""
+    answers = [
+        await client.request(**API_REQUEST, headers={"X-Forwarded-For": address})
+        for address in forwarded_for
+    ]
+    return [answer.status_code == 429 for answer in answers]
+
+
+@pytest.mark.slow
+async def test_behind_the_declared_proxy_each_client_is_limited_by_its_own_address(
+    servers: dict[str, Server],
+) -> None:
+    async with servers["proxied"].client(PROXY) as proxy:
+        # One client past its limit is refused; another client through the same proxy is not.
+        first = await limited_after(proxy, ["203.0.113.10"] * (API_LIMIT + 1))
+        assert first == [False] * API_LIMIT + [True]
+        assert await limited_after(proxy, ["203.0.113.11"]) == [False]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("server", "peer"),
+    [("image", PEER), ("image", PROXY), ("proxied", PEER)],
+    ids=["image-loopback", "image-any-peer", "proxied-undeclared-peer"],
+)
+async def test_a_peer_that_is_not_a_declared_proxy_cannot_choose_its_address(
+    servers: dict[str, Server], server: str, peer: str
+) -> None:
+    """Each request claims another address; all count as the peer's own."""
+    claimed = [f"198.51.100.{n}" for n in range(API_LIMIT + 1)]
+    async with servers[server].client(peer) as client:
+        assert await limited_after(client, claimed) == [False] * API_LIMIT + [True]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("server", "peer", "hsts"),
+    [("proxied", PROXY, True), ("proxied", PEER, False), ("image", PEER, False)],
+    ids=["declared-proxy", "undeclared-peer", "image-loopback"],
+)
+async def test_hsts_is_sent_when_a_declared_proxy_says_the_request_came_over_https(
+    servers: dict[str, Server], server: str, peer: str, hsts: bool
+) -> None:
+    async with servers[server].client(peer) as client:
+        response = await client.get("/health/live", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    assert ("strict-transport-security" in response.headers) is hsts
+
+
+def image_head_bound() -> int:
+    """The largest request head (request line and headers) the image's server takes."""
+    command = image_command(0)
+    protocol = command[command.index("--http") + 1]
+    assert protocol == "app.core.server:BoundedHttpToolsProtocol", "this protocol bounds heads"
+    return HEAD_MAX_BYTES
+
+
+async def refused(client: httpx.AsyncClient, header_bytes: int) -> bool:
+    """Whether a request with a header this long is refused: answered 431 in the problem
+    shape, or cut off while it is still being sent."""
+    try:
+        response = await client.get("/health/live", headers={"X-Big": "a" * header_bytes})
+    except httpx.TransportError:
+        return True
+    assert response.status_code in {200, 431}, response.status_code
+    if response.status_code == 431:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "request_header_fields_too_large"
+    return response.status_code != 200
+
+
+@pytest.mark.slow
+async def test_a_request_head_of_megabytes_is_refused_without_being_read(
+    servers: dict[str, Server],
+) -> None:
+    """The server stops reading a head once it grows past the bound: memory and time
+    stay bounded (unbounded, 64 MB of headers took 6 s and 115 MB to be answered 200)."""
+    async with servers["image"].client(PEER) as client:
+        assert not await refused(client, 16 * 1024)
+        for size in (1_000_000, 16_000_000):
+            assert await refused(client, size), size
+        assert not await refused(client, 16 * 1024)
+
+
+@pytest.mark.slow
+async def test_a_request_head_over_the_images_bound_is_refused(
+    servers: dict[str, Server],
+) -> None:
+    """Refused at the bound itself, however the head arrives: in one read or in many."""
+    bound = image_head_bound()
+    assert bound == 64 * 1024
+    async with servers["image"].client(PEER) as client:
+        assert not await refused(client, bound - 4096)
+        assert await refused(client, bound + 1024)
+
+
+def test_the_kubernetes_deployment_believes_the_pod_network_and_no_one_else() -> None:
+    """The ConfigMap's FORWARDED_ALLOW_IPS holds the ingress controller's pods (any
+    private address: the NetworkPolicy lets no other pod in), not loopback or the
+    internet."""
+    kustomization = (PROJECT / "deploy" / "base" / "kustomization.yaml").read_text()
+    found = re.search(r"^\s*- FORWARDED_ALLOW_IPS=(.*)$", kustomization, re.M)
+    assert found, "the deployment does not declare its proxy"
+    allowed = ForwardedSettings(allow_ips=found.group(1)).allow_ips
+    assert allowed
+    networks = [ipaddress.ip_network(entry.strip()) for entry in allowed.split(",")]
+
+    def believed(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in network for network in networks)
+
+    for pod in ("10.244.1.17", "172.20.3.4", "192.168.7.9", "fd00:10:244::5"):
+        assert believed(pod), pod
+    for other in ("127.0.0.1", "::1", "203.0.113.7", "2001:db8::1", "100.64.0.1"):
+        assert not believed(other), other
+
+
+@pytest.mark.parametrize("value", ["", "*", "10.0.0.0/8", "10.0.0.0/8, 192.168.0.1,fc00::/7"])
+def test_forwarded_allow_ips_takes_addresses_and_networks(value: str) -> None:
+    assert ForwardedSettings(allow_ips=value).allow_ips == value
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "proxy.example", "10.0.0.0/8,*", "10.0.0.300"])
+def test_a_malformed_forwarded_allow_ips_stops_the_start(value: str) -> None:
+    """uvicorn would take it as a name that never matches, and believe no one unseen."""
+    with pytest.raises(ValidationError, match="FORWARDED_ALLOW_IPS"):
+        ForwardedSettings(allow_ips=value)
+
+
+def paths_one_slash_away(app: FastAPI) -> list[str]:
+    """Each route's path (a parameter filled in), its trailing slash added or taken away."""
+    paths = {
+        re.sub(r"\{[^}]*\}", str(uuid.uuid4()), path)
+        for context in iter_route_contexts(app.routes)
+        if (path := context.path_format) and path != "/"
+    }
+    return sorted(path.rstrip("/") if path.endswith("/") else f"{path}/" for path in paths)
+
+
+async def test_no_response_redirects_to_a_host_taken_from_the_request(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    paths = paths_one_slash_away(app)
+    assert "/health/live/" in paths
+    for path in paths:
+        for method in ("GET", "POST"):
+            response = await client.request(method, path, headers={"Host": "evil.example"})
+            location = response.headers.get("location", "")
+            assert "evil.example" not in location, f"{method} {path} -> {location}"
