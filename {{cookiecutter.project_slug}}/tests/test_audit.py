@@ -1164,10 +1164,10 @@ MUST_MASK = [
 # (text, masked): the whole value is masked, nothing of it is left beside the label,
 # and the text around it is kept as it was.
 MASKED_AS = [
-    ("GET /api/v1/users/o'brien@example.com", "GET /api/v1/users/[email]"),
-    ("GET /api/v1/users/first&last@example.com", "GET /api/v1/users/[email]"),
-    ("GET /api/v1/users/user_4111111111111111", "GET /api/v1/users/user_[card]"),
-    ("GET /api/v1/users/acct_110-123-456789", "GET /api/v1/users/acct_[account]"),
+    ("GET /people/o'brien@example.com", "GET /people/[email]"),
+    ("GET /people/first&last@example.com", "GET /people/[email]"),
+    ("GET /people/user_4111111111111111", "GET /people/user_[card]"),
+    ("GET /people/acct_110-123-456789", "GET /people/acct_[account]"),
     ("{'email': 'jane@example.com'}", "{'email': '[email]'}"),
     ("<jane+news@example.com>", "<[email]>"),
     ("authorization: token abc123", "authorization: [redacted]"),
@@ -1213,7 +1213,7 @@ MUST_KEEP = [
     "HTTP/1.1 404",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0",
     "price 12.50 USD, 3 left",
-    "GET /api/v1/items?limit=20&offset=40",
+    "GET /items?limit=20&offset=40",
     "sessions: 3",
     "token_count: 12",
     "bypass=on",
@@ -1248,18 +1248,19 @@ async def test_personal_data_in_a_requested_path_is_masked_whole_in_the_access_l
     stream = io.StringIO()
     configure_logging(level="INFO", json=True, stream=stream, redact=mask_personal_data)
     try:
+        # Paths no route serves, in both APIs: the access log writes them all the same.
         for name in ("o'brien@example.com", "first&last@example.com", "user_4111111111111111"):
-            await client.get(f"/api/v1/users/{name}")
-        await client.get("/api/v1/users/acct_110-123-456789")
+            await client.get(f"/people/{name}")
+        await client.get("/people/acct_110-123-456789")
     finally:
         configure_logging(level="INFO", json=True)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     paths = [line["path"] for line in lines if line["event"] == "request"]
     assert paths == [
-        "/api/v1/users/[email]",
-        "/api/v1/users/[email]",
-        "/api/v1/users/user_[card]",
-        "/api/v1/users/acct_[account]",
+        "/people/[email]",
+        "/people/[email]",
+        "/people/user_[card]",
+        "/people/acct_[account]",
     ]
 
 

@@ -1,10 +1,21 @@
 """Data-subject rights and the audit query over GraphQL, against the real services."""
 
+import pytest
 from httpx import AsyncClient
 
 from app.services import Services
 from tests.conftest import Account
-from tests.test_graphql_api import CREATE, ME, NODE, code, data, graphql, key_of
+from tests.test_graphql_api import (
+    CREATE,
+    ME,
+    NODE,
+    NUMBER_KEYS,
+    code,
+    data,
+    global_id,
+    graphql,
+    key_of,
+)
 
 EXPORT = "{ myPersonalData }"
 ERASE = "mutation E($password: String!) { eraseMyAccount(password: $password) }"
@@ -84,6 +95,16 @@ async def test_audit_query_is_for_administrators(
     assert code(await graphql(client, TRAIL, admin, first=2, filter=naive))[1] == 422
     assert code(await graphql(client, TRAIL, admin, first=2, after="x"))[1] == 400
     assert code(await graphql(client, TRAIL, admin, first=101))[1] == 422
+
+
+@pytest.mark.parametrize("key", NUMBER_KEYS)
+async def test_an_audit_record_id_that_is_no_int64_in_ascii_digits_is_invalid_input(
+    client: AsyncClient, admin_account: Account, key: str
+) -> None:
+    body = await graphql(
+        client, NODE, admin_account.tokens.access_token, id=global_id("AuditRecord", key)
+    )
+    assert code(body) == ("invalid_input", 422)
 
 
 async def test_an_audit_cursor_that_is_no_stored_position_is_a_bad_request(

@@ -133,7 +133,7 @@ async def calling_from(app: FastAPI, address: str) -> AsyncIterator[AsyncClient]
 
 
 def exported(answer: Any) -> dict[str, Any]:
-    """The export as both APIs give it (GraphQL wraps it in its field)."""
+    """The export as either API style gives it (one wraps it in its field)."""
     assert answer
     data: dict[str, Any] = answer.get("myPersonalData", answer)
     return data

@@ -595,18 +595,6 @@ UUID_KEYS = [
 ]
 
 
-@pytest.mark.parametrize("key", NUMBER_KEYS)
-async def test_an_audit_record_id_that_is_no_int64_in_ascii_digits_is_invalid_input(
-    client: AsyncClient, admin_account: Account, key: str
-) -> None:
-    # With compliance logging the key is read as a sequence; without it, the type is
-    # unknown: either way the id is refused, never an unexpected error.
-    body = await graphql(
-        client, NODE, admin_account.tokens.access_token, id=global_id("AuditRecord", key)
-    )
-    assert code(body) == ("invalid_input", 422)
-
-
 @pytest.mark.parametrize("key", UUID_KEYS)
 async def test_an_id_whose_uuid_is_not_written_as_the_api_writes_it_is_invalid_input(
     client: AsyncClient, admin_account: Account, key: str
@@ -621,7 +609,7 @@ async def test_an_id_whose_uuid_is_not_written_as_the_api_writes_it_is_invalid_i
 
 @pytest.mark.parametrize("key", NUMBER_KEYS)
 def test_a_number_key_or_cursor_is_positive_ascii_digits_within_int64(key: str) -> None:
-    # The audit trail's record ids and cursors are read by these (app/api/graphql/audit.py).
+    # Keys and cursors that are sequence numbers are read by these.
     with pytest.raises(InvalidInputError):
         id_key(key, as_sequence)
     with pytest.raises(BadRequestError):

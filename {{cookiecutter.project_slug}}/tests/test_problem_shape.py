@@ -5,7 +5,6 @@ a layer added to the app without a row in it fails `test_every_middleware_has_a_
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import FailingDatabase, override, serving, unique_address
 
-REST = find_spec("app.api.rest") is not None
 # RFC 9110's reason phrases (section 15), independent of the code under test.
 REASON = {
     400: "Bad Request",
@@ -29,11 +27,13 @@ REASON = {
     429: "Too Many Requests",
     500: "Internal Server Error",
 }
+{%- if cookiecutter.api == "rest" %}
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
 MULTIPART = {"content-type": "multipart/form-data; boundary=xyz"}
 JSON = {"content-type": "application/json"}
 ACCOUNT = {"email": "problem-shape@example.com", "password": "Corr3ct-horse-battery!"}
+{%- endif %}
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,12 @@ class Layer:
 
 
 async def api_request(client: AsyncClient) -> Response:
-    """A request any API style answers, without credentials."""
-    if REST:
-        return await client.get("/api/v1/users/me")
+    """A request to the API, without credentials."""
+{%- if cookiecutter.api == "rest" %}
+    return await client.get("/api/v1/users/me")
+{%- else %}
     return await client.post("/graphql", json={"query": "{ __typename }"})
+{%- endif %}
 
 
 async def rate_limited(context: Context) -> Response:
@@ -127,7 +129,8 @@ EVERY_API = [
     Layer("rate limit", 429, rate_limited),
     Layer("unexpected exception", 500, unexpected),
 ]
-REST_ONLY = [
+{%- if cookiecutter.api == "rest" %}
+API_LAYERS = [
     Layer(
         "validation: the body",
         422,
@@ -183,14 +186,16 @@ REST_ONLY = [
         lambda c: failing_database(c, lambda: c.client.post(REGISTER, json=ACCOUNT)),
     ),
 ]
-GRAPHQL_ONLY = [
+{%- else %}
+API_LAYERS = [
     Layer(
         "GraphQL transport: not JSON",
         400,
         lambda c: c.client.post("/graphql", content=b"{}", headers={"content-type": "text/plain"}),
     ),
 ]
-LAYERS = EVERY_API + (REST_ONLY if REST else GRAPHQL_ONLY)
+{%- endif %}
+LAYERS = EVERY_API + API_LAYERS
 
 
 async def failing_database(context: Context, send: Callable[[], Awaitable[Response]]) -> Response:
@@ -274,7 +279,8 @@ async def test_head_where_get_is_not_served_is_refused_as_get_would_be(
     missing = await client.head("/nowhere")
     assert missing.status_code == 404
     assert missing.content == b""
-    if REST:
-        post_only = await client.head(REGISTER)
-        assert post_only.status_code == 405
-        assert post_only.headers["allow"] == "POST"
+{%- if cookiecutter.api == "rest" %}
+    post_only = await client.head(REGISTER)
+    assert post_only.status_code == 405
+    assert post_only.headers["allow"] == "POST"
+{%- endif %}

@@ -187,10 +187,10 @@ async def erase_account(
     requests were in flight: the sessions end first, so no new request gets in; then the
     account is anonymised (which marks it erased) before its items are listed, and an
     item's insert checks that mark (see ItemRepository.add). A create that raced the
-    erasure either came first, and its item is deleted here, or is refused. On PostgreSQL
-    the two conflict on the account's row, so no such item exists even for a moment; on
-    MongoDB without transactions, a create that inserts after the mark removes its own
-    item before it answers its refusal.
+    erasure either came first, and its item is deleted here, or is refused. Where the
+    database can make the two conflict (a row lock), no such item exists even for a
+    moment; where it cannot, a create that commits after the mark removes its own item
+    before it answers its refusal (see the repositories' `add`).
 
     The audit trail stays: it must be kept for its retention period, and after this it
     names only an id that no longer leads to a person. In the outbox, published events

@@ -16,8 +16,8 @@ a request that fails (a refusal, an outage, a bug) frees its key, so a retry run
 afresh; it wrote nothing, so running it again is safe. Each step is one Lua script, so
 two requests with one key can never both take it.
 
-An erasure deletes the erased person's keys, answers and all (app/audit/service.py, with
-compliance logging): a request completing after it finds its key gone and keeps nothing.
+Where accounts can be erased, an erasure deletes the person's keys, answers and all: a
+request completing after it finds its key gone and keeps nothing.
 
 While Redis is down a request with a key gets 503 (the promise cannot be kept without
 it); a request without a key does not touch Redis here.

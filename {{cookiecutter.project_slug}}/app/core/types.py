@@ -5,8 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
-# The largest whole number every supported database stores: PostgreSQL's bigint and
-# BSON's int64 (a larger one fails in the driver, not in validation).
+# The largest whole number a database stores in its usual integer (a 64-bit bigint or
+# int64): a larger one fails in the driver, not in validation.
 INT64_MAX = 2**63 - 1
 
 StorableInt = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]

@@ -82,7 +82,7 @@ def uuid_of(id: str, type_name: str) -> UUID:
     return uuid_key(decoded.node_id)
 
 
-# Every key in a global id, and every cursor that is a key (users', audit records'), is
+# Every key in a global id, and every cursor that is a key (a user's id, a sequence), is
 # read by one of these two, in the one spelling the API writes: so a key names one
 # object, and nothing else reaches a query.
 def as_uuid(text: str) -> UUID | None:

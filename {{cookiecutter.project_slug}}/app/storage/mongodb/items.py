@@ -91,7 +91,7 @@ class MongoItemRepository:
 
         Nothing makes a create and an erasure conflict in MongoDB, so the order keeps
         them apart: the erasure commits the account's erased mark first, then deletes its
-        items (app/audit/service.py). An item committed before the mark is found by that
+        items (the erasure service). An item committed before the mark is found by that
         deletion; one committed after it is found by its own create's check, which comes
         after the commit (inside a transaction, a read sees the transaction's snapshot,
         which may be older than the mark). No item outlives both, and no create whose
