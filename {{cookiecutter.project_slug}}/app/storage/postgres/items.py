@@ -36,12 +36,14 @@ READ = select(*ITEMS.c)
 OWNER_LIVE = (USERS.c.id == bindparam("owner_id")) & ~USERS.c.email.endswith(
     ERASED_SUFFIX, autoescape=True
 )
-# The insert happens only if the owner is live, checked in the same statement (no round
-# trip of its own). FOR KEY SHARE on the owner's row conflicts with the FOR UPDATE an
-# erasure takes first (PostgresUserRepository.anonymise): an erasure waits for the creates
-# in flight to commit, then finds their items; a create that comes while an erasure holds
-# the row waits for it, then reads the row again, finds the account erased and inserts
-# nothing. ON CONFLICT DO NOTHING: a name clash leaves the transaction usable.
+# The insert happens only if the owner is live. An erasure takes FOR UPDATE on the
+# owner's row first (PostgresUserRepository.anonymise), which the insert's foreign-key
+# check (FOR KEY SHARE on that row) waits for: so an erasure waits for the creates in
+# flight to commit, then finds their items; a create that comes while an erasure holds
+# the row waits for it, and its next statement (add's check below) sees the account
+# erased. (The check in the insert's own statement sees the state before the wait; making
+# it lock the row instead cost about 2 ms of CPU a create under concurrent creates.)
+# ON CONFLICT DO NOTHING: a name clash leaves the transaction usable.
 ADD_COLUMNS = ("id", "owner_id", "name", "description", "price_cents", "status")
 ADD = (
     insert(ITEMS)
@@ -49,8 +51,7 @@ ADD = (
         ADD_COLUMNS,
         select(*(bindparam(name, type_=ITEMS.c[name].type) for name in ADD_COLUMNS))
         .select_from(USERS)
-        .where(OWNER_LIVE)
-        .with_for_update(key_share=True),
+        .where(OWNER_LIVE),
     )
     .on_conflict_do_nothing()
     .returning(*ITEMS.c)
@@ -72,13 +73,13 @@ class PostgresItemRepository:
     async def add(self, data: ItemCreate, *, owner_id: UUID) -> ItemPublic:
         values = {**data.model_dump(), "id": uuid7(), "owner_id": owner_id}
         row = (await self.connection.execute(ADD, values)).first()
-        if row is not None:
-            return ItemPublic.model_validate(row)
-        # Nothing inserted: the name is taken, or the owner is gone. Only a refused create
-        # pays this second query.
-        if await self.connection.scalar(IS_LIVE, {"owner_id": owner_id}):
+        # A statement of its own, after the insert: it sees an erasure the insert waited for.
+        live = await self.connection.scalar(IS_LIVE, {"owner_id": owner_id})
+        if not live:
+            raise OwnerErasedError  # the unit of work rolls the insert back
+        if row is None:
             raise ItemNameTakenError
-        raise OwnerErasedError
+        return ItemPublic.model_validate(row)
 
     async def get(self, item_id: UUID) -> ItemPublic | None:
         row: Row[Any] | None = (await self.connection.execute(GET, {"item_id": item_id})).first()
