@@ -58,4 +58,37 @@ class Combination:
         return bool(self.answers()[option] == value)
 
 
+# Each option's answer key and values, in the order Combination takes them.
+OPTIONS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("database", DATABASES),
+    ("api", APIS),
+    ("broker", BROKERS),
+    ("compliance_logging", COMPLIANCE),
+)
 ALL = [Combination(*values) for values in itertools.product(DATABASES, APIS, BROKERS, COMPLIANCE)]
+
+# Command 2 runs the rendered suite in full for these five: every value of every option
+# next to every value of every other option (a pairwise covering set; the matrix test
+# `test_the_full_suites_in_command_2_pair_every_two_option_values` checks it). The other
+# eleven run a smoke part of their suite there (SMOKE_MODULES) and their full suite in
+# command 3: all sixteen suites would take command 2 past its five minutes on two cores.
+FULL_IN_COMMAND_2 = (
+    "postgres-rest-rabbitmq-plain",
+    "postgres-graphql-kafka-audit",
+    "mongodb-rest-kafka-audit",
+    "mongodb-graphql-rabbitmq-audit",
+    "mongodb-graphql-kafka-plain",
+)
+
+
+def smoke_modules(combination: Combination) -> list[str]:
+    """The part of a rendered suite command 2 runs where it does not run it all: the app
+    started against the real services, readiness, the API's scripted flows, events
+    through the outbox to the consumer, and the migrations or the audit trail if chosen."""
+    modules = ["tests/test_health.py", "tests/test_events.py"]
+    modules.append(f"tests/test_{combination.api}_api.py")
+    if combination.database == "postgres":
+        modules.append("tests/test_migrations.py")
+    if combination.compliance_logging:
+        modules.append("tests/test_audited_actions.py")
+    return modules

@@ -25,7 +25,14 @@ from tests.services import ensure_servers_installed, running_services
 _stack = contextlib.ExitStack()
 _started = time.monotonic()
 _per_combination: dict[str, dict[str, float | bool]] = defaultdict(
-    lambda: {"seconds": 0.0, "failed": False, "tests": 0, "rendered_tests": 0, "fuzz_requests": 0}
+    lambda: {
+        "seconds": 0.0,
+        "failed": False,
+        "tests": 0,
+        "rendered_tests": 0,
+        "fuzz_requests": 0,
+        "smoke": False,
+    }
 )
 _COMBINATION_ID = re.compile(r"\[((?:postgres|mongodb)-[a-z]+-[a-z]+-(?:audit|plain))\]")
 
@@ -87,6 +94,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name in {"rendered_tests", "fuzz_requests"}:
                 stats[name] = int(str(value))
+            elif name == "smoke":
+                stats[name] = bool(value)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -97,9 +106,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for combination, stats in sorted(_per_combination.items()):
         result = "FAILED" if stats["failed"] else "passed"
         fuzzed = f", {stats['fuzz_requests']} requests fuzzed" if stats["fuzz_requests"] else ""
+        part = "its smoke part" if stats["smoke"] else "the project's own suite"
         write(
             f"{combination:<32} {result:<7} {stats['tests']:>3} checks, "
-            f"{stats['rendered_tests']:>3} tests in the project's own suite, "
+            f"{stats['rendered_tests']:>3} tests in {part:<23}, "
             f"{stats['seconds']:6.1f} s{fuzzed}"
         )
     write(f"total wall time: {time.monotonic() - _started:.1f} s")

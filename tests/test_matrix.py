@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tomllib
@@ -13,9 +14,17 @@ import pytest
 import yaml
 
 from scripts.bump_pins import PYPROJECT, normalize, pins
-from tests.combinations import TRACES, Combination
+from tests.combinations import (
+    ALL,
+    FULL_IN_COMMAND_2,
+    OPTIONS,
+    TRACES,
+    Combination,
+    smoke_modules,
+)
 from tests.rendering import (
     EVERY,
+    _params,
     clean_env,
     mypy_env,
     run,
@@ -26,6 +35,7 @@ from tests.test_hooks import post_gen
 
 # Fewer tests than this means part of a rendered suite silently stopped running.
 MIN_RENDERED_TESTS = 70
+MIN_SMOKE_TESTS = 25
 MIN_FUZZ_TESTS = 5
 SUITE_TIMEOUT = 600
 EXACT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]+\])?==([^\s;]+)$")
@@ -162,18 +172,49 @@ def _rendered_suite(combination: Combination, project: Path, *pytest_args: str) 
     return counts
 
 
+# The fuzzing runs in the third command (`pytest -m "abuse or slow"`). Its modules are all
+# fuzz tests: not importing them saves importing schemathesis and hypothesis (2 to 5 s a
+# suite, the first time with the bytecode compiled).
+FAST_PART = ("-m", "not fuzz and not slow", "--ignore-glob=tests/test_fuzz_*.py")
+
+
 @pytest.mark.parametrize("combination", EVERY)
 def test_rendered_suite_passes_against_real_services(
     combination: Combination, project: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    # The fuzzing runs in the third command (`pytest -m "abuse or slow"`). Its modules are
-    # all fuzz tests: not importing them here saves importing schemathesis and hypothesis
-    # (2 to 5 s a suite, the first time with the bytecode compiled).
-    counts = _rendered_suite(
-        combination, project, "-m", "not fuzz and not slow", "--ignore-glob=tests/test_fuzz_*.py"
-    )
+    """In full for a pairwise covering set of combinations, the smoke part for the others
+    (whose full suites are `test_the_rest_of_the_rendered_suite_passes`, command 3)."""
+    if combination.id in FULL_IN_COMMAND_2:
+        counts = _rendered_suite(combination, project, *FAST_PART)
+        assert counts["tests"] >= MIN_RENDERED_TESTS, counts
+    else:
+        counts = _rendered_suite(combination, project, *FAST_PART, *smoke_modules(combination))
+        assert counts["tests"] >= MIN_SMOKE_TESTS, counts
+        record_property("smoke", True)
     record_property("rendered_tests", counts["tests"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("combination", _params([c for c in ALL if c.id not in FULL_IN_COMMAND_2]))
+def test_the_rest_of_the_rendered_suite_passes(
+    combination: Combination, project: Path, record_property: Callable[[str, object], None]
+) -> None:
+    """Command 3: the full fast suite of each combination command 2 ran only a smoke part of."""
+    counts = _rendered_suite(combination, project, *FAST_PART)
     assert counts["tests"] >= MIN_RENDERED_TESTS, counts
+    record_property("rendered_tests", counts["tests"])
+
+
+def test_the_full_suites_in_command_2_pair_every_two_option_values() -> None:
+    """Every value of each option runs its full suite next to every value of every other
+    option in command 2; the full suites of the rest run in command 3."""
+    full = [c for c in ALL if c.id in FULL_IN_COMMAND_2]
+    assert len(full) == len(FULL_IN_COMMAND_2)
+    for (first, first_values), (second, second_values) in itertools.combinations(OPTIONS, 2):
+        for pair in itertools.product(first_values, second_values):
+            assert any((c.answers()[first], c.answers()[second]) == pair for c in full), (
+                f"no full suite in command 2 has {first}={pair[0]} with {second}={pair[1]}"
+            )
 
 
 # The rendered tests/test_instances.py starts three uvicorn instances and kills two:
