@@ -6,11 +6,14 @@ Redis key prefix and broker prefix, so runs can share servers.
 
 import asyncio
 import dataclasses
+import json
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 {%- endif %}
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, TransportError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
@@ -49,10 +52,47 @@ def strong(secret: SecretStr) -> SecretStr:
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on: connecting to it is refused at once."""
+    """A loopback port nothing listens on: connecting to it is refused at once, and a
+    server started here may listen on it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment variables they are read from, for a server started
+    in a fresh interpreter."""
+    env: dict[str, str] = {}
+    for section, fields in settings.model_dump().items():
+        for field, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            text = value if isinstance(value, str) else json.dumps(value)
+            env[f"{section}_{field}".upper()] = text
+    return env
+
+
+def server_log(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+async def until_answering(
+    process: "subprocess.Popen[bytes]", log: Path, client: AsyncClient, path: str
+) -> None:
+    """Wait (a minute at most) until the server `process` started answers 200 at `path`;
+    fail with its log if it exits first or never does."""
+    for _ in range(600):
+        if process.poll() is not None:
+            pytest.fail(f"the server exited:\n{server_log(log)}")
+        try:
+            if (await client.get(path)).status_code == 200:
+                return
+        except TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    pytest.fail(f"the server did not answer {path}:\n{server_log(log)}")
 
 
 def override(settings: Settings, section: str, **values: Any) -> Settings:

@@ -13,7 +13,6 @@ replaced within LEASE_SECONDS + POLL_SECONDS (the README's bound, with the defau
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -51,7 +50,16 @@ from app.storage.mongodb.database import MongoDatabase
 from app.users import service as user_service
 from app.users.schemas import UserCreate
 from tests.api import create_item, stored_id, succeeded
-from tests.conftest import PASSWORD, Account, eventually, new_account, unique
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    closed_port,
+    eventually,
+    new_account,
+    settings_env,
+    unique,
+    until_answering,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -65,43 +73,15 @@ API_LIMIT = 40
 ITEMS, UPDATES = 4, 6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def instance_env(settings: Settings, broker_prefix: str) -> dict[str, str]:
-    rate = settings.rate_limit
     return {
         **os.environ,
-        "APP_ENVIRONMENT": "test",
+        **settings_env(settings),
         "APP_DRAIN_SECONDS": str(DRAIN_SECONDS),
-{%- if cookiecutter.database == "postgres" %}
-        "DATABASE_URL": settings.database.url,
-{%- else %}
-        "MONGODB_URL": settings.mongodb.url,
-{%- endif %}
-        "REDIS_URL": settings.redis.url,
-        "REDIS_KEY_PREFIX": settings.redis.key_prefix,
-        "BROKER_URL": settings.broker.url,
         "BROKER_PREFIX": broker_prefix,
-        "AUTH_SECRET_KEY": settings.auth.secret_key.get_secret_value(),
-        "AUTH_PASSWORD_MEMORY_KIB": str(settings.auth.password_memory_kib),
-        "AUTH_PASSWORD_TIME_COST": str(settings.auth.password_time_cost),
-        "METRICS_TOKEN": settings.metrics.token.get_secret_value(),
         "EVENTS_RELAY_POLL_SECONDS": str(POLL_SECONDS),
         "EVENTS_RELAY_LEASE_SECONDS": str(LEASE_SECONDS),
-        "EVENTS_RELAY_MIN_BACKOFF_SECONDS": "0.1",
-        "EVENTS_RELAY_MAX_BACKOFF_SECONDS": "0.5",
         "RATE_LIMIT_API_PER_MINUTE": str(API_LIMIT),
-        "RATE_LIMIT_LOGIN_PER_IP_PER_MINUTE": str(rate.login_per_ip_per_minute),
-        "RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE": str(rate.login_per_account_per_minute),
-        "RATE_LIMIT_PASSWORD_PER_IP_PER_MINUTE": str(rate.password_per_ip_per_minute),
-        "RATE_LIMIT_FAILURE_RECORDS_PER_IP_PER_MINUTE": str(rate.failure_records_per_ip_per_minute),
-{%- if cookiecutter.compliance_logging %}
-        "AUDIT_SECRET_KEY": settings.audit.secret_key.get_secret_value(),
-{%- endif %}
     }
 
 
@@ -131,7 +111,7 @@ class Cluster:
         self.instances: list[Instance] = []
 
     def _start(self) -> Instance:
-        port = free_port()
+        port = closed_port()
         log = self.logs / f"instance-{port}.log"
         command = [
             sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
@@ -145,16 +125,7 @@ class Cluster:
 
     async def _ready(self, instance: Instance) -> None:
         async with httpx.AsyncClient(base_url=instance.url) as client:
-            for _ in range(600):
-                if not instance.alive:
-                    pytest.fail(f"instance on {instance.port} exited:\n{instance.output()}")
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        pytest.fail(f"instance on {instance.port} not ready:\n{instance.output()}")
+            await until_answering(instance.process, instance.log, client, "/health/ready")
 
     async def running(self, count: int = 3) -> list[Instance]:
         """`count` live instances, started as needed, each ready."""

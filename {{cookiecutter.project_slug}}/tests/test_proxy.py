@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -28,11 +27,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from app.core.server import HEAD_MAX_BYTES
 from app.services import Services
 from app.settings import ForwardedSettings, Settings
+from tests.conftest import closed_port, settings_env, until_answering
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
@@ -53,12 +53,6 @@ API_REQUEST: dict[str, Any] = {
 {%- endif %}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def image_command(port: int) -> list[str]:
     """The image's CMD, run by this interpreter on a loopback port."""
     found = re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M)
@@ -77,20 +71,6 @@ def image_forwarded_allow_ips() -> str:
     return found.group(1)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as the environment variables they are read from."""
-    env: dict[str, str] = {}
-    for section, fields in settings.model_dump().items():
-        for field, value in fields.items():
-            if value is None:
-                continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            text = value if isinstance(value, str) else json.dumps(value)
-            env[f"{section}_{field}".upper()] = text
-    return env
-
-
 @dataclass
 class Server:
     url: str
@@ -104,16 +84,7 @@ class Server:
 
     async def wait_until_serving(self) -> None:
         async with self.client(PEER) as client:
-            for _ in range(600):
-                if self.process.poll() is not None:
-                    pytest.fail(f"the server exited:\n{self.log.read_text(errors='replace')}")
-                try:
-                    if (await client.get("/health/live")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}")
+            await until_answering(self.process, self.log, client, "/health/live")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -128,7 +99,7 @@ class Server:
 
 def start_server(settings: Settings, log: Path, forwarded_allow_ips: str) -> Server:
     """The image's command, believing the X-Forwarded-* headers of the given peers."""
-    port = free_port()
+    port = closed_port()
     env = {
         **os.environ,
         **settings_env(settings),
