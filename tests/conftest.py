@@ -92,8 +92,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":
         stats["tests"] = int(stats["tests"]) + 1
         for name, value in report.user_properties:
+            # Summed: command 3 runs several parts of one combination's suite.
             if name in {"rendered_tests", "fuzz_requests"}:
-                stats[name] = int(str(value))
+                stats[name] = int(stats[name]) + int(str(value))
             elif name == "smoke":
                 stats[name] = bool(value)
 
