@@ -169,9 +169,9 @@ async def test_redis_commands_are_refused_without_trying_once_its_breaker_is_ope
     down = Cache(unreachable(settings, "redis").redis, redis_breaker)
     try:
         # The cache copes with Redis being down: it is bypassed, each miss a failure.
-        assert await down.get_model("any", BreakerSettings) is None
+        assert (await down.lookup("any", BreakerSettings)).value is None
         assert state_of(redis_breaker) is BreakerState.CLOSED
-        assert await down.get_model("any", BreakerSettings) is None
+        assert (await down.lookup("any", BreakerSettings)).value is None
         assert state_of(redis_breaker) is BreakerState.OPEN
         before = refused("redis")
         with pytest.raises(RedisCircuitOpenError) as refusal:

@@ -10,6 +10,7 @@ from app.items import service
 from app.items.errors import ItemNameTakenError, ItemNotFoundError, NotItemOwnerError
 from app.items.schemas import ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
+from app.storage.cache import Cached
 from app.storage.unit_of_work import ReadOnlyError
 from tests.conftest import Account, new_item
 from tests.cursors import forged_cursors
@@ -97,6 +98,37 @@ async def test_updates_are_visible_at_once_and_deletes_too(
     await service.delete_item(database=services.database, cache=services.cache, item=updated)
     with pytest.raises(ItemNotFoundError):
         await get(services, item, account)
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+async def test_a_read_that_raced_a_change_does_not_cache_what_the_change_replaced(
+    services: Services, account: Account, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A read misses the cache and reads the database; a change commits and drops the
+    cached item; only then does the read fill the cache: that fill is refused, so the next
+    read sees the change, not the item as it was."""
+    item = await new_item(services, account, price_cents=100)
+    await services.cache.delete(service.cache_key(item.id))
+    fill = services.cache.fill
+
+    async def change_then_fill(miss: Cached[ItemPublic], read: ItemPublic, *, seconds: int) -> None:
+        monkeypatch.undo()
+        if change == "update":
+            data = ItemUpdate(price_cents=150)
+            await service.update_item(
+                database=services.database, cache=services.cache, item=read, data=data
+            )
+        else:
+            await service.delete_item(database=services.database, cache=services.cache, item=read)
+        await fill(miss, read, seconds=seconds)
+
+    monkeypatch.setattr(services.cache, "fill", change_then_fill)
+    assert await get(services, item, account) == item  # the racing read answers what it read
+    if change == "update":
+        assert (await get(services, item, account)).price_cents == 150
+    else:
+        with pytest.raises(ItemNotFoundError):
+            await get(services, item, account)
 
 
 async def test_only_the_owner_or_an_admin_may_see_or_change_an_item(

@@ -46,9 +46,10 @@ async def test_cache_hits_and_misses_are_counted(services: Services) -> None:
     name = f"metrics-probe:{uuid4().hex}"
     hits = sample("cache_lookups_total", model="Probe", result="hit")
     misses = sample("cache_lookups_total", model="Probe", result="miss")
-    assert await services.cache.get_model(name, Probe) is None
-    await services.cache.set_model(name, Probe(value=1), seconds=60)
-    assert await services.cache.get_model(name, Probe) == Probe(value=1)
+    miss = await services.cache.lookup(name, Probe)
+    assert miss.value is None
+    await services.cache.fill(miss, Probe(value=1), seconds=60)
+    assert (await services.cache.lookup(name, Probe)).value == Probe(value=1)
     assert sample("cache_lookups_total", model="Probe", result="miss") == misses + 1
     assert sample("cache_lookups_total", model="Probe", result="hit") == hits + 1
 

@@ -33,13 +33,14 @@ async def get_item(
     *, database: Database, cache: Cache, item_id: UUID, ttl: int, principal: Principal
 ) -> ItemPublic:
     """Cache-aside: Redis first, the database on a miss; writes invalidate."""
-    item = await cache.get_model(cache_key(item_id), ItemPublic)
+    cached = await cache.lookup(cache_key(item_id), ItemPublic)
+    item = cached.value
     if item is None:
         async with database.unit_of_work(read_only=True) as uow:
             item = await uow.items.get(item_id)
         if item is None:
             raise ItemNotFoundError
-        await cache.set_model(cache_key(item_id), item, seconds=ttl)
+        await cache.fill(cached, item, seconds=ttl)
     _check_access(item, principal)
     return item
 

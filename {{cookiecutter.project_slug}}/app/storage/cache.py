@@ -1,12 +1,16 @@
 """Redis, with every key under the service's prefix.
 
 Cached models are an optimisation: while Redis is down they are neither read nor
-written, and callers go to the database.
+written, and callers go to the database. A change drops the cached model and moves its
+key's version on; a model read from the database after a miss is cached only if the
+version is still the one the miss saw, so a read that raced a change never caches what
+the change replaced or deleted.
 """
 
 import asyncio
 from collections.abc import Iterable
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 import structlog
 from pydantic import BaseModel
@@ -29,6 +33,33 @@ _PUSH_RECENT = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 """
+
+
+# Set the value only if the key's version is still the one the miss saw ('' for none).
+_FILL = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+"""
+# Drop the value and move the version on: fills begun before this change are refused.
+_INVALIDATE = """
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+"""
+# How long a version outlives the last change: far longer than a miss takes to read the
+# database and fill. A version gone by then only refuses one more fill.
+VERSION_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Cached(Generic[M]):
+    """What a lookup found: the model, or a miss with the key's version at that moment
+    (None when Redis could not be asked, and nothing is to be filled)."""
+
+    name: str
+    value: M | None
+    version: str | None
 
 
 class TimedConnection(Connection):
@@ -87,6 +118,8 @@ class Cache:
         self.prefix = settings.key_prefix
         self.fail_open = settings.fail_open
         self._push_recent = self.redis.register_script(_PUSH_RECENT)
+        self._fill = self.redis.register_script(_FILL)
+        self._invalidate = self.redis.register_script(_INVALIDATE)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -103,19 +136,31 @@ class Cache:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def get_model(self, name: str, model: type[M]) -> M | None:
+    def _version_key(self, name: str) -> str:
+        return self.key(f"{name}:version")
+
+    async def lookup(self, name: str, model: type[M]) -> Cached[M]:
+        """The cached model, or a miss to `fill` once the model is read elsewhere."""
         try:
-            raw = await self.redis.get(self.key(name))
+            raw, version = await self.redis.mget(self.key(name), self._version_key(name))
         except REDIS_DOWN:
             CACHE_LOOKUPS.labels(model.__name__, "unavailable").inc()
             log.warning("cache_bypassed", reason="redis unavailable")
-            return None
+            return Cached(name, None, None)
         CACHE_LOOKUPS.labels(model.__name__, "miss" if raw is None else "hit").inc()
-        return model.model_validate_json(raw) if raw is not None else None
+        if raw is not None:
+            return Cached(name, model.model_validate_json(raw), None)
+        return Cached(name, None, "" if version is None else str(version))
 
-    async def set_model(self, name: str, value: BaseModel, *, seconds: int) -> None:
+    async def fill(self, miss: Cached[M], value: M, *, seconds: int) -> None:
+        """Cache what was read after the miss, unless the key changed since it."""
+        if miss.version is None:
+            return
         try:
-            await self.redis.set(self.key(name), value.model_dump_json(), ex=seconds)
+            await self._fill(
+                keys=[self.key(miss.name), self._version_key(miss.name)],
+                args=[value.model_dump_json(), seconds, miss.version],
+            )
         except REDIS_DOWN:
             log.warning("cache_bypassed", reason="redis unavailable")
 
@@ -123,7 +168,9 @@ class Cache:
         """Drop a cached model after a change; if Redis is down, it may serve the old
         value once back, for at most its time to live."""
         try:
-            await self.redis.delete(self.key(name))
+            await self._invalidate(
+                keys=[self.key(name), self._version_key(name)], args=[VERSION_SECONDS]
+            )
         except REDIS_DOWN:
             log.error("cache_invalidation_failed", key=name, reason="redis unavailable")
 
