@@ -70,7 +70,7 @@ ALL = [Combination(*values) for values in itertools.product(DATABASES, APIS, BRO
 # Command 2 runs the rendered suite in full for these five: every value of every option
 # next to every value of every other option (a pairwise covering set; the matrix test
 # `test_the_full_suites_in_command_2_pair_every_two_option_values` checks it). The other
-# eleven run a smoke part of their suite there (SMOKE_MODULES) and their full suite in
+# eleven run a smoke part of their suite there (smoke_modules) and their full suite in
 # command 3: all sixteen suites would take command 2 past its five minutes on two cores.
 FULL_IN_COMMAND_2 = (
     "postgres-rest-rabbitmq-plain",
