@@ -18,7 +18,7 @@ import pytest
 from pymongo import MongoClient
 from pytest_cookies.plugin import Cookies
 
-from tests.combinations import ALL, Combination
+from tests.combinations import ALL, FULL_IN_COMMAND_2, Combination
 from tests.services import create_postgres_database, mongodb_database_url
 
 TEMPLATE = Path(__file__).resolve().parent.parent
@@ -26,12 +26,21 @@ TEXT_SUFFIXES = {".py", ".toml", ".ini", ".md", ".json", ".yaml", ".yml", ".mako
 _projects: dict[str, Path] = {}
 
 
-def _params(combinations: list[Combination]) -> list[Any]:
-    return [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in combinations]
+def params(combinations: list[Combination], *marks: pytest.MarkDecorator) -> list[Any]:
+    """Test parameters, one per combination, each in its combination's xdist group."""
+    return [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id), *marks])
+        for c in combinations
+    ]
 
 
-EVERY = _params(ALL)
-REST_POSTGRES = _params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
+EVERY = params(ALL)
+REST_POSTGRES = params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
+# Every combination: the pairwise covering five in command 2, the other eleven marked
+# slow, so command 3 checks them (as it runs their full suites).
+PAIRWISE_NOW_THE_REST_SLOW = params([c for c in ALL if c.id in FULL_IN_COMMAND_2]) + params(
+    [c for c in ALL if c.id not in FULL_IN_COMMAND_2], pytest.mark.slow
+)
 
 
 def capture(

@@ -23,10 +23,10 @@ from openapi_spec_validator import validate
 
 from tests.combinations import ALL, Combination
 from tests.contract_tools import npm_tool
-from tests.rendering import EVERY, _params, capture, clean_env, run, service_env
+from tests.rendering import EVERY, capture, clean_env, params, run, service_env
 from tests.test_restart import _serving
 
-REST = _params([c for c in ALL if c.api == "rest"])
+REST = params([c for c in ALL if c.api == "rest"])
 TEMPLATE = Path(__file__).resolve().parent.parent
 
 _DUMP_OPENAPI = "import json, sys; from app.main import app; json.dump(app.openapi(), sys.stdout)"

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.combinations import ALL, Combination
-from tests.rendering import EVERY, _params, clean_env, run, service_env
+from tests.rendering import EVERY, clean_env, params, run, service_env
 from tests.test_restart import _call, _free_port, _serving
 
 PROMTOOL = shutil.which("promtool")
@@ -177,7 +177,7 @@ def _metrics_token(project: Path) -> str:
     return match.group(1)
 
 
-SCRAPED = _params(
+SCRAPED = params(
     [c for c in ALL if c.id in {"postgres-rest-rabbitmq-audit", "mongodb-graphql-kafka-plain"}]
 )
 
