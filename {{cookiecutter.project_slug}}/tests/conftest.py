@@ -233,6 +233,23 @@ async def eventually(check: Any, *, within: float = 30.0) -> Any:
         await asyncio.sleep(0.1)
 
 
+@asynccontextmanager
+async def background_paused(services: Services) -> AsyncIterator[None]:
+    """The background workers that query (the outbox relay{% if cookiecutter.compliance_logging %}, the audit sealer{% endif %}) stopped:
+    what `round_trips` counts meanwhile is the test's own."""
+    await services.relay.stop()
+{%- if cookiecutter.compliance_logging %}
+    await services.sealer.stop()
+{%- endif %}
+    try:
+        yield
+    finally:
+        services.relay.start()
+{%- if cookiecutter.compliance_logging %}
+        services.sealer.start()
+{%- endif %}
+
+
 async def in_turn(run: Any) -> Any:
     """One round of a background worker that takes turns under a lease: None when it is
     not its turn, or when its lease lapsed mid-round and another worker's writes won (a

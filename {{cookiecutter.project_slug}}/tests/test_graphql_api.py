@@ -23,7 +23,9 @@ from tests.conftest import (
     PASSWORD,
     Account,
     FailingDatabase,
+    background_paused,
     new_account,
+    new_item,
     override,
     serving,
     unique,
@@ -70,6 +72,9 @@ ME = "{ me { id email role } }"
 def global_id(type_name: str, key: object) -> str:
     """An id as the API gives it: opaque, and here made from its parts."""
     return b64encode(f"{type_name}:{key}".encode()).decode()
+
+
+NO_ITEM = global_id("Item", uuid4())
 
 
 def key_of(id: str) -> str:
@@ -184,19 +189,8 @@ async def test_owners_are_loaded_in_one_batch(
         assert all(edge["node"]["owner"]["id"] for edge in body["items"]["edges"])
         return services.database.round_trips - before
 
-    # Background workers query too (the outbox relay{% if cookiecutter.compliance_logging %}, the audit sealer{% endif %}):
-    # paused, only the requests' queries count.
-    await services.relay.stop()
-{%- if cookiecutter.compliance_logging %}
-    await services.sealer.stop()
-{%- endif %}
-    try:
+    async with background_paused(services):
         assert await round_trips(1) == await round_trips(50) == 2
-    finally:
-        services.relay.start()
-{%- if cookiecutter.compliance_logging %}
-        services.sealer.start()
-{%- endif %}
 
 
 async def test_admin_lists_users_others_may_not(
@@ -481,6 +475,20 @@ def errors_of(body: dict[str, Any]) -> str:
     return " ".join(error["message"] for error in body["errors"])
 
 
+async def test_an_int_literal_too_long_to_read_is_refused_as_the_int_it_cannot_be(
+    client: AsyncClient, account: Account
+) -> None:
+    token, digits = account.tokens.access_token, "9" * 5000
+    with captured_logs() as logs:
+        body = await graphql(client, "{ items(first: " + digits + ") { edges { cursor } } }", token)
+    assert code(body) == ("graphql_validation_failed", 400)
+    assert "Int cannot represent" in errors_of(body)
+    assert_logged_small(logs)  # no unexpected error, no traceback
+    # The same digits in a string are no Int literal: the id is merely not valid.
+    body = await graphql(client, '{ node(id: "' + digits + '") { id } }', token)
+    assert code(body) == ("invalid_input", 422)
+
+
 async def test_abusive_documents_are_refused(client: AsyncClient, account: Account) -> None:
     token = account.tokens.access_token
     nested = "{ items { edges { node { owner { " + "a { " * 6 + "id" + " }" * 10 + " }"
@@ -561,6 +569,36 @@ async def test_aliased_nodes_lists_draw_from_one_budget_and_share_their_reads(
     # One read for each distinct id at most (the same ids in every alias), not one per
     # id per alias; a little room for the background workers' own queries.
     assert reads <= PAGE_MAX + 20, reads
+
+
+async def test_nodes_reads_all_its_items_in_one_query_each_refusal_in_its_place(
+    client: AsyncClient, services: Services, account: Account, other_account: Account
+) -> None:
+    """However many items `nodes` asks for, the ones not cached are read in one query (on
+    one connection: one request cannot take the pool), and answered in their places."""
+    mine = [await new_item(services, account) for _ in range(31)]
+    theirs = await new_item(services, other_account)
+    query = "query N($ids: [ID!]!) { nodes(ids: $ids) { id ... on Item { name } } }"
+
+    async def reads(ids: list[str]) -> tuple[dict[str, Any], int]:
+        before = services.database.round_trips
+        body = await graphql(client, query, account.tokens.access_token, ids=ids)
+        return body, services.database.round_trips - before
+
+    # Each request is refused one item (the refusal is recorded: a write of its own).
+    async with background_paused(services):
+        _, one = await reads([global_id("Item", item.id) for item in (mine[0], theirs)])
+        asked = [*mine[1:], theirs]
+        body, many = await reads([global_id("Item", item.id) for item in asked] + [NO_ITEM])
+        _, cached = await reads([global_id("Item", item.id) for item in mine[1:]])
+    assert many == one, (one, many)
+    assert cached == 0
+    nodes = body["data"]["nodes"]
+    assert [node["name"] for node in nodes[:30]] == [item.name for item in mine[1:]]
+    assert nodes[30:] == [None, None]
+    assert [(error["path"], error["extensions"]["code"]) for error in body["errors"]] == [
+        (["nodes", 30], "not_item_owner")
+    ]
 
 
 async def test_every_list_draws_its_page_size_from_the_budget(

@@ -1,10 +1,11 @@
 """The item service against the real database and Redis."""
 
-from uuid import uuid4
+from collections.abc import Sequence
+from uuid import UUID, uuid4
 
 import pytest
 
-from app.core.errors import BadRequestError
+from app.core.errors import AppError, BadRequestError
 from app.events.schemas import ItemDeleted
 from app.items import service
 from app.items.errors import ItemNameTakenError, ItemNotFoundError, NotItemOwnerError
@@ -12,7 +13,7 @@ from app.items.schemas import ItemPublic, ItemQuery, ItemUpdate
 from app.services import Services
 from app.storage.cache import Cached
 from app.storage.unit_of_work import ReadOnlyError
-from tests.conftest import Account, new_item
+from tests.conftest import Account, background_paused, new_item
 from tests.cursors import forged_cursors
 
 TTL = 60
@@ -68,13 +69,39 @@ async def test_missing_item(services: Services, account: Account) -> None:
 async def test_second_read_comes_from_the_cache(services: Services, account: Account) -> None:
     item = await new_item(services, account)
     await get(services, item, account)
-    await services.relay.stop()  # its background polling would count too
-    try:
+    async with background_paused(services):
         before = services.database.round_trips
         assert await get(services, item, account) == item
         assert services.database.round_trips == before
-    finally:
-        services.relay.start()
+
+
+async def test_many_items_are_read_in_one_query_each_refusal_in_its_place(
+    services: Services, account: Account, other_account: Account
+) -> None:
+    mine = [await new_item(services, account) for _ in range(5)]
+    await get(services, mine[0], account)  # one already cached
+    theirs = await new_item(services, other_account)
+
+    async def read(item_ids: list[UUID]) -> tuple[list[ItemPublic | AppError], int]:
+        before = services.database.round_trips
+        found = await service.get_items(
+            database=services.database,
+            cache=services.cache,
+            item_ids=item_ids,
+            ttl=TTL,
+            principal=account.principal,
+        )
+        return found, services.database.round_trips - before
+
+    async with background_paused(services):
+        _, one = await read([uuid4()])
+        found, many = await read([*(item.id for item in mine), theirs.id, uuid4()])
+        again, cached = await read([item.id for item in mine])
+    assert many == one, (one, many)
+    assert found[:5] == again == mine
+    assert cached == 0
+    assert isinstance(found[5], NotItemOwnerError)
+    assert isinstance(found[6], ItemNotFoundError)
 
 
 async def test_updates_are_visible_at_once_and_deletes_too(
@@ -109,10 +136,13 @@ async def test_a_read_that_raced_a_change_does_not_cache_what_the_change_replace
     read sees the change, not the item as it was."""
     item = await new_item(services, account, price_cents=100)
     await services.cache.delete(service.cache_key(item.id))
-    fill = services.cache.fill
+    fill = services.cache.fill_many
 
-    async def change_then_fill(miss: Cached[ItemPublic], read: ItemPublic, *, seconds: int) -> None:
+    async def change_then_fill(
+        fills: Sequence[tuple[Cached[ItemPublic], ItemPublic]], *, seconds: int
+    ) -> None:
         monkeypatch.undo()
+        ((_, read),) = fills
         if change == "update":
             data = ItemUpdate(price_cents=150)
             await service.update_item(
@@ -120,9 +150,9 @@ async def test_a_read_that_raced_a_change_does_not_cache_what_the_change_replace
             )
         else:
             await service.delete_item(database=services.database, cache=services.cache, item=read)
-        await fill(miss, read, seconds=seconds)
+        await fill(fills, seconds=seconds)
 
-    monkeypatch.setattr(services.cache, "fill", change_then_fill)
+    monkeypatch.setattr(services.cache, "fill_many", change_then_fill)
     assert await get(services, item, account) == item  # the racing read answers what it read
     if change == "update":
         assert (await get(services, item, account)).price_cents == 150

@@ -33,6 +33,10 @@ TOKEN = "/api/v1/auth/token"
 MULTIPART = {"content-type": "multipart/form-data; boundary=xyz"}
 JSON = {"content-type": "application/json"}
 ACCOUNT = {"email": "problem-shape@example.com", "password": "Corr3ct-horse-battery!"}
+{%- else %}
+JSON = {"content-type": "application/json"}
+# Valid JSON, with a number longer than `int()` takes (sys.get_int_max_str_digits: 4300).
+HUGE_NUMBER = b'{"query": "{ __typename }", "variables": {"n": ' + b"9" * 5000 + b"}}"
 {%- endif %}
 
 
@@ -192,6 +196,11 @@ API_LAYERS = [
         "GraphQL transport: not JSON",
         400,
         lambda c: c.client.post("/graphql", content=b"{}", headers={"content-type": "text/plain"}),
+    ),
+    Layer(
+        "GraphQL transport: a number longer than the interpreter converts",
+        400,
+        lambda c: c.client.post("/graphql", content=HUGE_NUMBER, headers=JSON),
     ),
 ]
 {%- endif %}

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -23,6 +24,10 @@ class ItemRepository(Protocol):
         ...
 
     async def get(self, item_id: UUID) -> ItemPublic | None: ...
+
+    async def by_ids(self, item_ids: Sequence[UUID]) -> list[ItemPublic]:
+        """The items of these ids that exist, in one read, in no particular order."""
+        ...
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
         """Apply the changes; None if the item is gone. ItemNameTakenError on a clash."""

@@ -1,9 +1,10 @@
 """What can be done with items, whichever database and API serve them."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from app.auth.tokens import Principal
-from app.core.errors import with_event
+from app.core.errors import AppError, with_event
 from app.core.pagination import Cursor, Page, Slice, Window, reversed_sort, slice_window, to_page
 from app.events.schemas import ItemAccessDenied, ItemCreated, ItemDeleted, ItemUpdated
 from app.items.errors import ItemNotFoundError, NotItemOwnerError
@@ -33,16 +34,44 @@ async def get_item(
     *, database: Database, cache: Cache, item_id: UUID, ttl: int, principal: Principal
 ) -> ItemPublic:
     """Cache-aside: Redis first, the database on a miss; writes invalidate."""
-    cached = await cache.lookup(cache_key(item_id), ItemPublic)
-    item = cached.value
-    if item is None:
+    (found,) = await get_items(
+        database=database, cache=cache, item_ids=[item_id], ttl=ttl, principal=principal
+    )
+    if isinstance(found, AppError):
+        raise found
+    return found
+
+
+async def get_items(
+    *, database: Database, cache: Cache, item_ids: Sequence[UUID], ttl: int, principal: Principal
+) -> list[ItemPublic | AppError]:
+    """`get_item` for each id, in the same order, each refusal in its place: one cache
+    round trip, and one database read for all the misses (one connection, however many)."""
+    names = [cache_key(item_id) for item_id in item_ids]
+    cached = await cache.lookup_many(names, ItemPublic)
+    missed = [item_id for item_id, hit in zip(item_ids, cached, strict=True) if hit.value is None]
+    read: dict[UUID, ItemPublic] = {}
+    if missed:
         async with database.unit_of_work(read_only=True) as uow:
-            item = await uow.items.get(item_id)
-        if item is None:
-            raise ItemNotFoundError
-        await cache.fill(cached, item, seconds=ttl)
-    _check_access(item, principal)
-    return item
+            read = {item.id: item for item in await uow.items.by_ids(missed)}
+        fills = [
+            (hit, read[item_id])
+            for item_id, hit in zip(item_ids, cached, strict=True)
+            if hit.value is None and item_id in read
+        ]
+        await cache.fill_many(fills, seconds=ttl)
+    answers: list[ItemPublic | AppError] = []
+    for item_id, hit in zip(item_ids, cached, strict=True):
+        item = hit.value if hit.value is not None else read.get(item_id)
+        try:
+            if item is None:
+                raise ItemNotFoundError
+            _check_access(item, principal)
+        except AppError as refusal:
+            answers.append(refusal)
+        else:
+            answers.append(item)
+    return answers
 
 
 async def editable_item(*, database: Database, item_id: UUID, principal: Principal) -> ItemPublic:

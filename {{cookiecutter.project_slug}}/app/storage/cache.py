@@ -8,7 +8,7 @@ the change replaced or deleted.
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
@@ -35,10 +35,13 @@ redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 """
 
 
-# Set the value only if the key's version is still the one the miss saw ('' for none).
+# For each pair of keys (value, version) and of arguments after the time to live (value,
+# version the miss saw, '' for none): set the value only if the version is still that one.
 _FILL = """
-if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+for i = 1, #KEYS, 2 do
+  if (redis.call('GET', KEYS[i + 1]) or '') == ARGV[i + 2] then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', tonumber(ARGV[1]))
+  end
 end
 """
 # Drop the value and move the version on: fills begun before this change are refused.
@@ -141,12 +144,29 @@ class Cache:
 
     async def lookup(self, name: str, model: type[M]) -> Cached[M]:
         """The cached model, or a miss to `fill` once the model is read elsewhere."""
+        (found,) = await self.lookup_many([name], model)
+        return found
+
+    async def lookup_many(self, names: Sequence[str], model: type[M]) -> list[Cached[M]]:
+        """`lookup` for each name, in the same order, in one round trip."""
+        if not names:
+            return []
+        keys = [key for name in names for key in (self.key(name), self._version_key(name))]
         try:
-            raw, version = await self.redis.mget(self.key(name), self._version_key(name))
+            found = await self.redis.mget(keys)
         except REDIS_DOWN:
-            CACHE_LOOKUPS.labels(model.__name__, "unavailable").inc()
+            CACHE_LOOKUPS.labels(model.__name__, "unavailable").inc(len(names))
             log.warning("cache_bypassed", reason="redis unavailable")
-            return Cached(name, None, None)
+            return [Cached(name, None, None) for name in names]
+        return [
+            self._cached(name, model, raw, version)
+            for name, raw, version in zip(names, found[::2], found[1::2], strict=True)
+        ]
+
+    @staticmethod
+    def _cached(
+        name: str, model: type[M], raw: str | bytes | None, version: str | bytes | None
+    ) -> Cached[M]:
         CACHE_LOOKUPS.labels(model.__name__, "miss" if raw is None else "hit").inc()
         if raw is not None:
             return Cached(name, model.model_validate_json(raw), None)
@@ -154,13 +174,20 @@ class Cache:
 
     async def fill(self, miss: Cached[M], value: M, *, seconds: int) -> None:
         """Cache what was read after the miss, unless the key changed since it."""
-        if miss.version is None:
+        await self.fill_many([(miss, value)], seconds=seconds)
+
+    async def fill_many(self, fills: Sequence[tuple[Cached[M], M]], *, seconds: int) -> None:
+        """`fill` for each miss and what was read after it, in one round trip."""
+        keys: list[str] = []
+        args: list[str | int] = [seconds]
+        for miss, value in fills:
+            if miss.version is not None:  # None: Redis was down at the lookup
+                keys += (self.key(miss.name), self._version_key(miss.name))
+                args += (value.model_dump_json(), miss.version)
+        if not keys:
             return
         try:
-            await self._fill(
-                keys=[self.key(miss.name), self._version_key(miss.name)],
-                args=[value.model_dump_json(), seconds, miss.version],
-            )
+            await self._fill(keys=keys, args=args)
         except REDIS_DOWN:
             log.warning("cache_bypassed", reason="redis unavailable")
 

@@ -42,9 +42,10 @@ class Router(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """A request is a JSON object (a list is a batch) of text with a UTF-8 form, its
         members of their types. Strawberry would fail with a server error on another JSON
-        value, such as a bare string, on invalid UTF-8 and on JSON nested past the
-        interpreter's recursion limit; a lone surrogate (a JSON escape can carry one)
-        would fail wherever it is encoded; and it takes an `operationName` of any type."""
+        value, such as a bare string, on invalid UTF-8, on JSON nested past the
+        interpreter's recursion limit and on a number longer than it converts; a lone
+        surrogate (a JSON escape can carry one) would fail wherever it is encoded; and it
+        takes an `operationName` of any type."""
         try:
             decoded = super().decode_json(data)
             # Fails on a lone surrogate anywhere, keys included.
@@ -53,6 +54,9 @@ class Router(GraphQLRouter[Context, None]):
             raise HTTPException(400, "The request body is not valid UTF-8 JSON.") from exc
         except RecursionError as exc:
             raise HTTPException(400, "The request body is nested too deeply.") from exc
+        except ValueError as exc:
+            # Not JSON, or a number past the digits the interpreter converts (4300).
+            raise HTTPException(400, "The request body is not valid JSON.") from exc
         if not isinstance(decoded, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
         for member, (kind, named) in MEMBERS.items():

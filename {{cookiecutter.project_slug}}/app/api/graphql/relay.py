@@ -191,7 +191,7 @@ class Query:
             raise InvalidInputError(f"At most {PAGE_MAX} ids at once.")
         info.context.budget.draw(len(ids))
         # Each one resolved on its own: one refused id nulls its own place only. They
-        # load through the request's loaders: users in one read, and an id asked twice
-        # (in another alias, say) is read once.
+        # load through the request's loaders: users in one read, items in one cache round
+        # trip and one read, and an id asked twice (in another alias, say) is read once.
         pending: Sequence[Awaitable[relay.Node | None]] = [refetch(info, id) for id in ids]
         return pending  # type: ignore[return-value]

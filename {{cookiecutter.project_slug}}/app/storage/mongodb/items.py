@@ -1,4 +1,4 @@
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -122,6 +122,11 @@ class MongoItemRepository:
     async def get(self, item_id: UUID) -> ItemPublic | None:
         document = await self.items.find_one({"id": str(item_id)}, session=self.session)
         return _to_item(document) if document else None
+
+    async def by_ids(self, item_ids: Sequence[UUID]) -> list[ItemPublic]:
+        ids = [str(item_id) for item_id in item_ids]
+        cursor = self.items.find({"id": {"$in": ids}}, session=self.session)
+        return [_to_item(document) async for document in cursor]
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
         try:

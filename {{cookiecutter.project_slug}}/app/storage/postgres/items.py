@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -84,6 +85,10 @@ class PostgresItemRepository:
     async def get(self, item_id: UUID) -> ItemPublic | None:
         row: Row[Any] | None = (await self.connection.execute(GET, {"item_id": item_id})).first()
         return ItemPublic.model_validate(row) if row else None
+
+    async def by_ids(self, item_ids: Sequence[UUID]) -> list[ItemPublic]:
+        rows = await self.connection.execute(READ.where(ITEMS.c.id.in_(item_ids)))
+        return [ItemPublic.model_validate(row) for row in as_dicts(rows)]
 
     async def update(self, item_id: UUID, changes: dict[str, Any]) -> ItemPublic | None:
         statement = (
