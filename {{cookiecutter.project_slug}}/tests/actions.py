@@ -21,6 +21,7 @@ from typing import Any
 
 from httpx import ASGITransport, AsyncClient
 
+from app.api.dependencies import address_key
 {% if cookiecutter.compliance_logging -%}
 from app.audit.events import (
     AccountErased,
@@ -436,7 +437,7 @@ async def _login_rate_limited(client: AsyncClient, services: Services) -> Perfor
         # them: a hundred real attempts at the suite's limit cost seconds of hashing)...
         transport = fresh._transport
         assert isinstance(transport, ASGITransport)
-        address = transport.client[0]
+        address = address_key(transport.client[0])
         for _ in range(allowed):
             used = await services.limiter.hit(
                 f"login-account:{account.email}:{address}", limit=allowed

@@ -29,6 +29,7 @@ from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient
 from pydantic import ValidationError
 
+from app.api.dependencies import address_key
 from app.core.server import HEAD_MAX_BYTES
 from app.services import Services
 from app.settings import ForwardedSettings, Settings
@@ -170,6 +171,78 @@ async def test_behind_the_declared_proxy_each_client_is_limited_by_its_own_addre
         first = await limited_after(proxy, ["203.0.113.10"] * (API_LIMIT + 1))
         assert first == [False] * API_LIMIT + [True]
         assert await limited_after(proxy, ["203.0.113.11"]) == [False]
+
+
+@pytest.mark.slow
+async def test_behind_the_declared_proxy_one_client_is_one_however_its_address_is_written(
+    servers: dict[str, Server],
+) -> None:
+    """An address in any of its spellings, an IPv4 address mapped into IPv6, and the
+    addresses of one IPv6 /64 count as one client."""
+    one_network = [
+        "2001:db8:5:6::1",
+        "2001:DB8:5:6:0:0:0:1",
+        "2001:0db8:0005:0006::2",
+        "2001:db8:5:6:ffff::9",
+    ]
+    mapped = [
+        "203.0.113.20",
+        "::ffff:203.0.113.20",
+        "::ffff:cb00:7114",
+        "0:0:0:0:0:ffff:203.0.113.20",
+    ]
+    async with servers["proxied"].client(PROXY) as proxy:
+        for spellings in (one_network, mapped):
+            assert await limited_after(proxy, spellings) == [False] * API_LIMIT + [True]
+        assert await limited_after(proxy, ["2001:db8:5:7::1"]) == [False]
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("2001:DB8:1:2:3::5", "2001:db8:1:2::/64"),
+        ("2001:db8::1:0:0:5", "2001:db8::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::1", "::/64"),
+        (None, "unknown"),
+        ("unix-peer", "unix-peer"),
+    ],
+)
+def test_the_limits_count_a_client_by_one_key_per_address_or_ipv6_network(
+    host: str | None, key: str
+) -> None:
+    assert address_key(host) == key
+
+
+NOT_HTTP = [
+    b"GARBAGE\r\n\r\n",
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /health/\x00live HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /health/live HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", NOT_HTTP, ids=range(len(NOT_HTTP)))
+async def test_a_request_that_is_not_http_is_answered_400_in_the_problem_shape(
+    servers: dict[str, Server], sent: bytes
+) -> None:
+    port = httpx.URL(servers["image"].url).port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(sent)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # then the server closes
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200]
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head.lower()
+    problem = json.loads(body)
+    assert (problem["status"], problem["code"]) == (400, "bad_request"), problem
 
 
 @pytest.mark.slow

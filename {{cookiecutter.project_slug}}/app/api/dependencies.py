@@ -1,6 +1,7 @@
 """Dependencies every API style shares: the services, the caller, the API-wide rate limit."""
 
 import contextlib
+import ipaddress
 from typing import Annotated, cast
 
 import structlog
@@ -29,8 +30,30 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+# Per-address limits count an IPv6 client by its network of this size: what one
+# subscriber is usually given, and can change addresses within at will.
+IPV6_CLIENT_PREFIX = 64
+
+
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client as the per-address limits count it (and idempotency keys are scoped)."""
+    return address_key(request.client.host if request.client else None)
+
+
+def address_key(host: str | None) -> str:
+    """One client, however its address is written: an IPv4 address as itself (also when
+    mapped into IPv6), an IPv6 address by its /64 network, anything else as given."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:100]  # not an address: a Unix socket's peer, say
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
 
 
 async def authenticate(request: Request, services: Services) -> Principal:

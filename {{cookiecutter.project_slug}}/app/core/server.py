@@ -3,7 +3,8 @@
 httptools reads a request line and headers of any size before the app sees them: 64 MB
 of headers took 6 s and 115 MB of memory to be answered 200. This protocol answers 431
 and closes the connection once a head passes HEAD_MAX_BYTES, having kept no more than
-that and one read of the socket. (uvicorn's h11 has such a bound too, but costs about
+that and one read of the socket. A request that is not HTTP is answered 400 in the API's
+problem shape too, not in uvicorn's plain text. (uvicorn's h11 has such a bound too, but costs about
 100 µs a request more than httptools.)
 
 Served by `uvicorn app.main:app --http app.core.server:BoundedHttpToolsProtocol`, as the
@@ -17,7 +18,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.core.errors import status_code, status_title
 
 HEAD_MAX_BYTES = 64 * 1024
-_STATUS = 431
 
 
 class HeadTooLargeError(Exception):
@@ -69,22 +69,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.send_400_response("")
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request it cannot parse; 431 in the problem shape when
-        the head was too large."""
-        if not self._head_too_large:
-            super().send_400_response(msg)
-            return
+        """uvicorn's answer to a request it cannot parse (its message names no more than
+        that), in the problem shape: 431 when the head was too large, 400 otherwise."""
+        if self._head_too_large:
+            status = 431
+            detail = f"The request line and headers are over {HEAD_MAX_BYTES} bytes."
+        else:
+            status = 400
+            detail = "The request is not valid HTTP/1.1."
         problem = {
             "type": "about:blank",
-            "title": status_title(_STATUS),
-            "status": _STATUS,
-            "detail": f"The request line and headers are over {HEAD_MAX_BYTES} bytes.",
-            "code": status_code(_STATUS),
+            "title": status_title(status),
+            "status": status,
+            "detail": detail,
+            "code": status_code(status),
         }
         body = json.dumps(problem).encode()
         self.transport.write(
-            b"HTTP/1.1 431 " + status_title(_STATUS).encode() + b"\r\n"
-            b"content-type: application/problem+json\r\n"
+            f"HTTP/1.1 {status} {status_title(status)}\r\n".encode()
+            + b"content-type: application/problem+json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
