@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app import about
 from app.api import health
+from app.api.dependencies import bearer_token
 {%- if cookiecutter.api == "rest" %}
 from app.api.metrics import refresh_scrape_gauges
 from app.api.responses import operation_id, publish_openapi
@@ -177,8 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         if not development:
-            given = request.headers.get("authorization", "").encode("latin-1")
-            if not hmac.compare_digest(given, b"Bearer " + metrics_token):
+            given = (bearer_token(request) or "").encode("latin-1")
+            if not hmac.compare_digest(given, metrics_token):
                 raise UnauthorizedError("The metrics need the metrics token as a bearer token.")
         await refresh_scrape_gauges(request.app.state.services)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1098,6 +1098,11 @@ MUST_MASK = [
     ("rrn 900101/1234567", "900101/1234567"),
     ("rrn 900101\u22121234567", "900101\u22121234567"),
     ("rrn 900101\u00a01234567", "900101\u00a01234567"),
+    ("rrn 900101\t1234567", "900101\t1234567"),
+    ("rrn 900101  1234567", "900101  1234567"),
+    ("rrn 900101\n1234567", "900101\n1234567"),
+    ("call 010\t1234\t5678", "1234\t5678"),
+    ("card 4111\t1111\t1111\t1111", "4111\t1111\t1111\t1111"),
     ("call 010\u20101234\u20105678", "1234\u20105678"),
     ("call 010\uff0d1234\uff0d5678", "1234\uff0d5678"),
     ("call 010/1234/5678", "1234/5678"),
@@ -1141,6 +1146,7 @@ MUST_MASK = [
     ("to alice%40example%2Ecom", "alice"),
     # Credentials under the usual names, and after any authorization scheme.
     ("passcode=hunter2", "hunter2"),
+    ("login failed: pw=hunter2", "hunter2"),
     ("passphrase=correct-horse", "correct-horse"),
     ("pwd: hunter2", "hunter2"),
     ("apikey=k-123456", "k-123456"),
@@ -1201,6 +1207,8 @@ MUST_KEEP = [
     "price 1,234,567 KRW",
     "20 items in 123 ms",
     "footprint=12",
+    "pwm=12 upward=3",
+    "rows\t20\nitems\t123",
     # What a log line holds besides: ids, times, durations, addresses, counts, prices.
     "user 12345678-1234-5678-1234-567812345678",
     "request 3f2a9b1c0d4e5f67890123456789abcd",

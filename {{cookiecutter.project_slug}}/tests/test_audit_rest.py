@@ -1,5 +1,7 @@
 """Data-subject rights and the audit query over REST, against the real services."""
 
+from uuid import uuid4
+
 from httpx import AsyncClient
 
 from app.services import Services
@@ -29,6 +31,8 @@ async def test_erasure_needs_the_password_and_ends_the_session(
     wrong = await client.post(erase, json={"password": "Wrong-passw0rd!"}, headers=account.headers)
     assert problem(400, wrong)["code"] == "wrong_password"
     problem(422, await client.post(erase, json={}, headers=account.headers))
+    other = {"password": account.password, "user_id": str(uuid4())}
+    problem(422, await client.post(erase, json=other, headers=account.headers))
 
     done = await client.post(erase, json={"password": account.password}, headers=account.headers)
 

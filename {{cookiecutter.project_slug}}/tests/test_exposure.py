@@ -73,12 +73,15 @@ async def test_metrics_need_the_token_outside_development(
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
         basic = await client.get("/metrics", headers={"Authorization": f"Basic {token}"})
         right = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        # The scheme's name is case-insensitive (RFC 9110), as for the API's tokens.
+        lower = await client.get("/metrics", headers={"Authorization": f"bearer {token}"})
     for refused in (anonymous, wrong, basic):
         assert refused.status_code == 401
         assert refused.headers["content-type"] == "application/problem+json"
         assert "http_requests_total" not in refused.text
-    assert right.status_code == 200
-    assert "http_requests_total" in right.text
+    for accepted in (right, lower):
+        assert accepted.status_code == 200
+        assert "http_requests_total" in accepted.text
 
 
 async def test_metrics_are_open_in_development(settings: Settings, services: Services) -> None:

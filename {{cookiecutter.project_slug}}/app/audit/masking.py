@@ -19,11 +19,12 @@ import unicodedata
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-# Short names only as whole words: `otp` and `pass` are secrets, `footprint` and `compass` not.
+# Short names only as whole words: `otp`, `pw` and `pass` are secrets, `footprint` and
+# `compass` not.
 SECRET_FIELD = re.compile(
     r"pass(?:word|wd|code|phrase)|pwd|secret|token|authori[sz]ation|cookie|api[_-]?key"
     r"|(?:access|private)[_-]?key|credential|session[_-]?id|sessid"
-    r"|(?<![a-z])(?:pass|otp|pin|auth|session|sid)(?![a-z])",
+    r"|(?<![a-z])(?:pass|pw|otp|pin|auth|session|sid)(?![a-z])",
     re.I,
 )
 
@@ -70,12 +71,12 @@ _CREDENTIAL_HEADER = re.compile(
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?<![\w-])(?:[\w-]*(?:pass(?:word|wd|code|phrase)|pwd|secret|token|api[_-]?key"
     r"|(?:access|private)[_-]?key|credentials?|session(?:[_-]?id)?|sessid)"
-    r"|(?:[\w-]*[_-])?(?:pass|otp|pin|sid))"
+    r"|(?:[\w-]*[_-])?(?:pass|pw|otp|pin|sid))"
     r"[\"']?\s*(?:[:=]|%3[ad])\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
 # What a secret assignment needs besides its `:` or `=`: a quick search for it skips the
 # costly patterns above on the many values that hold none of these words.
-_SECRET_WORD = re.compile(r"(?i)pass|pwd|secret|token|key|otp|pin|credential|cookie|sess|sid|auth")
+_SECRET_WORD = re.compile(r"(?i)pass|pw|secret|token|key|otp|pin|credential|cookie|sess|sid|auth")
 _JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[\w.~+/=-]+)")
 _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
@@ -93,8 +94,9 @@ _EMAIL = re.compile(
 # a separator (a decimal number, an IP address).
 _ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_-])"
 _END = r"(?![0-9A-Za-z]|[./_-][0-9]|-[0-9A-Fa-f]{4})"
-# Between the groups of a number: a dash, dot, underscore or slash, spaced or not, or a space.
-_SEP = r"(?: ?[./_-] ?| )"
+# Between the groups of a number: a dash, dot, underscore or slash, spaced or not, or one
+# or two spaces, tabs or line breaks.
+_SEP = r"(?: ?[./_-] ?|\s\s?)"
 
 
 def _number(pattern: str) -> re.Pattern[str]:

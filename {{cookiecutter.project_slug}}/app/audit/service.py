@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
 from app.audit.records import AuditLog, AuditQuery, AuditRecord, Outcome, SealedEntry
@@ -107,7 +107,10 @@ class PersonalData(BaseModel):
 
 
 class Erasure(BaseModel):
-    """Erasing an account is confirmed with its password, like a password change."""
+    """Erasing an account is confirmed with its password, like a password change. Nothing
+    else is taken: a field such as a user id would suggest the erasure of someone else."""
+
+    model_config = ConfigDict(extra="forbid")
 
     password: str = Field(min_length=1, max_length=PASSWORD_MAX)
 
