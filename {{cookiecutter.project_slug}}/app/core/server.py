@@ -3,9 +3,9 @@
 httptools reads a request line and headers of any size before the app sees them: 64 MB
 of headers took 6 s and 115 MB of memory to be answered 200. This protocol answers 431
 and closes the connection once a head passes HEAD_MAX_BYTES, having kept no more than
-that and one read of the socket. A request that is not HTTP is answered 400 in the API's
-problem shape too, not in uvicorn's plain text. (uvicorn's h11 has such a bound too, but costs about
-100 µs a request more than httptools.)
+that and one read of the socket. (uvicorn's h11 has such a bound too, but costs about
+100 µs a request more than httptools.) A request that is not HTTP at all is answered 400
+in the API's problem shape as well, not in uvicorn's plain text.
 
 Served by `uvicorn app.main:app --http app.core.server:BoundedHttpToolsProtocol`, as the
 Dockerfile and the Makefile do.
