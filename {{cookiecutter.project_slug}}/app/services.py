@@ -10,7 +10,7 @@ from app.audit.records import AuditLog
 from app.audit.sealer import AuditSealer
 {%- endif %}
 from app.auth.passwords import PasswordHasher
-from app.auth.tokens import Tokens
+from app.auth.tokens import Tokens, issuer
 from app.core.breakers import CircuitBreaker, RedisBreaker
 from app.core.idempotency import Idempotency
 from app.core.rate_limit import RateLimiter
@@ -125,7 +125,7 @@ def build_services(settings: Settings) -> Services:
         activity=activity,
         relay=relay,
         passwords=PasswordHasher(settings.auth),
-        tokens=Tokens(settings.auth, cache),
+        tokens=Tokens(settings.auth, cache, issuer=issuer(settings.app)),
         limiter=RateLimiter(cache),
         idempotency=Idempotency(cache, settings.idempotency),
 {%- if cookiecutter.compliance_logging %}

@@ -703,7 +703,7 @@ async def test_an_erasure_committed_while_redis_is_down_still_ends_every_session
         await audit_service.erase_account(
             database=services.database,
             passwords=services.passwords,
-            tokens=Tokens(settings.auth, down),
+            tokens=Tokens(settings.auth, down, issuer=services.tokens.issuer),
             cache=down,
             user_id=account.user.id,
             data=Erasure(password=PASSWORD),

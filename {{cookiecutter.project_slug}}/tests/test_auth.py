@@ -163,6 +163,7 @@ async def test_access_token_claims(
     services: Services, settings: Settings, account: Account
 ) -> None:
     claims = services.tokens.decode(account.tokens.access_token, kind="access")
+    assert claims["iss"] == f"{settings.app.name}/test"
     assert claims["sub"] == str(account.user.id)
     assert claims["type"] == "access"
     assert claims["exp"] - claims["iat"] == settings.auth.access_token_minutes * 60 == 900
@@ -192,6 +193,12 @@ async def test_bad_tokens_are_refused(
         "refresh as access": account.tokens.refresh_token,
         "tampered": f"{header}.{tampered_payload}.{signature}",
         "missing claim": _forged({k: v for k, v in claims.items() if k != "jti"}, key, "HS256"),
+        # Signed with this key, for the same service in another environment, or another.
+        "other environment": _forged(
+            {**claims, "iss": f"{settings.app.name}/production"}, key, "HS256"
+        ),
+        "other service": _forged({**claims, "iss": "another-service/test"}, key, "HS256"),
+        "no issuer": _forged({k: v for k, v in claims.items() if k != "iss"}, key, "HS256"),
         "garbage": "not.a.token",
     }
     for name, token in bad.items():
@@ -271,7 +278,12 @@ async def test_a_password_change_committed_while_redis_is_down_still_ends_every_
     other = await login(services, account.email, PASSWORD)
     down = Cache(unreachable(settings, "redis").redis)
     try:
-        await change_password(services, account, "Brand-new-passw0rd!", Tokens(settings.auth, down))
+        await change_password(
+            services,
+            account,
+            "Brand-new-passw0rd!",
+            Tokens(settings.auth, down, issuer=services.tokens.issuer),
+        )
     finally:
         await down.close()
 
@@ -362,7 +374,7 @@ async def demote_while_redis_is_down(
     try:
         await user_service.set_role(
             database=services.database,
-            tokens=Tokens(settings.auth, down),
+            tokens=Tokens(settings.auth, down, issuer=services.tokens.issuer),
             user_id=admin.user.id,
             role="user",
             by=None,

@@ -24,13 +24,13 @@ import structlog
 from pydantic import BaseModel
 
 from app.core.errors import REDIS_DOWN, UnauthorizedError
-from app.settings import AuthSettings
+from app.settings import AppSettings, AuthSettings
 from app.storage.cache import Cache
 from app.users.schemas import Role, User
 
 log = structlog.get_logger(__name__)
 TokenType = Literal["access", "refresh"]
-REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "type", "sid"]
+REQUIRED_CLAIMS = ["iss", "sub", "exp", "iat", "jti", "type", "sid"]
 # A refresh token also names the user's token version it was issued under.
 REFRESH_CLAIMS = [*REQUIRED_CLAIMS, "ver"]
 
@@ -87,10 +87,17 @@ class Principal:
         return self.role == "admin"
 
 
+def issuer(app: AppSettings) -> str:
+    """Who issues the tokens: the service, in its environment. A token of another service
+    or environment is refused, even one signed with the same key."""
+    return f"{app.name}/{app.environment}"
+
+
 class Tokens:
-    def __init__(self, settings: AuthSettings, cache: Cache) -> None:
+    def __init__(self, settings: AuthSettings, cache: Cache, *, issuer: str) -> None:
         self.settings = settings
         self.cache = cache
+        self.issuer = issuer
         self.access_seconds = settings.access_token_minutes * 60
         self.refresh_seconds = settings.refresh_token_days * 86400
         self._rotate = cache.redis.register_script(_ROTATE)
@@ -104,18 +111,20 @@ class Tokens:
 
     def _encode(self, claims: dict[str, Any], *, kind: TokenType, seconds: int) -> str:
         now = int(time.time())
-        payload = {**claims, "type": kind, "iat": now, "exp": now + seconds}
+        payload = {**claims, "iss": self.issuer, "type": kind, "iat": now, "exp": now + seconds}
         return jwt.encode(
             payload, self.settings.secret_key.get_secret_value(), self.settings.algorithm
         )
 
     def decode(self, token: str, *, kind: TokenType) -> dict[str, Any]:
-        """Verified claims, or 401: bad signature, other algorithm, expired, wrong type."""
+        """Verified claims, or 401: bad signature, other algorithm, another issuer,
+        expired, wrong type."""
         try:
             claims = jwt.decode(
                 token,
                 self.settings.secret_key.get_secret_value(),
                 algorithms=[self.settings.algorithm],
+                issuer=self.issuer,
                 options={"require": REFRESH_CLAIMS if kind == "refresh" else REQUIRED_CLAIMS},
             )
         except jwt.PyJWTError as exc:
