@@ -252,8 +252,9 @@ async def background_paused(services: Services) -> AsyncIterator[None]:
 
 async def in_turn(run: Any) -> Any:
     """One round of a background worker that takes turns under a lease: None when it is
-    not its turn, or when its lease lapsed mid-round and another worker's writes won (a
-    stand-in database server may not refuse a second lease; the writes' fencing does)."""
+    not its turn, or when it lost the lease mid-round and the fencing refused its writes
+    (a relay built beside the app's own shares that outbox's lease owner, so each one's
+    renewal fences the other out)."""
     try:
         return await run()
     except ServiceUnavailableError:

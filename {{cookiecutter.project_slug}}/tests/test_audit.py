@@ -80,6 +80,7 @@ from tests import api
 from tests.conftest import (
     PASSWORD,
     Account,
+    background_paused,
     eventually,
     in_turn,
     new_item,
@@ -524,6 +525,28 @@ async def test_admin_query_filters_and_pages_and_is_itself_audited(
     assert end is None
     assert none == []
     assert ("audit.read", "success") in await actions_of(services, str(admin_account.user.id))
+
+
+async def test_seal_rounds_and_a_purge_in_one_process_take_turns(
+    services: Services, account: Account
+) -> None:
+    """One process, one audit log: its rounds and a purge exclude each other as two
+    processes' do, and none of them fails for the other's sake."""
+    async with background_paused(services):
+        await create_items(services, account, 12)
+        # Nothing is old enough to remove: the purge seals what is pending, then records
+        # itself, while single-record rounds run beside it.
+        long_ago = datetime.now(UTC) - timedelta(days=3650)
+        outcomes = await asyncio.gather(
+            *(services.audit.seal_pending(limit=1) for _ in range(6)),
+            services.audit.purge(before=long_ago),
+            return_exceptions=True,
+        )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert failures == []
+    report = await services.audit.verify()
+    assert report.intact
+    assert report.unsealed == 0
 
 
 @asynccontextmanager

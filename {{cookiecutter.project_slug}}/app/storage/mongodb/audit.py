@@ -2,7 +2,10 @@
 
 Records are inserted unsealed with the change (in its transaction on a replica set),
 numbered from a counter, with no lock. One sealer at a time, holding a lease (a
-compare-and-set on the lease document's owner and expiry), seals them in batches.
+compare-and-set on the lease document's owner and expiry), seals them in batches. Each
+round (and each purge) takes the lease as an owner of its own, so two rounds exclude
+each other in one process as they do across processes, as PostgreSQL's advisory lock
+does per transaction.
 The unique index on `position` fences it: a sealer that lost its lease and still
 writes collides with the positions its successor wrote, and its batch stops.
 
@@ -68,7 +71,6 @@ class MongoAuditLog:
         self.database = database
         self.collection = database.db[COLLECTION]
         self.key = key
-        self.lease = MongoLease(database.db, LEASE_ID)
 
     async def create_indexes(self, _: AsyncDatabase[Document]) -> None:
         await self.collection.create_index("sequence", unique=True, name="uq_audit_sequence")
@@ -140,11 +142,9 @@ class MongoAuditLog:
         cursor = self.collection.find(conditions).sort("sequence", order).limit(limit)
         return [_stored(document) async for document in cursor]
 
-    async def _take_lease(self) -> bool:
-        return await self.lease.take(LEASE.total_seconds()) is not None
-
-    async def _release_lease(self) -> None:
-        await self.lease.release()
+    def _lease(self) -> MongoLease:
+        """A new owner of the sealer's lease: one per round, never renewed by another."""
+        return MongoLease(self.database.db, LEASE_ID)
 
     async def _head(self) -> Head:
         document = await self.collection.find_one(
@@ -206,12 +206,13 @@ class MongoAuditLog:
         return SealRound(sealed=len(batch), head=head, purged_through=await self._anchor())
 
     async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
-        if not await self._take_lease():
+        lease = self._lease()
+        if await lease.take(LEASE.total_seconds()) is None:
             return None
         try:
             return await self._seal(limit=limit, expect=expect)
         finally:
-            await self._release_lease()
+            await lease.release()
 
     async def _chain(self) -> list[SealedEntry]:
         return [_stored(document) async for document in self.collection.find()]
@@ -223,8 +224,9 @@ class MongoAuditLog:
         return verify_chain(self.key, records, checkpoints=checkpoints, window=window)
 
     async def purge(self, *, before: datetime) -> PurgeReport:
+        lease = self._lease()
         for _ in range(PURGE_LEASE_ATTEMPTS):
-            if await self._take_lease():
+            if await lease.take(LEASE.total_seconds()) is not None:
                 break
             await asyncio.sleep(0.1)
         else:
@@ -252,7 +254,7 @@ class MongoAuditLog:
                 }
             )
         finally:
-            await self._release_lease()
+            await lease.release()
         head = Head(record.position or 0, record.seal or "")
         return PurgeReport(
             removed=plan.removed, before=before, head=head, purged_through=plan.through
