@@ -24,7 +24,7 @@ from openapi_spec_validator import validate
 from tests.combinations import ALL, Combination
 from tests.contract_tools import npm_tool
 from tests.rendering import EVERY, capture, clean_env, params, run, service_env
-from tests.test_restart import _serving
+from tests.serving import serving
 
 REST = params([c for c in ALL if c.api == "rest"])
 TEMPLATE = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_openapi_document_satisfies_standard_tools(
     }
     if combination.database == "postgres":
         run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
-    with _serving(project, env, tmp_path / "service.log") as port:
+    with serving(project, env, tmp_path / "service.log") as port:
         used = run(
             [sys.executable, "-m", "tests.contract_client", f"http://127.0.0.1:{port}"],
             cwd=TEMPLATE,

@@ -24,7 +24,7 @@ import yaml
 
 from tests.combinations import ALL, Combination
 from tests.rendering import EVERY, clean_env, params, run, service_env
-from tests.test_restart import _call, _free_port, _serving
+from tests.serving import call, free_port, serving
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -203,10 +203,10 @@ def test_a_real_prometheus_scrapes_a_served_render(
     token = _metrics_token(project)
     shipped = yaml.safe_load((project / "observability/prometheus/prometheus.yml").read_text())
     (job,) = [job for job in shipped["scrape_configs"] if job["job_name"] == "service"]
-    with _serving(project, env, tmp_path / "service.log") as app_port:
+    with serving(project, env, tmp_path / "service.log") as app_port:
         for _ in range(20):
-            assert _call(app_port, "GET", "/health/live")[0] == 200
-            assert _call(app_port, "GET", f"/no-such-page-{uuid.uuid4().hex}")[0] == 404
+            assert call(app_port, "GET", "/health/live")[0] == 200
+            assert call(app_port, "GET", f"/no-such-page-{uuid.uuid4().hex}")[0] == 404
         served = _served_metrics(app_port, token)
         config = tmp_path / "prometheus.yml"
         (tmp_path / "metrics-token").write_text(token)
@@ -219,7 +219,7 @@ def test_a_real_prometheus_scrapes_a_served_render(
                 }
             )
         )
-        prometheus_port = _free_port()
+        prometheus_port = free_port()
         server = subprocess.Popen(
             [
                 PROMETHEUS,
@@ -267,8 +267,8 @@ def _dashboard_data(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert server.poll() is None, "prometheus exited"
-        _call(app_port, "GET", "/health/live")
-        _call(app_port, "GET", f"/no-such-page-{uuid.uuid4().hex}")
+        call(app_port, "GET", "/health/live")
+        call(app_port, "GET", f"/no-such-page-{uuid.uuid4().hex}")
         try:
             rate = _prometheus_query(prometheus_port, rate_query)
             latency = _prometheus_query(prometheus_port, latency_query)

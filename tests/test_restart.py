@@ -9,16 +9,9 @@ answered 201 must be in the database afterwards.
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,60 +20,9 @@ import pytest
 from tests.combinations import Combination
 from tests.rendering import REST_POSTGRES, run, service_env
 from tests.services import create_postgres_database, dedicated_postgres, psql
+from tests.serving import call, serving
 
 PASSWORD = "Restart-test-passw0rd!"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _call(
-    port: int, method: str, path: str, body: dict[str, Any] | str | None = None, **headers: str
-) -> tuple[int, dict[str, str], Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        payload = json.dumps(body) if isinstance(body, dict) else body
-        if isinstance(body, dict):
-            headers = {**headers, "Content-Type": "application/json"}
-        connection.request(method, path, body=payload, headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
-        answer = {k.lower(): v for k, v in response.getheaders()}
-        return response.status, answer, json.loads(raw) if raw else None
-    finally:
-        connection.close()
-
-
-@contextmanager
-def _serving(project: Path, env: dict[str, str], log: Path) -> Iterator[int]:
-    port = _free_port()
-    argv = [sys.executable, "-m", "uv", "run", "--no-sync", "uvicorn", "app.main:app"]
-    server = subprocess.Popen(
-        [*argv, "--port", str(port), "--log-level", "warning"],
-        cwd=project,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if _call(port, "GET", "/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, "the service exited"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the service did not become ready")
-        yield port
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.mark.abuse
@@ -98,14 +40,14 @@ def test_service_survives_a_database_restart(
         }
         run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
         log = tmp_path / "service.log"
-        with _serving(project, env, log) as port:
+        with serving(project, env, log) as port:
             email = f"restart-{uuid.uuid4().hex[:8]}@example.com"
-            registered = _call(
+            registered = call(
                 port, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD}
             )
             assert registered[0] == 202, registered
             form = f"username={email}&password={PASSWORD}".replace("@", "%40")
-            login = _call(
+            login = call(
                 port,
                 "POST",
                 "/api/v1/auth/token",
@@ -122,7 +64,7 @@ def test_service_survives_a_database_restart(
                 while not stop.is_set():
                     name = f"item-{uuid.uuid4().hex}"
                     try:
-                        answers.append(_call(port, "POST", "/api/v1/items", {"name": name}, **auth))
+                        answers.append(call(port, "POST", "/api/v1/items", {"name": name}, **auth))
                     except OSError as exc:  # the service itself must not drop a request
                         answers.append((0, {}, str(exc)))
                     time.sleep(0.01)
@@ -135,7 +77,7 @@ def test_service_survives_a_database_restart(
                 postgres.restart()
                 # Readiness comes back by itself, the service untouched.
                 deadline = time.monotonic() + 60
-                while _call(port, "GET", "/health/ready")[0] != 200:
+                while call(port, "GET", "/health/ready")[0] != 200:
                     assert time.monotonic() < deadline, "readiness did not come back"
                     time.sleep(0.2)
                 settled = len(answers)
