@@ -1115,6 +1115,10 @@ MUST_MASK = [
     ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
     ("AUTHORIZATION: BEARER abc.def-ghi", "abc.def-ghi"),
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
+    # A JWT in a URL: its dots percent-encoded once or twice, after `/` encoded, or `_`.
+    ("GET /cb/eyJhbGciOiJIUzI1NiJ9%2EeyJzdWIiOiIxIn0%2Ec2lnbmF0dXJl", "c2lnbmF0dXJl"),
+    ("GET /cb%2FeyJhbGciOiJIUzI1NiJ9%252EeyJzdWIiOiIxIn0%252Ec2lnbmF0dXJl", "c2lnbmF0dXJl"),
+    ("jwt_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "c2lnbmF0dXJl"),
     # Separators of any kind: Unicode dashes, dots, underscores, slashes, odd spaces.
     ("rrn 900101.1234567", "900101.1234567"),
     ("rrn 900101_1234567", "900101_1234567"),

@@ -4,12 +4,12 @@ Applied to every value of every log line, including exception text: email
 addresses (quoted, percent-encoded once or twice), phone numbers, Korean resident
 registration numbers, payment card numbers (only Luhn-valid digit runs, so order
 numbers survive), bank account numbers written in groups (110-123-456789), bearer
-tokens, JWTs and Basic credentials, `Authorization` and `Cookie` values, secrets
-written as `name=value` or `name: value` in text, and whole fields whose name says
-they hold a secret. Numbers are found whatever their digits (full-width, Arabic-Indic,
-...) and separators (any dash, `.`, `_`, `/`, any space), also glued to a word by `_`
-(`user_4111111111111111`). Masking is by pattern: it catches the usual forms, not every
-form.
+tokens, JWTs (their dots also percent-encoded) and Basic credentials, `Authorization`
+and `Cookie` values, secrets written as `name=value` or `name: value` in text, and whole
+fields whose name says they hold a secret. Numbers are found whatever their digits
+(full-width, Arabic-Indic, ...) and separators (any dash, `.`, `_`, `/`, any space), also
+glued to a word by `_` (`user_4111111111111111`). Masking is by pattern: it catches the
+usual forms, not every form.
 """
 
 import base64
@@ -77,7 +77,16 @@ _SECRET_ASSIGNMENT = re.compile(
 # What a secret assignment needs besides its `:` or `=`: a quick search for it skips the
 # costly patterns above on the many values that hold none of these words.
 _SECRET_WORD = re.compile(r"(?i)pass|pw|secret|token|key|otp|pin|credential|cookie|sess|sid|auth")
-_JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
+# A JWT's three parts, its dots also percent-encoded (once or twice), and it may follow
+# `_` or a percent-encoded character (`%2FeyJ...` in a path).
+_JWT_DOT = r"(?:\.|%(?:25)*2[eE])"
+_JWT = re.compile(
+    r"(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))eyJ[\w-]*"
+    + _JWT_DOT
+    + r"[\w-]+"
+    + _JWT_DOT
+    + r"[\w-]*"
+)
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[\w.~+/=-]+)")
 _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
 # An address: its local part as written (any character RFC 5322 allows but `/`, `=` and
