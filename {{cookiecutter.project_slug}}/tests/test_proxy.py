@@ -245,6 +245,37 @@ async def test_a_request_that_is_not_http_is_answered_400_in_the_problem_shape(
     assert (problem["status"], problem["code"]) == (400, "bad_request"), problem
 
 
+WEBSOCKET_UPGRADES = {
+    "complete": b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    "without a key": b"",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", WEBSOCKET_UPGRADES.values(), ids=WEBSOCKET_UPGRADES.keys())
+async def test_a_websocket_upgrade_is_served_as_the_http_request_it_also_is(
+    servers: dict[str, Server], extra: bytes
+) -> None:
+    """No WebSocket routes: uvicorn answered an upgrade 403 or 400 in plain text, with
+    none of the API's headers. The API answers it like any request."""
+    port = httpx.URL(servers["image"].url).port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, close\r\n"
+            b"Upgrade: websocket\r\n" + extra + b"\r\n"
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:300]
+    assert b"\r\nx-request-id: " in head.lower()
+    assert b"\r\nx-content-type-options: nosniff" in head.lower()
+    assert json.loads(body) == {"status": "ok"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("server", "peer"),

@@ -5,13 +5,17 @@ of headers took 6 s and 115 MB of memory to be answered 200. This protocol answe
 and closes the connection once a head passes HEAD_MAX_BYTES, having kept no more than
 that and one read of the socket. (uvicorn's h11 has such a bound too, but costs about
 100 µs a request more than httptools.) A request that is not HTTP at all is answered 400
-in the API's problem shape as well, not in uvicorn's plain text.
+in the API's problem shape as well, not in uvicorn's plain text. The API has no WebSocket
+routes, so a WebSocket upgrade is not taken up: the request is served as the plain HTTP
+request it also is, with the API's answer and headers (uvicorn would answer it 403 or
+400 in plain text, with none of them).
 
 Served by `uvicorn app.main:app --http app.core.server:BoundedHttpToolsProtocol`, as the
 Dockerfile and the Makefile do.
 """
 
 import json
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -25,6 +29,14 @@ class HeadTooLargeError(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Whatever `--ws` says: no upgrade is taken up (see the module's account).
+        self.ws_protocol_class = None
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """uvicorn warns that no WebSocket library is installed: none is wanted here."""
+
     # The head's bytes the parser has handed over (request line, whole headers), and
     # those it has buffered while the head is still coming.
     _head_bytes = 0
