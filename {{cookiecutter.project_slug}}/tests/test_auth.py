@@ -200,6 +200,7 @@ async def test_bad_tokens_are_refused(
         "other service": _forged({**claims, "iss": "another-service/test"}, key, "HS256"),
         "no issuer": _forged({k: v for k, v in claims.items() if k != "iss"}, key, "HS256"),
         "garbage": "not.a.token",
+        **NOT_ASCII,
     }
     for name, token in bad.items():
         try:
@@ -207,6 +208,25 @@ async def test_bad_tokens_are_refused(
         except UnauthorizedError:
             continue
         pytest.fail(f"a token with {name} was accepted")
+
+
+# Tokens that are not ASCII: a lone surrogate (JSON's escapes carry one) made PyJWT fail
+# to encode the token, a server error on the refresh.
+NOT_ASCII = {
+    "a lone surrogate": "\ud800",
+    "a surrogate pair's half in the signature": "eyJhbGciOiJIUzI1NiJ9.e30.\udc80",
+    "other letters": "\u00e9.\u00e9.\u00e9",
+}
+
+
+@pytest.mark.parametrize("token", NOT_ASCII.values(), ids=NOT_ASCII.keys())
+async def test_a_refresh_with_a_token_that_is_not_ascii_is_refused(
+    services: Services, account: Account, token: str
+) -> None:
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, token)
+    with pytest.raises(UnauthorizedError):
+        await refresh(services, account.tokens.refresh_token + token)
 
 
 async def test_refresh_rotates_and_reuse_revokes_every_session(

@@ -420,6 +420,38 @@ async def test_every_operation_taking_a_body_documents_its_refusals(client: Asyn
         assert {"400", "413", "422"} <= set(operation["responses"]), (method, path)
 
 
+async def test_every_json_body_refuses_fields_it_does_not_declare(client: AsyncClient) -> None:
+    """A misspelt or unexpected field is a 422, never silently dropped (the refresh body
+    took any): each JSON body's schema says so, for generated clients too."""
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    bodies = [
+        (path, operation["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+        for path, operations in document["paths"].items()
+        for operation in operations.values()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(bodies) >= 5
+    for path, ref in bodies:
+        schema = schemas[ref.rsplit("/", 1)[-1]]
+        assert schema.get("additionalProperties") is False, (path, ref)
+
+
+async def test_a_refresh_with_an_undeclared_field_or_a_token_that_is_not_ascii_is_refused(
+    client: AsyncClient, account: Account
+) -> None:
+    token = account.tokens.refresh_token
+    extra = await client.post(f"{API}/auth/refresh", json={"refresh_token": token, "x": 1})
+    problem(422, extra)
+    # A lone surrogate, which has no UTF-8 form: a server error once, from inside PyJWT.
+    surrogate = await client.post(
+        f"{API}/auth/refresh",
+        content=b'{"refresh_token": "\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
+    problem(422, surrogate)
+
+
 async def test_no_endpoint_taking_an_id_lets_a_stranger_in(
     app: FastAPI, client: AsyncClient, account: Account, other_account: Account
 ) -> None:

@@ -118,7 +118,10 @@ class Tokens:
 
     def decode(self, token: str, *, kind: TokenType) -> dict[str, Any]:
         """Verified claims, or 401: bad signature, other algorithm, another issuer,
-        expired, wrong type."""
+        expired, wrong type. A token is ASCII: other text (a lone surrogate, which has no
+        UTF-8 form for PyJWT to read) is refused before it is read."""
+        if not token.isascii():
+            raise UnauthorizedError("Invalid or expired token.")
         try:
             claims = jwt.decode(
                 token,

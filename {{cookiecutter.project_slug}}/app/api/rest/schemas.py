@@ -1,6 +1,6 @@
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -17,5 +17,11 @@ class Paginated(BaseModel, Generic[T]):
     meta: PageMeta
 
 
+# Far more than a token of this service takes (about 300 characters).
+TOKEN_MAX = 4096
+
+
 class RefreshRequest(BaseModel):
-    refresh_token: str
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=TOKEN_MAX)
