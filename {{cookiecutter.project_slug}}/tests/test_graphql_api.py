@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
+from app.api.graphql.limits import MAX_SELECTIONS
 from app.api.graphql.relay import as_sequence, cursor_key, id_key
 from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, ItemSort
 from app.core.errors import BadRequestError, InvalidInputError
@@ -504,6 +505,37 @@ async def test_abusive_documents_are_refused(client: AsyncClient, account: Accou
     assert f"more than {MAX_TOKENS} tokens" in errors_of(huge)
     for body in (deep, many, huge):
         assert body.get("data") is None
+
+
+def fragment_bomb(levels: int) -> str:
+    """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
+    spreads = [f"...F{n + 1} ...F{n + 1}" for n in range(levels)]
+    fragments = [
+        f"fragment F{n} on Query " + "{ " + spread + " }" for n, spread in enumerate(spreads)
+    ]
+    last = f"fragment F{levels} on Query " + "{ me { id } }"
+    return "query Q { ...F0 } " + " ".join([*fragments, last])
+
+
+@pytest.mark.timeout(10)
+async def test_a_document_too_large_once_spread_is_refused_before_validation(
+    client: AsyncClient,
+) -> None:
+    """Validation walked each spread of a fragment anew: 18 levels took 2.7 s, anonymous,
+    and each level doubles it; 480 `me { id }` took a second. Both are refused at once,
+    and what is at the bound still validates."""
+    refusal = f"more than {MAX_SELECTIONS} fields once its fragments are spread"
+    for document in (
+        fragment_bomb(30),
+        "{ " + "me { id } " * 480 + "}",
+        "{ " + "me { id } " * (MAX_SELECTIONS // 2) + "me }",
+    ):
+        body = await graphql(client, document)
+        assert code(body) == ("graphql_validation_failed", 400)
+        assert refusal in errors_of(body), errors_of(body)
+    at_the_bound = await graphql(client, "{ " + "me { id } " * (MAX_SELECTIONS // 2) + "}")
+    assert refusal not in errors_of(at_the_bound)
+    assert code(at_the_bound) == ("unauthorized", 401)  # validated; then refused to a stranger
 
 
 async def test_production_answers_no_introspection_and_serves_no_ide(

@@ -29,7 +29,6 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.fastapi import BaseContext
 from strawberry.tools import merge_types
@@ -40,6 +39,7 @@ from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_pas
 from app.api.graphql import relay as ids
 from app.api.graphql.errors import RecordRefusals, SchemaNames, is_unexpected, shaped
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
+from app.api.graphql.limits import QUERY_CACHE_SIZE, BoundedValidation
 from app.api.graphql.metrics import OperationMetrics
 from app.api.graphql.relay import (
     NodeBudget,
@@ -69,8 +69,6 @@ from app.users.schemas import PasswordChange, UserCreate, UserPublic
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
-# Distinct query documents whose parse and validation are kept.
-QUERY_CACHE_SIZE = 256
 # Bounds on one document, so no query costs more than a few list pages: with lists of at
 # most PAGE_MAX nodes, these bound the fields a query can make the server resolve.
 MAX_DEPTH = 8
@@ -594,7 +592,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=QUERY_CACHE_SIZE),
-            lambda: ValidationCache(maxsize=QUERY_CACHE_SIZE),
+            BoundedValidation,
             OneOperationOrItsName,
         ],
     )
