@@ -293,10 +293,13 @@ async def trail_window(
 
 
 async def trail_record(*, database: Database, audit: AuditLog, sequence: int) -> AuditRecord | None:
-    """One record, by its sequence number; its reading is recorded like a query's."""
-    found = await audit.query(
-        AuditQuery(), before_sequence=sequence + 1, after_sequence=sequence - 1, limit=1
+    """One record, by its sequence number; its reading is recorded like a query's. (The
+    first from it on, checked: `sequence + 1` is past what the databases store when the
+    number is the largest they do.)"""
+    first = await audit.query(
+        AuditQuery(), before_sequence=None, after_sequence=sequence - 1, limit=1, oldest_first=True
     )
+    found = [record for record in first if record.sequence == sequence]
     async with database.unit_of_work() as uow:
         uow.emit(AuditTrailRead(count=len(found)))
     return AuditRecord.of(found[0]) if found else None
