@@ -10,6 +10,7 @@ from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,7 @@ LATENCY = Histogram(
 )
 log = structlog.get_logger("app.access")
 UNMATCHED = "unmatched"
+CLIENT_CLOSED_REQUEST = 499
 
 
 class RouteTemplates:
@@ -93,6 +95,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except ClientDisconnect:
+            # The client went away before its request was read: no one to answer, and no
+            # fault of the service's (nginx's 499 in the access log and metrics, not a 500).
+            if not response_started:
+                status = CLIENT_CLOSED_REQUEST
         except Exception as exc:
             # Logged here with the request id; the client learns nothing of the cause.
             log.exception("unhandled_error")
