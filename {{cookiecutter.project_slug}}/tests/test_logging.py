@@ -67,11 +67,7 @@ def test_an_unexpected_errors_log_line_is_bounded(log_lines: io.StringIO) -> Non
     assert len(entry["detail"]) < 4096
 
 
-{%- if cookiecutter.api == "rest" %}
-BODY_READING_PATH = "/api/v1/items"
-{%- else %}
-BODY_READING_PATH = "/graphql"
-{%- endif %}
+BODY_READING_PATH = "{% if cookiecutter.api == 'rest' %}/api/v1/items{% else %}/graphql{% endif %}"
 
 
 def served_with_status(status: str) -> float:
