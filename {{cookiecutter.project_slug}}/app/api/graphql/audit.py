@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from app.api.dependencies import limit_password_work
 from app.api.graphql.relay import Refetchable, as_sequence, connection, cursor_key, id_key, window
-from app.api.graphql.schema import GraphQLInfo, validated
+from app.api.graphql.schema import MAX_NODES, GraphQLInfo, validated
 from app.audit import service
 from app.audit.records import AuditQuery, AuditRecord
 from app.audit.service import Erasure
@@ -66,8 +66,11 @@ class AuditFilter:
 class Query:
     @strawberry.field
     async def my_personal_data(self, info: GraphQLInfo) -> JSON:
-        """Everything held about the caller."""
+        """Everything held about the caller. It reads every item and record about them,
+        so it takes the request's whole node budget: one export a request, and nothing
+        else that fetches beside it."""
         principal = await info.context.principal()
+        info.context.budget.draw(MAX_NODES)
         services = info.context.services
         data = await service.export_personal_data(
             database=services.database, audit=services.audit, user_id=principal.user_id
