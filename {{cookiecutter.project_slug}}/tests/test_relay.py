@@ -326,6 +326,29 @@ async def test_a_malformed_id_is_invalid_input(
         assert "id" in error(body)["message"]
 
 
+async def test_an_id_is_read_in_the_one_spelling_the_api_writes(
+    client: AsyncClient, account: Account
+) -> None:
+    """Base64 is read leniently: the same item was found by ids with padding added,
+    characters that are no base64 anywhere in them, spaces or line breaks."""
+    token = account.tokens.access_token
+    item = data(await post(client, CREATE, token, input={"name": unique("spelt")}))["createItem"]
+    written = item["id"]
+    assert data(await post(client, NODE, token, id=written))["node"]["id"] == written
+    middle = len(written) // 2
+    for spelling in (
+        written + "=",
+        written + "====",
+        "...." + written,
+        written[:middle] + "!*!" + written[middle:],
+        written[:middle] + " " + written[middle:],
+        written[:middle] + "\n" + written[middle:],
+        written.rstrip("=") if written.endswith("=") else written + "\t",
+    ):
+        body = await post(client, NODE, token, id=spelling)
+        assert code(body) == ("invalid_input", 422), (spelling, body)
+
+
 async def test_node_refuses_what_the_types_own_query_refuses(
     client: AsyncClient, account: Account, other_account: Account, admin_account: Account
 ) -> None:

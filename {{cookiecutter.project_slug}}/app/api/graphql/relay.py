@@ -68,10 +68,16 @@ def global_id(type_name: str, key: object) -> relay.GlobalID:
 
 
 def _decoded(id: str) -> relay.GlobalID:
+    """A global id in the one spelling the API writes. (Base64 is read leniently: padding
+    added, characters that are no base64 skipped; so one object would have countless ids,
+    and a cache or a block list keyed by them could be gone round.)"""
     try:
-        return relay.GlobalID.from_id(id)
+        decoded = relay.GlobalID.from_id(id)
     except (relay.GlobalIDValueError, ValueError) as exc:
         raise InvalidInputError(INVALID_ID) from exc
+    if str(decoded) != id:
+        raise InvalidInputError(INVALID_ID)
+    return decoded
 
 
 def uuid_of(id: str, type_name: str) -> UUID:
