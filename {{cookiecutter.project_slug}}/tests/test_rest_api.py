@@ -6,11 +6,11 @@ from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from httpx import ASGITransport, AsyncClient, Response
 from prometheus_client import REGISTRY
 
-from app.api.rest import auth, items, users
+from app.api.rest import auth, items, query_names, users
 from app.core.problems import MAX_LISTED_ERRORS
 from app.services import Services
 from app.settings import Settings
@@ -436,6 +436,48 @@ async def test_every_json_body_refuses_fields_it_does_not_declare(client: AsyncC
     for path, ref in bodies:
         schema = schemas[ref.rsplit("/", 1)[-1]]
         assert schema.get("additionalProperties") is False, (path, ref)
+
+
+def test_each_operation_refuses_the_query_parameters_it_does_not_document(app: FastAPI) -> None:
+    """The parameters `single_values` lets through are those the document lists."""
+    document = app.openapi()
+    checked = 0
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, context.path_format or ""
+        if not isinstance(route, APIRoute) or not path.startswith(API):
+            continue
+        for method in route.methods or ():
+            operation = document["paths"][path][method.lower()]
+            parameters = operation.get("parameters", [])
+            documented = {found["name"] for found in parameters if found["in"] == "query"}
+            assert query_names(route.dependant) == documented, (method, path)
+            checked += 1
+    assert checked >= 10
+
+
+async def test_a_query_parameter_the_operation_does_not_read_is_refused(
+    client: AsyncClient, account: Account, admin_account: Account
+) -> None:
+    """It was dropped: a misspelt filter answered as if there were none."""
+    refused = {"loc": ["query", "bogus"], "msg": "Not a parameter of this operation."}
+    for path, caller in (
+        (f"{API}/users/me", account),
+        (ITEMS, account),
+        (f"{API}/users", admin_account),
+{%- if cookiecutter.compliance_logging %}
+        (f"{API}/audit", admin_account),
+{%- endif %}
+    ):
+        response = await client.get(path, params={"bogus": "1"}, headers=caller.headers)
+        errors = problem(422, response)["errors"]
+        assert [{"loc": e["loc"], "msg": e["msg"]} for e in errors] == [refused], path
+{%- if cookiecutter.compliance_logging %}
+    # A filter in another framework's spelling is no filter here: refused, not ignored.
+    spelt = await client.get(
+        f"{API}/audit", params={"actor[$ne]": "x"}, headers=admin_account.headers
+    )
+    problem(422, spelt)
+{%- endif %}
 
 
 async def test_a_422_lists_a_bounded_number_of_errors_and_says_how_many(

@@ -3,7 +3,9 @@
 from collections import Counter
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from app.api.dependencies import rate_limit_api
 from app.api.responses import problems
@@ -22,19 +24,54 @@ PREFIX = "/api/v1"
 SINGLE_VALUED_HEADERS = ("Authorization", "Content-Type", IDEMPOTENCY_HEADER)
 
 
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters an operation reads, its dependencies' and its query models'
+    fields included."""
+    names: set[str] = set()
+    for field in dependant.query_params:
+        model = field.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names |= {info.alias or name for name, info in model.model_fields.items()}
+        else:
+            names.add(field.alias)
+    for dependency in dependant.dependencies:
+        names |= query_names(dependency)
+    return frozenset(names)
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+UNDECLARED = "Not a parameter of this operation."
+
+
 async def single_values(request: Request) -> None:
-    """A query parameter or a single-valued header given more than once is refused (422,
-    naming it) rather than one of its values picked silently: which was meant is not
-    known. No query parameter of the API takes a list (tests/test_problem_shape.py)."""
+    """A query parameter the operation does not read, or one or a single-valued header
+    given more than once, is refused (422, naming it): neither dropped silently (a
+    misspelt filter would answer everything) nor one of the values picked (which was
+    meant is not known). No query parameter of the API takes a list
+    (tests/test_problem_shape.py)."""
     names = Counter(name for name, _ in request.query_params.multi_items())
-    repeated = [("query", name) for name, count in names.items() if count > 1]
-    repeated += [
-        ("header", name) for name in SINGLE_VALUED_HEADERS if len(request.headers.getlist(name)) > 1
+    problems = [
+        {"loc": ("query", name), "msg": "Given more than once.", "type": "repeated"}
+        for name, count in names.items()
+        if count > 1
     ]
-    if repeated:
-        raise RequestValidationError(
-            [{"loc": loc, "msg": "Given more than once.", "type": "repeated"} for loc in repeated]
-        )
+    problems += [
+        {"loc": ("header", name), "msg": "Given more than once.", "type": "repeated"}
+        for name in SINGLE_VALUED_HEADERS
+        if len(request.headers.getlist(name)) > 1
+    ]
+    if names:
+        route = request.scope["route"]
+        declared = _DECLARED.get(id(route))
+        if declared is None:
+            declared = _DECLARED[id(route)] = query_names(route.dependant)
+        problems += [
+            {"loc": ("query", name), "msg": UNDECLARED, "type": "extra_forbidden"}
+            for name in names
+            if name not in declared
+        ]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 def include_api(app: FastAPI, *extra: APIRouter) -> None:
