@@ -1119,6 +1119,26 @@ MUST_MASK = [
     ("GET /cb/eyJhbGciOiJIUzI1NiJ9%2EeyJzdWIiOiIxIn0%2Ec2lnbmF0dXJl", "c2lnbmF0dXJl"),
     ("GET /cb%2FeyJhbGciOiJIUzI1NiJ9%252EeyJzdWIiOiIxIn0%252Ec2lnbmF0dXJl", "c2lnbmF0dXJl"),
     ("jwt_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "c2lnbmF0dXJl"),
+    # Its header left out (every token of a service has the same): still the token.
+    ("GET /p/eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "c2lnbmF0dXJl"),
+    # Cards and mobile numbers glued to letters; cards split by `+`, `,`, `:`, or in two
+    # groups of eight; a Korean mobile number with its country code and no `+`.
+    ("GET /p/card4111111111111111", "4111111111111111"),
+    ("GET /p/x5555555555554444", "5555555555554444"),
+    ("request cardNo4111111111111111", "4111111111111111"),
+    ("GET /p/tel01012345678", "01012345678"),
+    ("GET /p/id01012345678x", "01012345678"),
+    ("card 4111+1111+1111+1111", "4111+1111+1111+1111"),
+    ("card 4111,1111,1111,1111", "4111,1111,1111,1111"),
+    ("card 4111:1111:1111:1111", "4111:1111:1111:1111"),
+    ("card 41111111 11111111", "41111111 11111111"),
+    ("call 821012345678", "821012345678"),
+    # Addresses whose domain has no dot, or an ideographic full stop for one.
+    ("mail root@localhost", "root@localhost"),
+    ("GET /p/alice@example", "alice@example"),
+    ("mail alice@example\u3002com", "alice@example"),
+    # `=` percent-encoded twice.
+    ("GET /login?passwd%253Dhunter2", "hunter2"),
     # Separators of any kind: Unicode dashes, dots, underscores, slashes, odd spaces.
     ("rrn 900101.1234567", "900101.1234567"),
     ("rrn 900101_1234567", "900101_1234567"),
@@ -1257,6 +1277,11 @@ MUST_KEEP = [
     "reply to @example.com",
     "\uc0ac\uc6a9\uc790 3\uba85 \ub85c\uadf8\uc778",
     "stock \uff15, season 2024\u20132025",
+    # Amounts in thousands, however long; a timestamp and a count; hex ids.
+    "total 1,234,567,890,123,456 KRW",
+    "at 1712345678901 ms, 12 rows",
+    "trace 4bf92f3577b34da6a3ce929d0e0e4736",
+    "id 0af7651916cd43dd8448eb211c80319c",
 ]
 
 

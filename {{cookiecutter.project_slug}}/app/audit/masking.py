@@ -1,15 +1,17 @@
 """Personal data masked in ordinary logs (a structlog processor).
 
 Applied to every value of every log line, including exception text: email
-addresses (quoted, percent-encoded once or twice), phone numbers, Korean resident
-registration numbers, payment card numbers (only Luhn-valid digit runs, so order
-numbers survive), bank account numbers written in groups (110-123-456789), bearer
-tokens, JWTs (their dots also percent-encoded) and Basic credentials, `Authorization`
-and `Cookie` values, secrets written as `name=value` or `name: value` in text, and whole
-fields whose name says they hold a secret. Numbers are found whatever their digits
-(full-width, Arabic-Indic, ...) and separators (any dash, `.`, `_`, `/`, any space), also
-glued to a word by `_` (`user_4111111111111111`). Masking is by pattern: it catches the
-usual forms, not every form.
+addresses (quoted, percent-encoded once or twice, a domain without a dot too), phone
+numbers, Korean resident registration numbers, payment card numbers (only Luhn-valid
+digit runs, so order numbers survive), bank account numbers written in groups
+(110-123-456789), bearer tokens, JWTs (their dots also percent-encoded, their header
+left out too) and Basic credentials, `Authorization` and `Cookie` values, secrets written
+as `name=value` or `name: value` in text (`=` percent-encoded too), and whole fields whose
+name says they hold a secret. Numbers are found whatever their digits (full-width,
+Arabic-Indic, ...) and separators (any dash, `.`, `_`, `/`, any space; for cards `+`, `:`
+and `,` too), also glued to a word by `_` (`user_4111111111111111`); a card number of the
+usual length and a Korean mobile number also glued to letters (`cardNo4111111111111111`).
+Masking is by pattern: it catches the usual forms, not every form.
 """
 
 import base64
@@ -33,6 +35,7 @@ SECRET_FIELD = re.compile(
 # and full-width letters and signs their ASCII selves (NFKC): one pattern then finds
 # `010-1234-5678` in all the ways it can be written.
 _OTHER_DASHES = "\u02d7\u2043\u207b\u208b\u2212\u2796\u30fc\uff70"  # minus signs, long vowel marks
+_OTHER_DOTS = "\u3002\uff61"  # the ideographic full stop, full-width and half-width
 _MAX_FOLDINGS = 65536  # what is not kept is worked out again, at every sight
 
 
@@ -47,6 +50,8 @@ class _Folding(dict[int, str]):
             folded = str(digit)
         elif category == "Pd" or char in _OTHER_DASHES:
             folded = "-"
+        elif char in _OTHER_DOTS:
+            folded = "."
         elif category in {"Zs", "Cf"}:
             folded = " "
         else:
@@ -64,28 +69,29 @@ _FOLDING = _Folding({code: chr(code) for code in range(128)})
 # `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`: the whole value, up to
 # its closing quote or the end of the line, whatever the scheme (`token abc123`).
 _CREDENTIAL_HEADER = re.compile(
-    r"(?i)(?<![\w-])(?:[\w-]*[_-])?(?:auth(?:ori[sz]ation)?|cookie)[\"']?[ \t]*(?:[:=]|%3[ad])"
-    r"[ \t]*(?P<quote>[\"'])?(?P<value>(?(quote)[^\"'\r\n]+|[^\r\n]+))"
+    r"(?i)(?<![\w-])(?:[\w-]*[_-])?(?:auth(?:ori[sz]ation)?|cookie)[\"']?"
+    r"[ \t]*(?:[:=]|%(?:25)*3[ad])[ \t]*(?P<quote>[\"'])?(?P<value>(?(quote)[^\"'\r\n]+|[^\r\n]+))"
 )
 # `password=...`, `refresh_token: ...`, `"otp": "..."` inside text: the name stays.
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?<![\w-])(?:[\w-]*(?:pass(?:word|wd|code|phrase)|pwd|secret|token|api[_-]?key"
     r"|(?:access|private)[_-]?key|credentials?|session(?:[_-]?id)?|sessid)"
     r"|(?:[\w-]*[_-])?(?:pass|pw|otp|pin|sid))"
-    r"[\"']?\s*(?:[:=]|%3[ad])\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
+    r"[\"']?\s*(?:[:=]|%(?:25)*3[ad])\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
 # What a secret assignment needs besides its `:` or `=`: a quick search for it skips the
 # costly patterns above on the many values that hold none of these words.
 _SECRET_WORD = re.compile(r"(?i)pass|pw|secret|token|key|otp|pin|credential|cookie|sess|sid|auth")
-# A JWT's three parts, its dots also percent-encoded (once or twice), and it may follow
-# `_` or a percent-encoded character (`%2FeyJ...` in a path).
+# A JWT's parts, its dots also percent-encoded (once or twice), and it may follow `_` or a
+# percent-encoded character (`%2FeyJ...` in a path). Its header may be left out: it is the
+# same for every token of a service, so the payload and signature are the token.
 _JWT_DOT = r"(?:\.|%(?:25)*2[eE])"
 _JWT = re.compile(
     r"(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))eyJ[\w-]*"
     + _JWT_DOT
-    + r"[\w-]+"
+    + r"[\w-]+(?:"
     + _JWT_DOT
-    + r"[\w-]*"
+    + r"[\w-]*)?"
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[\w.~+/=-]+)")
 _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
@@ -93,9 +99,10 @@ _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
 # `?`, which split a URL before it, and not starting with a quote or a brace) or quoted;
 # its `@` also percent-encoded, once or twice (%40, %2540). The local part starts a word,
 # so that a long run of letters is tried once, not from each of them.
+# (Its domain may have no dot: root@localhost.)
 _EMAIL = re.compile(
     r"(?:\"(?:[^\"\\\r\n]|\\.)+\"|(?<![\w!#$%&*+^|~-])[\w!#$%&*+^|~-][\w.!#$%&'*+^`{|}~-]*)"
-    r"(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)+"
+    r"(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*"
 )
 # Numbers stand alone: not glued to an ASCII letter or digit, as in an id (Korean is
 # written without spaces: 010-1234-5678로; `_` glues nothing: user_4111111111111111), nor
@@ -118,7 +125,11 @@ def _number(pattern: str) -> re.Pattern[str]:
 _RRN = re.compile(
     r"(?<!\d)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])~?[1-8]\d{6}(?!\d)".replace("~", _SEP)
 )
-_CARD = _number(r"\d(?:~?\d){12,18}")
+# A card's groups may also be split by `+` (a space in a form), `,` or `:`.
+_CARD = re.compile(_ALONE + r"\d(?:(?:" + _SEP + r"|[+,:])?\d){12,18}" + _END)
+# A card number glued to a word (cardNo4111111111111111): only a run of exactly the
+# usual lengths and first digits, so a long hex id is not taken for one.
+_GLUED_CARD = re.compile(r"(?<!\d)(?:[2-69]\d{15}|3[47]\d{13})(?!\d)")
 # Bank account numbers as Korean banks group them: three or four groups, 10 to 14 digits
 # (checked by `_account`). Not as one run of digits, which a timestamp in ms also is.
 _ACCOUNT = _number(r"\d{2,6}(?:~\d{2,7}){2,3}")
@@ -134,6 +145,9 @@ _PHONE = _number(
     r"|0\d{8,10}"
     r")"
 )
+# A Korean mobile number glued to a word (tel01012345678), also with the country code
+# and no `+` (821012345678).
+_GLUED_PHONE = re.compile(r"(?<!\d)(?:0|82)1[016789]\d{7,8}(?!\d)")
 # What the patterns of numbers need to find anything: four digits, with at most a space
 # or a dash between each two (each of the numbers above holds such a run; a version, an
 # IP address or the usual user agent does not).
@@ -165,16 +179,28 @@ def _luhn_valid(digits: str) -> bool:
 def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
     """13 to 19 digits, Luhn-valid: all of the match, or else the longest part of it
     between spaces (`4111111111111111 12` is a card number and a count). Two groups of
-    digits are none: a decimal number, a range."""
+    digits are none unless split by spaces alone and of six digits or more (a decimal
+    number, a range, a count)."""
     words = [word.span() for word in re.finditer(r"[^ ]*\d[^ ]*", match.group())]
     for size in range(len(words), 0, -1):
         for first in range(len(words) - size + 1):
             start, end = words[first][0], words[first + size - 1][1]
-            groups = re.findall(r"\d+", match.group()[start:end])
+            text = match.group()[start:end]
+            groups = re.findall(r"\d+", text)
             digits = "".join(groups)
-            if 13 <= len(digits) <= 19 and len(groups) != 2 and _luhn_valid(digits):
+            two = len(groups) == 2 and not (
+                re.fullmatch(r"\d+\s+\d+", text) and min(map(len, groups)) >= 6
+            )
+            # `+`, `,` and `:` split a card in groups of four: in other groups, they
+            # write an amount in thousands, a time, a time zone.
+            other = re.search(r"[+,:]", text) and any(len(group) != 4 for group in groups)
+            if 13 <= len(digits) <= 19 and not two and not other and _luhn_valid(digits):
                 return match.start() + start, match.start() + end, "[card]"
     return None
+
+
+def _glued_card(match: re.Match[str]) -> tuple[int, int, str] | None:
+    return (*match.span(), "[card]") if _luhn_valid(match.group()) else None
 
 
 def _account(match: re.Match[str]) -> tuple[int, int, str] | None:
@@ -233,7 +259,7 @@ def mask_text(text: str) -> str:
     # or `%`, a run of digits): the same result, at a fraction of the cost for the usual
     # value, which holds none of them. Text in ASCII, the usual too, needs no folding.
     folded = text if text.isascii() else text.translate(_FOLDING)
-    if ("=" in folded or ":" in folded or "%3" in folded) and _SECRET_WORD.search(folded):
+    if ("=" in folded or ":" in folded or "%" in folded) and _SECRET_WORD.search(folded):
         text, folded = _replace(_CREDENTIAL_HEADER, _REDACTED, text, folded)
         text, folded = _replace(_SECRET_ASSIGNMENT, _REDACTED, text, folded)
     if "eyJ" in folded:
@@ -246,8 +272,10 @@ def mask_text(text: str) -> str:
     if _DIGIT_RUN.search(folded):
         text, folded = _replace(_RRN, _RRN_NUMBER, text, folded)
         text, folded = _replace(_CARD, _card, text, folded)
+        text, folded = _replace(_GLUED_CARD, _glued_card, text, folded)
         text, folded = _replace(_ACCOUNT, _account, text, folded)
         text, folded = _replace(_PHONE, _PHONE_NUMBER, text, folded)
+        text, folded = _replace(_GLUED_PHONE, _PHONE_NUMBER, text, folded)
     return text
 
 
