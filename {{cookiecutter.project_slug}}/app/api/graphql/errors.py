@@ -25,6 +25,9 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLSyntaxError,
+    Lexer,
+    Source,
+    TokenKind,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -94,6 +97,31 @@ _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 HIDDEN = "…"
 
 
+def document_names(query: str) -> set[str]:
+    """The names in a document as GraphQL reads them (its Name tokens: not comments,
+    not strings), up to where it stops parsing."""
+    names: set[str] = set()
+    lexer = Lexer(Source(query))
+    try:
+        while (token := lexer.advance()).kind != TokenKind.EOF:
+            if token.kind == TokenKind.NAME and token.value:
+                names.add(token.value)
+    except GraphQLError:
+        pass  # a syntax error: the names before it were read
+    return names
+
+
+def keys_of(value: object) -> set[str]:
+    """The keys of the variables, at any depth: the input fields the request named."""
+    if isinstance(value, dict):
+        return {str(key) for key in value} | {
+            name for item in value.values() for name in keys_of(item)
+        }
+    if isinstance(value, list):
+        return {name for item in value for name in keys_of(item)}
+    return set()
+
+
 class SchemaNames:
     """The names a schema defines: types, fields, arguments, input fields and enum
     values (introspection's own, `__Type` and the like, are public)."""
@@ -116,11 +144,13 @@ class SchemaNames:
         self.types = frozenset(types)
         self.all = frozenset(types | names)
 
-    def hider(self, *requested: object) -> Callable[[str], str]:
+    def hider(self, query: str | None, variables: object) -> Callable[[str], str]:
         """A message without suggestions, and without the schema's names that are not
-        in what was requested (the document, the variables): names are hidden where
-        GraphQL quotes them, and type names everywhere ("Int cannot represent ...")."""
-        named = {name for part in requested for name in _NAME.findall(str(part))}
+        in what was requested (the document's names, the variables' keys): names are
+        hidden where GraphQL quotes them, and type names everywhere ("Int cannot
+        represent ..."). Comments and string values name nothing: a list of words in
+        one would have every name it guessed shown."""
+        named = document_names(query or "") | keys_of(variables)
 
         def hidden(names: frozenset[str]) -> Callable[[re.Match[str]], str]:
             def replace(match: re.Match[str]) -> str:
