@@ -323,10 +323,12 @@ async def test_each_aliased_registration_counts_against_the_address_limit(
         AsyncClient(transport=transport, base_url="http://t") as client,
     ):
         body = await graphql(client, "mutation { " + fields + " }")
-    # Mutations run in order: the first three are accepted and the fourth is refused; its
-    # error nulls the whole answer, which stops the document there (no further hashing).
-    (refused,) = body["errors"]
-    assert (refused["path"], refused["extensions"]["code"]) == (["r3"], "rate_limited")
+    # Mutations run in order: the first three are accepted, and each after them is
+    # refused before its password is hashed.
+    accepted = [alias for alias, answer in body["data"].items() if answer is not None]
+    assert accepted == ["r0", "r1", "r2"]
+    refusals = [(error["path"], error["extensions"]["code"]) for error in body["errors"]]
+    assert refusals == [([f"r{n}"], "rate_limited") for n in range(3, 15)]
 
 
 async def test_duplicate_item_names_are_409(client: AsyncClient, account: Account) -> None:
@@ -505,6 +507,30 @@ async def test_abusive_documents_are_refused(client: AsyncClient, account: Accou
     assert f"more than {MAX_TOKENS} tokens" in errors_of(huge)
     for body in (deep, many, huge):
         assert body.get("data") is None
+
+
+async def test_in_a_document_of_several_mutations_one_failing_hides_no_other(
+    client: AsyncClient, account: Account
+) -> None:
+    """With non-null results, a failure nulled the whole response: the items the other
+    mutations created (or deleted) were written, yet the answer said nothing was, and the
+    mutations after the failing one did not run."""
+    token = account.tokens.access_token
+    first, last = unique("first"), unique("last")
+    document = (
+        "mutation($first: String!, $last: String!) { "
+        + "a: createItem(input: { name: $first }) { id name } "
+        + 'b: deleteItem(id: "not-an-id") '
+        + "c: createItem(input: { name: $last }) { id name } }"
+    )
+    body = await graphql(client, document, token, first=first, last=last)
+    assert body["data"]["b"] is None
+    assert code(body) == ("invalid_input", 422)
+    assert error(body)["path"] == ["b"]
+    assert [body["data"][alias]["name"] for alias in ("a", "c")] == [first, last]
+    for alias in ("a", "c"):
+        found = await graphql(client, NODE, token, id=body["data"][alias]["id"])
+        assert data(found)["node"]["id"] == body["data"][alias]["id"]
 
 
 def fragment_bomb(levels: int) -> str:

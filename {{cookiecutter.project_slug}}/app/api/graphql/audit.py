@@ -106,7 +106,7 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def erase_my_account(self, info: GraphQLInfo, password: str) -> bool:
+    async def erase_my_account(self, info: GraphQLInfo, password: str) -> bool | None:
         """Delete the caller's items, anonymise the account and end every session."""
         principal = await info.context.principal()
         services = info.context.services

@@ -360,8 +360,15 @@ class Query:
 
 @strawberry.type
 class Mutation:
+    """Every mutation's result is nullable, as GraphQL advises: in a document of several,
+    one that fails is null with its error, and the others keep their results (and run).
+    Were they non-null, one failure would null the whole response, hiding the writes the
+    ones before it committed, and stop the ones after it."""
+
     @strawberry.mutation
-    async def register(self, info: GraphQLInfo, email: str, password: str) -> RegistrationAccepted:
+    async def register(
+        self, info: GraphQLInfo, email: str, password: str
+    ) -> RegistrationAccepted | None:
         """The same answer whether or not the email already has an account: nobody learns
         from it which addresses are registered. Log in to use the account."""
         services = info.context.services
@@ -373,7 +380,7 @@ class Mutation:
         return RegistrationAccepted(detail=user_service.REGISTRATION_ACCEPTED)
 
     @strawberry.mutation
-    async def login(self, info: GraphQLInfo, email: str, password: str) -> TokenPair:
+    async def login(self, info: GraphQLInfo, email: str, password: str) -> TokenPair | None:
         services = info.context.services
         pair = await auth.login(
             database=services.database,
@@ -388,7 +395,7 @@ class Mutation:
         return TokenPair(**pair.model_dump())
 
     @strawberry.mutation
-    async def refresh_token(self, info: GraphQLInfo, refresh_token: str) -> TokenPair:
+    async def refresh_token(self, info: GraphQLInfo, refresh_token: str) -> TokenPair | None:
         services = info.context.services
         pair = await auth.refresh(
             database=services.database, tokens=services.tokens, refresh_token=refresh_token
@@ -396,7 +403,7 @@ class Mutation:
         return TokenPair(**pair.model_dump())
 
     @strawberry.mutation
-    async def logout(self, info: GraphQLInfo) -> bool:
+    async def logout(self, info: GraphQLInfo) -> bool | None:
         principal = await info.context.principal()
         services = info.context.services
         await auth.logout(database=services.database, tokens=services.tokens, principal=principal)
@@ -405,7 +412,7 @@ class Mutation:
     @strawberry.mutation
     async def change_password(
         self, info: GraphQLInfo, current_password: str, new_password: str
-    ) -> bool:
+    ) -> bool | None:
         """Every session ends with the change: log in again with the new password."""
         principal = await info.context.principal()
         services = info.context.services
@@ -422,7 +429,9 @@ class Mutation:
         return True
 
     @strawberry.mutation
-    async def set_role(self, info: GraphQLInfo, user_id: strawberry.ID, role: UserRole) -> User:
+    async def set_role(
+        self, info: GraphQLInfo, user_id: strawberry.ID, role: UserRole
+    ) -> User | None:
         """Administrators only. The user's sessions end with a change: the role is in every
         access token, so it holds from their next sign-in. Setting the role the user
         already has changes nothing."""
@@ -440,7 +449,7 @@ class Mutation:
     @strawberry.mutation
     async def create_item(
         self, info: GraphQLInfo, input: ItemInput, idempotency_key: IdempotencyKey = None
-    ) -> Item:
+    ) -> Item | None:
         principal = await info.context.principal()
         data = validated(ItemCreate, **_set(**vars(input)))
         services = info.context.services
@@ -459,7 +468,9 @@ class Mutation:
         return Item.from_public(outcome.value)
 
     @strawberry.mutation
-    async def update_item(self, info: GraphQLInfo, id: strawberry.ID, input: ItemPatch) -> Item:
+    async def update_item(
+        self, info: GraphQLInfo, id: strawberry.ID, input: ItemPatch
+    ) -> Item | None:
         services = info.context.services
         data = validated(ItemUpdate, **_set(**vars(input)))
         item = await item_service.editable_item(
@@ -473,7 +484,7 @@ class Mutation:
         return Item.from_public(updated)
 
     @strawberry.mutation
-    async def delete_item(self, info: GraphQLInfo, id: strawberry.ID) -> bool:
+    async def delete_item(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
         services = info.context.services
         item = await item_service.editable_item(
             database=services.database,
