@@ -480,6 +480,23 @@ async def test_a_query_parameter_the_operation_does_not_read_is_refused(
 {%- endif %}
 
 
+async def test_a_patch_refuses_null_and_its_schema_offers_none(
+    app: FastAPI, client: AsyncClient, account: Account
+) -> None:
+    """`{"name": null}` was taken (200) and changed nothing."""
+    created = await client.post(ITEMS, json={"name": unique("kept")}, headers=account.headers)
+    item = created.json()
+    for field in ("name", "description", "price_cents", "status"):
+        response = await client.patch(
+            f"{ITEMS}/{item['id']}", json={field: None}, headers=account.headers
+        )
+        assert [e["loc"] for e in problem(422, response)["errors"]] == [["body", field]]
+    unchanged = await client.get(f"{ITEMS}/{item['id']}", headers=account.headers)
+    assert unchanged.json() == item
+    schema = app.openapi()["components"]["schemas"]["ItemUpdate"]
+    assert "null" not in str(schema["properties"]), schema
+
+
 async def test_a_422_lists_a_bounded_number_of_errors_and_says_how_many(
     client: AsyncClient, account: Account
 ) -> None:

@@ -1,7 +1,8 @@
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.core.types import CursorTime, DisplayText, Name, UtcDateTime
@@ -32,14 +33,25 @@ class ItemCreate(BaseModel):
 
 
 class ItemUpdate(BaseModel):
-    """A partial update: only the fields given change."""
+    """A partial update: only the fields given change. A field given is changed, so null
+    is refused for each (it was taken and changed nothing); left out, a field keeps its
+    value. The schema says so: no field is nullable there (`SkipJsonSchema`)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    name: Name | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    description: DisplayText | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
-    status: ItemStatus | None = None
+    name: Name | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: DisplayText | SkipJsonSchema[None] = Field(
+        default=None, max_length=DESCRIPTION_MAX
+    )
+    price_cents: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=PRICE_MAX)
+    status: ItemStatus | SkipJsonSchema[None] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _given_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a field given cannot be null; leave it out to keep its value")
+        return value
 
     def changes(self) -> dict[str, object]:
         return self.model_dump(exclude_unset=True, exclude_none=True)
