@@ -158,11 +158,13 @@ async def test_an_item_name_over_the_limit_once_in_nfc_is_a_422(
     assert refusal(await create_item(client, account, name))[0] == 422
 
 
-def test_a_description_keeps_ordinary_text_but_no_direction_override() -> None:
+def test_a_description_keeps_ordinary_text_but_no_direction_override_or_control() -> None:
     family = "\U0001f468\u200d\U0001f469"
     text = f"two lines,\nan arabic mark \u200f, a soft\u00adhyphen and a family {family}"
     assert ItemCreate(name="n", description=text).description == text
-    for control in ("\u202e", "\u202a", "\u2066", "\u2069"):
+    assert ItemCreate(name="n", description="a\ttab, a\r\nline").description == "a\ttab, a\r\nline"
+    # Direction controls, and control characters a terminal acts on (ESC, BEL, C1's CSI).
+    for control in ("\u202e", "\u202a", "\u2066", "\u2069", "\x1b[2J", "\x07", "\x7f", "\x9b"):
         with pytest.raises(ValidationError):
             ItemCreate(name="n", description=f"read {control}this")
         with pytest.raises(ValidationError):

@@ -103,12 +103,19 @@ def _name(text: str) -> str:
 Name = Annotated[StorableText, BeforeValidator(_nfc), AfterValidator(_name)]
 
 
-def _no_direction_controls(text: str) -> str:
+# Control characters other than tab and line breaks (C0, DEL, C1): a terminal or a log
+# viewer acts on some (ESC starts its escape sequences, BEL rings), and none is text.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _displayable(text: str) -> str:
     if _DIRECTION_CONTROLS.search(text):
         raise ValueError("text cannot contain direction overrides, embeddings or isolates")
+    if _CONTROLS.search(text):
+        raise ValueError("text cannot contain control characters but tabs and line breaks")
     return text
 
 
 # Free text shown to people (a description): as typed, but without the controls that
-# make it display in another order than it is stored.
-DisplayText = Annotated[StorableText, AfterValidator(_no_direction_controls)]
+# make it display in another order than it is stored, or act on the screen showing it.
+DisplayText = Annotated[StorableText, AfterValidator(_displayable)]
