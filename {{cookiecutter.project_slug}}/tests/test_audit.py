@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 {%- if cookiecutter.database == "postgres" %}
@@ -71,6 +71,7 @@ from app.storage.postgres.audit import PostgresAuditLog
 from app.storage.postgres.database import PostgresDatabase
 {%- else %}
 from app.storage.mongodb.database import MongoDatabase
+from app.storage.mongodb.lease import MongoLease
 {%- endif %}
 from app.storage.unit_of_work import UnitOfWork
 from app.users import service as user_service
@@ -433,6 +434,29 @@ async def test_export_holds_everything_about_the_caller_and_nobody_else(
     assert ("user.export", "success") in await actions_of(services, me)
 
 
+async def test_an_export_reads_the_items_records_together_however_many_items(
+    services: Services, account: Account, other_account: Account
+) -> None:
+    """The records about each item were read one item at a time: an account of 300
+    items took 2.5 s to export. Three items or thirty: the same reads."""
+    await create_items(services, account, 3)
+    await create_items(services, other_account, 30)
+
+    async def export_round_trips(whose: Account) -> tuple[int, int]:
+        async with background_paused(services):
+            before = services.database.round_trips
+            with acting_as(whose):
+                data = await audit_service.export_personal_data(
+                    database=services.database, audit=services.audit, user_id=whose.user.id
+                )
+            return services.database.round_trips - before, len(data.items)
+
+    few, three = await export_round_trips(account)
+    many, thirty = await export_round_trips(other_account)
+    assert (three, thirty) == (3, 30)
+    assert many == few
+
+
 async def test_erasure_anonymises_keeps_the_trail_and_ends_every_session(
     services: Services, account: Account
 ) -> None:
@@ -547,6 +571,32 @@ async def test_seal_rounds_and_a_purge_in_one_process_take_turns(
     report = await services.audit.verify()
     assert report.intact
     assert report.unsealed == 0
+
+
+{%- if cookiecutter.database == "mongodb" %}
+
+
+async def test_a_round_cancelled_while_taking_the_lease_gives_it_back(
+    services: Services, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping sealer is cancelled where it waits, the lease's take too: granted by the
+    server but never seen by the round, it was held on for its whole term, and a purge
+    waiting for it gave up."""
+    take = MongoLease.take
+
+    async def granted_then_cancelled(lease: MongoLease, seconds: float) -> int | None:
+        await take(lease, seconds)
+        raise asyncio.CancelledError
+
+    async with background_paused(services):
+        await create_items(services, account, 1)
+        monkeypatch.setattr(MongoLease, "take", granted_then_cancelled)
+        with pytest.raises(asyncio.CancelledError):
+            await services.audit.seal_pending(limit=1)
+        monkeypatch.setattr(MongoLease, "take", take)
+        # Another round, another owner: the lease is free at once.
+        assert await services.audit.seal_pending(limit=1) is not None
+{%- endif %}
 
 
 @asynccontextmanager
@@ -751,10 +801,17 @@ class InclusiveBound:
         self.audit = audit
 
     async def query(
-        self, query: AuditQuery, *, before_sequence: int | None, limit: int
+        self,
+        query: AuditQuery,
+        *,
+        before_sequence: int | None,
+        limit: int,
+        resource_ids: Sequence[str] = (),
     ) -> list[SealedEntry]:
         bound = None if before_sequence is None else before_sequence + 1
-        return await self.audit.query(query, before_sequence=bound, limit=limit)
+        return await self.audit.query(
+            query, before_sequence=bound, limit=limit, resource_ids=resource_ids
+        )
 
 
 class CursorIgnored:

@@ -473,9 +473,11 @@ class AuditLog(Protocol):
         limit: int,
         after_sequence: int | None = None,
         oldest_first: bool = False,
+        resource_ids: Sequence[str] = (),
     ) -> list[SealedEntry]:
         """Matching records, newest first (or oldest first), older than `before_sequence`
-        and newer than `after_sequence` when given."""
+        and newer than `after_sequence` when given, and about one of `resource_ids` when
+        any is given."""
         ...
 
     async def verify(

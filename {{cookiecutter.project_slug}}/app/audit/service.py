@@ -5,6 +5,7 @@ Each is audited through its event, in the transaction that does the work.
 
 import json
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -123,9 +124,17 @@ async def _owned_items(uow: UnitOfWork, owner_id: UUID) -> list[ItemPublic]:
     )
 
 
-async def _every_record(audit: AuditLog, query: AuditQuery) -> list[SealedEntry]:
+# Items whose audit records one read asks for.
+_IDS_A_READ = 500
+
+
+async def _every_record(
+    audit: AuditLog, query: AuditQuery, resource_ids: Sequence[str] = ()
+) -> list[SealedEntry]:
     return await every_page(
-        lambda before: audit.query(query, before_sequence=before, limit=PAGE_MAX),
+        lambda before: audit.query(
+            query, before_sequence=before, limit=PAGE_MAX, resource_ids=resource_ids
+        ),
         lambda record: record.sequence,
     )
 
@@ -138,8 +147,8 @@ async def _records_about(
     `item.create` records name the items since deleted."""
     found: dict[int, SealedEntry] = {}
 
-    async def collect(query: AuditQuery) -> list[SealedEntry]:
-        records = await _every_record(audit, query)
+    async def collect(query: AuditQuery, resource_ids: Sequence[str] = ()) -> list[SealedEntry]:
+        records = await _every_record(audit, query, resource_ids)
         found.update((record.sequence, record) for record in records)
         return records
 
@@ -150,8 +159,11 @@ async def _records_about(
         for record in own
         if record.entry.action == "item.create" and record.entry.resource_id
     }
-    for item_id in sorted(item_ids):
-        await collect(AuditQuery(resource_id=item_id))
+    # The items' records in a few reads, not one an item (an account of 300 items took
+    # 2.5 s to export).
+    ordered = sorted(item_ids)
+    for start in range(0, len(ordered), _IDS_A_READ):
+        await collect(AuditQuery(), ordered[start : start + _IDS_A_READ])
     return [ExportedRecord.of(found[sequence], subject=subject) for sequence in sorted(found)]
 
 

@@ -129,8 +129,11 @@ class MongoAuditLog:
         limit: int,
         after_sequence: int | None = None,
         oldest_first: bool = False,
+        resource_ids: Sequence[str] = (),
     ) -> list[SealedEntry]:
         conditions = _conditions(query)
+        if resource_ids:
+            conditions["resource_id"] = {"$in": list(resource_ids)}
         bounds: dict[str, int] = {}
         if before_sequence is not None:
             bounds["$lt"] = before_sequence
@@ -207,12 +210,17 @@ class MongoAuditLog:
 
     async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
         lease = self._lease()
-        if await lease.take(LEASE.total_seconds()) is None:
-            return None
+        refused = False
         try:
+            if await lease.take(LEASE.total_seconds()) is None:
+                refused = True
+                return None
             return await self._seal(limit=limit, expect=expect)
         finally:
-            await lease.release()
+            if not refused:
+                # Also when cancelled while taking it (a stopping sealer): the server may
+                # have granted it, and no later round of this owner would give it back.
+                await lease.release()
 
     async def _chain(self) -> list[SealedEntry]:
         return [_stored(document) async for document in self.collection.find()]
@@ -225,13 +233,13 @@ class MongoAuditLog:
 
     async def purge(self, *, before: datetime) -> PurgeReport:
         lease = self._lease()
-        for _ in range(PURGE_LEASE_ATTEMPTS):
-            if await lease.take(LEASE.total_seconds()) is not None:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise ServiceUnavailableError("audit sealer lease")
         try:
+            for _ in range(PURGE_LEASE_ATTEMPTS):
+                if await lease.take(LEASE.total_seconds()) is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise ServiceUnavailableError("audit sealer lease")
             while (await self._seal(limit=_PURGE_BATCH, expect=None)).sealed:
                 pass
             sealed = [record for record in await self._chain() if record.position is not None]

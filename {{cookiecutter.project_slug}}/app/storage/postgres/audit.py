@@ -142,8 +142,11 @@ class PostgresAuditLog:
         limit: int,
         after_sequence: int | None = None,
         oldest_first: bool = False,
+        resource_ids: Sequence[str] = (),
     ) -> list[SealedEntry]:
         statement = _filtered(select(AuditLogRow), query)
+        if resource_ids:
+            statement = statement.where(AuditLogRow.resource_id.in_(resource_ids))
         if before_sequence is not None:
             statement = statement.where(AuditLogRow.sequence < before_sequence)
         if after_sequence is not None:
