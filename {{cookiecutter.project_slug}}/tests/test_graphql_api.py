@@ -533,6 +533,31 @@ async def test_in_a_document_of_several_mutations_one_failing_hides_no_other(
         assert data(found)["node"]["id"] == body["data"][alias]["id"]
 
 
+async def test_mutations_after_one_that_ends_the_session_are_refused(
+    client: AsyncClient,
+) -> None:
+    """After `changePassword` (or `logout`) ended every session, the mutations after it
+    in the same document still ran as the ended session."""
+    for ending, arguments in (
+        ("changePassword(currentPassword: $p, newPassword: $n)", "$p: String!, $n: String!, "),
+        ("logout", ""),
+    ):
+        _, tokens = await register_and_login(client)
+        document = (
+            f"mutation({arguments}$name: String!) "
+            + "{ "
+            + f"a: {ending} "
+            + "b: createItem(input: { name: $name }) { id } }"
+        )
+        passwords = {"p": PASSWORD, "n": "An0ther-passw0rd!!"} if arguments else {}
+        body = await graphql(
+            client, document, tokens["accessToken"], name=unique("after"), **passwords
+        )
+        assert body["data"] == {"a": True, "b": None}, body
+        assert code(body) == ("unauthorized", 401)
+        assert error(body)["path"] == ["b"]
+
+
 def fragment_bomb(levels: int) -> str:
     """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
     spreads = [f"...F{n + 1} ...F{n + 1}" for n in range(levels)]

@@ -119,4 +119,5 @@ class Mutation:
             user_id=principal.user_id,
             data=validated(Erasure, password=password),
         )
+        info.context.end_session()
         return True

@@ -55,7 +55,7 @@ from app.api.graphql.relay import (
 from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import InvalidInputError
+from app.core.errors import InvalidInputError, UnauthorizedError
 from app.core.idempotency import scope
 from app.core.pagination import PAGE_MAX, cursor_for
 from app.items import service as item_service
@@ -103,6 +103,7 @@ class Context(BaseContext):
         self.http_request = request
         self._principal: Principal | None = None
         self._admin_confirmed = False
+        self._session_ended = False
         self.budget = NodeBudget(MAX_NODES)
         # One batched query per request for all the owners a response needs.
         self.users = DataLoader(load_fn=self._load_users)
@@ -110,9 +111,17 @@ class Context(BaseContext):
         self.items = DataLoader(load_fn=self._load_items)
 
     async def principal(self) -> Principal:
+        if self._session_ended:
+            # A mutation before this one ended the session (logout, a password or own
+            # role changed, erasure): the mutations after it in the document are refused,
+            # as the session's next request would be.
+            raise UnauthorizedError("The session has ended; sign in again.")
         if self._principal is None:
             self._principal = await authenticate(self.http_request, self.services)
         return self._principal
+
+    def end_session(self) -> None:
+        self._session_ended = True
 
     async def admin(self) -> Principal:
         principal = await self.principal()
@@ -407,6 +416,7 @@ class Mutation:
         principal = await info.context.principal()
         services = info.context.services
         await auth.logout(database=services.database, tokens=services.tokens, principal=principal)
+        info.context.end_session()
         return True
 
     @strawberry.mutation
@@ -426,6 +436,7 @@ class Mutation:
                 PasswordChange, current_password=current_password, new_password=new_password
             ),
         )
+        info.context.end_session()
         return True
 
     @strawberry.mutation
@@ -444,6 +455,8 @@ class Mutation:
             role=role.value,
             by=admin.user_id,
         )
+        if user.id == admin.user_id and user.role != admin.role:
+            info.context.end_session()  # their own role changed: their sessions ended
         return User.from_public(user)
 
     @strawberry.mutation
