@@ -150,6 +150,9 @@ def unavailable(response: Response) -> bool:
             and response.headers["retry-after"]
         )
     errors: list[dict[str, Any]] = response.json().get("errors") or []
+    # When to try again: in the error, and in the answer's header as over REST.
+    expected = {"code": "service_unavailable", "status": 503}
     return response.status_code == 200 and any(
-        error["extensions"] == {"code": "service_unavailable", "status": 503} for error in errors
+        error["extensions"] == {**expected, "retryAfter": int(response.headers["retry-after"])}
+        for error in errors
     )

@@ -168,8 +168,16 @@ async def test_scripted_flow(app: FastAPI, client: AsyncClient, settings: Settin
     async with serving(app, settings=strict):
         for _ in range(2):
             await graphql(client, LOGIN, email=email, password="Wrong-passw0rd!")
-        limited = await graphql(client, LOGIN, email=email, password=PASSWORD)
+        response = await client.post(
+            "/graphql", json={"query": LOGIN, "variables": {"email": email, "password": PASSWORD}}
+        )
+    limited = response.json()
     assert code(limited) == ("rate_limited", 429)
+    # When to try again, as REST's header says: in the error, and in the answer's header.
+    wait = error(limited)["extensions"]["retryAfter"]
+    assert isinstance(wait, int)
+    assert 0 < wait <= 60
+    assert response.headers["retry-after"] == str(wait)
 
 
 async def test_owners_are_loaded_in_one_batch(

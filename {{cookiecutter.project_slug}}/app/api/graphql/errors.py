@@ -38,6 +38,7 @@ UNEXPECTED = "An unexpected error occurred."
 PARSE_FAILED = ("graphql_parse_failed", 400)
 VALIDATION_FAILED = ("graphql_validation_failed", 400)
 INTERNAL = ("internal_error", 500)
+RETRY_AFTER = "retryAfter"
 
 
 class TooCostlyError(BadRequestError):
@@ -71,8 +72,12 @@ def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> Gra
     """The error as the client gets it; `hide` rewrites GraphQL's own messages."""
     original = error.original_error
     known = as_app_error(original) if original is not None else None
+    extensions: dict[str, object] = {}
     if known is not None:
         message, code, status = known.detail, known.code, known.status
+        # Rate limited, or a dependency down: when to try again, as REST's header says.
+        if "Retry-After" in known.headers:
+            extensions[RETRY_AFTER] = int(known.headers["Retry-After"])
     elif is_unexpected(error):
         message, (code, status) = UNEXPECTED, INTERNAL
     else:
@@ -85,8 +90,18 @@ def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> Gra
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": code, "status": status},
+        extensions={"code": code, "status": status, **extensions},
     )
+
+
+def retry_after(errors: list[GraphQLError]) -> int | None:
+    """The longest wait the errors ask for, if any does (the `Retry-After` header)."""
+    waits = [
+        int(str(error.extensions[RETRY_AFTER]))
+        for error in errors
+        if error.extensions and RETRY_AFTER in error.extensions
+    ]
+    return max(waits) if waits else None
 
 
 _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")

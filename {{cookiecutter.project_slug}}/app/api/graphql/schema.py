@@ -37,7 +37,13 @@ from strawberry.types.graphql import OperationType
 
 from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_password_work
 from app.api.graphql import relay as ids
-from app.api.graphql.errors import RecordRefusals, SchemaNames, is_unexpected, shaped
+from app.api.graphql.errors import (
+    RecordRefusals,
+    SchemaNames,
+    is_unexpected,
+    retry_after,
+    shaped,
+)
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.limits import QUERY_CACHE_SIZE, BoundedValidation
 from app.api.graphql.metrics import OperationMetrics
@@ -568,6 +574,10 @@ class Schema(strawberry.Schema):
         if result.errors:
             hide = None if self.introspection else self.names.hider(query, variable_values)
             result.errors = [shaped(error, hide) for error in result.errors]
+            wait = retry_after(result.errors)
+            response = getattr(context_value, "response", None)
+            if wait is not None and response is not None:
+                response.headers["Retry-After"] = str(wait)
         return result
 
 
