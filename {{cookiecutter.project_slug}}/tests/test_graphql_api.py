@@ -566,6 +566,19 @@ async def test_mutations_after_one_that_ends_the_session_are_refused(
         assert error(body)["path"] == ["b"]
 
 
+@pytest.mark.parametrize(
+    "content_type", ["APPLICATION/JSON", "Application/Json; charset=UTF-8", "application/JSON"]
+)
+async def test_the_media_type_is_read_whatever_its_case(
+    client: AsyncClient, content_type: str
+) -> None:
+    """Media types are case-insensitive (RFC 9110): these were refused as unsupported."""
+    response = await client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": content_type}
+    )
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
 def fragment_bomb(levels: int) -> str:
     """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
     spreads = [f"...F{n + 1} ...F{n + 1}" for n in range(levels)]

@@ -13,6 +13,21 @@ from app.api.dependencies import rate_limit_api
 from app.api.graphql.schema import Context, build_schema, get_context
 
 
+def media_type_lowered(request: Request) -> Request:
+    """The request, its media type in lower case: media types are case-insensitive
+    (RFC 9110), and Strawberry refused `APPLICATION/JSON` as unsupported."""
+    headers = request.scope["headers"]
+    for index, (name, value) in enumerate(headers):
+        if name == b"content-type":
+            media, separator, parameters = value.partition(b";")
+            if media != media.lower():
+                lowered = [*headers]
+                lowered[index] = (name, media.lower() + separator + parameters)
+                return Request({**request.scope, "headers": lowered}, request.receive)
+            break
+    return request
+
+
 class ProblemRoute(APIRoute):
     """Strawberry refuses a request it cannot take (not JSON, no query, a query over
     GET) in plain text; here the refusal gets the service's one error shape, a problem."""
@@ -21,7 +36,7 @@ class ProblemRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_as_problem(request: Request) -> Response:
-            response = await handle(request)
+            response = await handle(media_type_lowered(request))
             if isinstance(response, PlainTextResponse) and response.status_code >= 400:
                 raise HTTPException(response.status_code, bytes(response.body).decode())
             return response
