@@ -579,6 +579,23 @@ async def test_the_media_type_is_read_whatever_its_case(
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"query": "{ __typename }", "query": "{ me { id } }"}',
+        b'{"query": "{ __typename }", "variables": {"a": 1, "a": 2}}',
+    ],
+)
+async def test_a_body_giving_a_key_twice_is_refused(client: AsyncClient, body: bytes) -> None:
+    """It was taken as the last value: which was meant is not known."""
+    response = await client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "twice" in response.json()["detail"]
+
+
 def fragment_bomb(levels: int) -> str:
     """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
     spreads = [f"...F{n + 1} ...F{n + 1}" for n in range(levels)]

@@ -11,6 +11,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from prometheus_client import REGISTRY
 
 from app.api.rest import auth, items, query_names, users
+from app.api.rest.routing import JSONRoute
 from app.core.problems import MAX_LISTED_ERRORS
 from app.services import Services
 from app.settings import Settings
@@ -495,6 +496,27 @@ async def test_a_patch_refuses_null_and_its_schema_offers_none(
     assert unchanged.json() == item
     schema = app.openapi()["components"]["schemas"]["ItemUpdate"]
     assert "null" not in str(schema["properties"]), schema
+
+
+async def test_a_body_giving_a_key_twice_is_refused_on_every_operation(
+    app: FastAPI, client: AsyncClient, account: Account
+) -> None:
+    """`{"name": "a", "name": "b"}` was taken as its last value."""
+    twice = b'{"name": "first", "name": "second"}'
+    response = await client.post(
+        ITEMS, content=twice, headers=account.headers | {"content-type": "application/json"}
+    )
+    assert [e["type"] for e in problem(422, response)["errors"]] == ["json_invalid"]
+    nested = b'{"name": "x", "description": "y", "status": "draft", "status": "active"}'
+    response = await client.post(
+        ITEMS, content=nested, headers=account.headers | {"content-type": "application/json"}
+    )
+    problem(422, response)
+    # Every operation of the API reads its body so (a router added later too).
+    contexts = iter_route_contexts(app.routes)
+    api = [c.original_route for c in contexts if (c.path_format or "").startswith(API)]
+    assert len(api) >= 10
+    assert all(isinstance(route, JSONRoute) for route in api)
 
 
 async def test_a_422_lists_a_bounded_number_of_errors_and_says_how_many(

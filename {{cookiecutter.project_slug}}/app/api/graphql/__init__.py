@@ -11,6 +11,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from app.api.dependencies import rate_limit_api
 from app.api.graphql.schema import Context, build_schema, get_context
+from app.core import strict_json
 
 
 def media_type_lowered(request: Request) -> Request:
@@ -59,14 +60,16 @@ class Router(GraphQLRouter[Context, None]):
         members of their types. Strawberry would fail with a server error on another JSON
         value, such as a bare string, on invalid UTF-8, on JSON nested past the
         interpreter's recursion limit and on a number longer than it converts; a lone
-        surrogate (a JSON escape can carry one) would fail wherever it is encoded; and it
-        takes an `operationName` of any type."""
+        surrogate (a JSON escape can carry one) would fail wherever it is encoded; it
+        takes an `operationName` of any type, and the last of a key given twice."""
         try:
-            decoded = super().decode_json(data)
+            decoded = strict_json.loads(data)
             # Fails on a lone surrogate anywhere, keys included.
             json.dumps(decoded, ensure_ascii=False).encode()
         except UnicodeError as exc:
             raise HTTPException(400, "The request body is not valid UTF-8 JSON.") from exc
+        except strict_json.DuplicateKeyError as exc:
+            raise HTTPException(400, f"The request body gives {exc.key!r} twice.") from exc
         except RecursionError as exc:
             raise HTTPException(400, "The request body is nested too deeply.") from exc
         except ValueError as exc:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from app.api.dependencies import ServicesDep, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
+from app.api.rest.routing import JSONRoute
 from app.api.rest.schemas import PageMeta, Paginated
 from app.audit import service as audit
 from app.audit.records import AuditQuery, AuditRecord
@@ -14,7 +15,7 @@ from app.audit.service import Erasure, PersonalData
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.core.types import IsoDateTime, StorableInt, StorableText
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 TAGS = {"audit": "The tamper-evident audit trail, for administrators."}
 Text = Annotated[StorableText | None, Query(max_length=64)]
 

@@ -6,13 +6,14 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.api.dependencies import ServicesDep, client_ip, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal
+from app.api.rest.routing import JSONRoute
 from app.api.rest.schemas import RefreshRequest
 from app.auth import service as auth
 from app.auth.tokens import TokenPair
 from app.users import service as users
 from app.users.schemas import RegistrationAccepted, UserCreate
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=JSONRoute)
 
 
 @router.post("/register", status_code=status.HTTP_202_ACCEPTED, responses=problems(body=True))

@@ -7,12 +7,13 @@ from app.api.dependencies import ServicesDep, client_ip
 from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal, EditableItem
 from app.api.rest.idempotency import IdempotencyKey, answer, replayable
+from app.api.rest.routing import JSONRoute
 from app.api.rest.schemas import PageMeta, Paginated
 from app.core.idempotency import scope
 from app.items import service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], route_class=JSONRoute)
 
 
 @router.post(

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Query, Request, status
 from app.api.dependencies import ServicesDep, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import Admin, CurrentPrincipal
+from app.api.rest.routing import JSONRoute
 from app.api.rest.schemas import PageMeta, Paginated
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.users import service as users
 from app.users.schemas import PasswordChange, RoleChange, UserPublic
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=JSONRoute)
 
 
 @router.get("/me", responses=problems(401, 404))
