@@ -4,8 +4,7 @@ Records are inserted unsealed with the change (in its transaction on a replica s
 numbered from a counter, with no lock. One sealer at a time, holding a lease (a
 compare-and-set on the lease document's owner and expiry), seals them in batches. Each
 round (and each purge) takes the lease as an owner of its own, so two rounds exclude
-each other in one process as they do across processes, as PostgreSQL's advisory lock
-does per transaction.
+each other in one process as they do across processes.
 The unique index on `position` fences it: a sealer that lost its lease and still
 writes collides with the positions its successor wrote, and its batch stops.
 
