@@ -2,7 +2,6 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
 from app.core.types import CursorTime, DisplayText, Name, UtcDateTime
@@ -32,19 +31,29 @@ class ItemCreate(BaseModel):
     status: ItemStatus = "draft"
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Each property's schema as the model takes it: its type, not null (refused)."""
+    for field in schema.get("properties", {}).values():
+        branches = [branch for branch in field.pop("anyOf", []) if branch.get("type") != "null"]
+        if len(branches) == 1:
+            field.update(branches[0])
+        if "default" in field and field["default"] is None:
+            del field["default"]
+
+
 class ItemUpdate(BaseModel):
     """A partial update: only the fields given change. A field given is changed, so null
     is refused for each (it was taken and changed nothing); left out, a field keeps its
-    value. The schema says so: no field is nullable there (`SkipJsonSchema`)."""
+    value. The schema says so: no field is nullable there."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
-
-    name: Name | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=NAME_MAX)
-    description: DisplayText | SkipJsonSchema[None] = Field(
-        default=None, max_length=DESCRIPTION_MAX
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, strict=True, json_schema_extra=_not_nullable
     )
-    price_cents: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=PRICE_MAX)
-    status: ItemStatus | SkipJsonSchema[None] = None
+
+    name: Name | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: DisplayText | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
+    status: ItemStatus | None = None
 
     @field_validator("*", mode="before")
     @classmethod
