@@ -97,7 +97,7 @@ def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> Gra
 def retry_after(errors: list[GraphQLError]) -> int | None:
     """The longest wait the errors ask for, if any does (the `Retry-After` header)."""
     waits = [
-        int(str(error.extensions[RETRY_AFTER]))
+        int(error.extensions[RETRY_AFTER])
         for error in errors
         if error.extensions and RETRY_AFTER in error.extensions
     ]
