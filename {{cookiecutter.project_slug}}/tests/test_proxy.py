@@ -33,7 +33,7 @@ from app.api.dependencies import address_key
 from app.core.server import HEAD_MAX_BYTES
 from app.services import Services
 from app.settings import ForwardedSettings, Settings
-from tests.conftest import closed_port, settings_env, until_answering
+from tests.conftest import closed_port, server_log, settings_env, until_answering
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
@@ -118,6 +118,25 @@ def start_server(settings: Settings, log: Path, forwarded_allow_ips: str) -> Ser
     return Server(f"http://127.0.0.1:{port}", process, log)
 
 
+async def serving(settings: Settings, log: Path, forwarded_allow_ips: str) -> Server:
+    """A server started and answering. Its port is picked free and then bound by uvicorn,
+    so another process can take it in between ("address already in use", seen once on a
+    busy machine): then it is started again on another."""
+    attempts = 0
+    while True:
+        attempts += 1
+        server = start_server(settings, log, forwarded_allow_ips)
+        try:
+            await server.wait_until_serving()
+        except pytest.fail.Exception:
+            server.stop()
+            taken = "address already in use" in await asyncio.to_thread(server_log, log)
+            if not taken or attempts == 3:
+                raise
+        else:
+            return server
+
+
 @asynccontextmanager
 async def image_servers(
     settings: Settings, logs: Path, **forwarded_allow_ips: str
@@ -126,8 +145,7 @@ async def image_servers(
     servers: dict[str, Server] = {}
     try:
         for name, allowed in forwarded_allow_ips.items():
-            servers[name] = start_server(settings, logs / f"{name}.log", allowed)
-        await asyncio.gather(*(server.wait_until_serving() for server in servers.values()))
+            servers[name] = await serving(settings, logs / f"{name}.log", allowed)
         yield servers
     finally:
         for server in servers.values():
