@@ -3,6 +3,7 @@ it: an RFC 9457 problem (`application/problem+json`) with `type`, `title` (RFC 9
 reason phrase), `status`, `detail`, `code` and `request_id`. A table walks each layer;
 a layer added to the app without a row in it fails `test_every_middleware_has_a_row`."""
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -293,3 +294,25 @@ async def test_head_where_get_is_not_served_is_refused_as_get_would_be(
     assert post_only.status_code == 405
     assert post_only.headers["allow"] == "POST"
 {%- endif %}
+
+
+async def test_a_405_lists_every_method_its_path_answers(client: AsyncClient, app: FastAPI) -> None:
+    """RFC 9110 (15.5.6). It listed only the methods of the first route whose path
+    matched: GET for an item, which PATCH and DELETE take too."""
+    declared = {"/health/live": {"GET"}}
+{%- if cookiecutter.api == "rest" %}
+    for path, operations in app.openapi()["paths"].items():
+        declared[path] = {method.upper() for method in operations}
+    assert {"GET", "PATCH", "DELETE"} in declared.values()
+{%- else %}
+    declared["/graphql"] = {"GET", "POST"}
+{%- endif %}
+    for path, methods in declared.items():
+        url = re.sub(r"\{\w+\}", "0190f5a0-0000-7000-8000-000000000000", path)
+        for method in ("TRACE", "PUT"):
+            if method in methods:
+                continue
+            response = await client.request(method, url)
+            assert_problem(response, 405)
+            allowed = methods | {"HEAD"} if "GET" in methods else methods
+            assert response.headers["allow"] == ", ".join(sorted(allowed)), (method, path)

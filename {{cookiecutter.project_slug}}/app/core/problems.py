@@ -6,7 +6,9 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from app.core.context import current_request
 from app.core.errors import REDIS_DOWN, AppError, as_app_error, status_code, status_title
@@ -49,9 +51,26 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     error = cast(HTTPException, exc)
-    return status_problem(error.status_code, str(error.detail), error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return status_problem(error.status_code, str(error.detail), headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path answers, as a 405 must list them (RFC 9110). The
+    router's own 405 names those of the first route that matches the path alone, and an
+    item's GET, PATCH and DELETE are three routes."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    if "GET" in methods:
+        methods.add("HEAD")  # HeadMiddleware answers it as GET
+    return ", ".join(sorted(methods))
 
 
 # The errors a 422 lists: a body of a megabyte of unknown fields had 85,000, a 7.6 MB
