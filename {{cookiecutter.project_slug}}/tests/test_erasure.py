@@ -103,6 +103,44 @@ async def test_a_create_racing_the_erasure_in_the_service_never_leaves_an_item(
     assert await owned_item_ids(services, account.user.id) == set()
     assert after == [None] * 5
 
+{%- if cookiecutter.database == "postgres" %}
+
+
+async def test_a_create_that_waited_for_the_erasure_finds_the_account_erased(
+    services: Services, account: Account
+) -> None:
+    """The race above, made to happen: the create's insert comes while the erasure holds
+    the account's row, and must see the row as the erasure leaves it. (A create that
+    checked the owner only in its statement's snapshot inserted an item of an erased
+    account.)"""
+    import pytest
+    from sqlalchemy import text
+
+    from app.storage.postgres.database import PostgresDatabase
+    from app.users.erased import erased_email
+
+    database = services.database
+    assert isinstance(database, PostgresDatabase)
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    async with database.unit_of_work() as uow:
+        user_id = account.user.id
+        await uow.users.anonymise(user_id, email=erased_email(user_id), password_hash="x")
+        create = asyncio.create_task(new_item(services, account))
+        async with database.autocommit.connect() as connection:
+            for _ in range(200):
+                if await connection.scalar(waiting):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the create never waited for the erasure's lock")
+    with pytest.raises(UnauthorizedError):
+        await create
+    assert await owned_item_ids(services, account.user.id) == set()
+{%- endif %}
+
 
 async def redis_keys_naming(services: Services, *names: str) -> list[str]:
     keys = [key async for key in services.cache.redis.scan_iter(match=services.cache.key("*"))]
