@@ -1,21 +1,23 @@
 """Personal data masked in ordinary logs (a structlog processor).
 
-Applied to every value of every log line, including exception text: email
-addresses (quoted, percent-encoded once or twice, a domain without a dot too), phone
-numbers, Korean resident registration numbers, payment card numbers (only Luhn-valid
-digit runs, so order numbers survive), bank account numbers written in groups
+Applied to every value of every log line, including exception text: email addresses
+(quoted, percent-encoded once or twice, a domain without a dot too, spaced around the
+`@`), phone numbers, Korean resident registration numbers, payment card numbers (only
+Luhn-valid digit runs, so order numbers survive), bank account numbers written in groups
 (110-123-456789), bearer tokens, JWTs (their dots also percent-encoded, their header
-left out too) and Basic credentials, `Authorization` and `Cookie` values, secrets written
-as `name=value` or `name: value` in text (`=` percent-encoded too), and whole fields whose
-name says they hold a secret. Numbers are found whatever their digits (full-width,
-Arabic-Indic, ...) and separators (any dash, `.`, `_`, `/`, any space; for cards `+`, `:`
-and `,` too), also glued to a word by `_` (`user_4111111111111111`); a card number of the
-usual length and a Korean mobile number also glued to letters (`cardNo4111111111111111`).
+left out too) and Basic credentials, `Authorization` and `Cookie` values, secrets
+written as `name=value` or `name: value` in text (`=` percent-encoded too), and whole
+fields whose name says they hold a secret. Numbers are found whatever their digits
+(full-width, Arabic-Indic, ...) and separators (any dash, a double one too, `.`, `_`,
+`/`, `*`, `~`, `|`, any space; for cards `+`, `:` and `,` too), also glued to a word by
+`_` (`user_4111111111111111`); a card number of the usual length and a Korean mobile
+number also glued to letters (`cardNo4111111111111111`).
 Masking is by pattern: it catches the usual forms, not every form.
 """
 
 import base64
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, MutableMapping
@@ -34,7 +36,8 @@ SECRET_FIELD = re.compile(
 # decimal digit is an ASCII digit, every dash `-`, every space (invisible ones too) ` `,
 # and full-width letters and signs their ASCII selves (NFKC): one pattern then finds
 # `010-1234-5678` in all the ways it can be written.
-_OTHER_DASHES = "\u02d7\u2043\u207b\u208b\u2212\u2796\u30fc\uff70"  # minus signs, long vowel marks
+# Minus signs, long vowel marks, and the Hangul vowel ㅡ, often typed as a dash in Korean.
+_OTHER_DASHES = "\u02d7\u2043\u207b\u208b\u2212\u2796\u30fc\uff70\u3161\uffda"
 _OTHER_DOTS = "\u3002\uff61"  # the ideographic full stop, full-width and half-width
 _MAX_FOLDINGS = 65536  # what is not kept is worked out again, at every sight
 
@@ -96,23 +99,27 @@ _JWT = re.compile(
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[\w.~+/=-]+)")
 _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
 # An address: its local part as written (any character RFC 5322 allows but `/`, `=` and
-# `?`, which split a URL before it, and not starting with a quote or a brace) or quoted;
-# its `@` also percent-encoded, once or twice (%40, %2540). The local part starts a word,
-# so that a long run of letters is tried once, not from each of them.
-# (Its domain may have no dot: root@localhost.)
+# `?`, which split a URL before it) or quoted; its `@` also percent-encoded, once or twice
+# (%40, %2540). The local part is tried from the start of a run of the characters it may
+# hold, never from within one, so each run is read once (tried from each `.` of
+# `a.a.a...@`, a 16 kB path took 3 s), and what no local part starts with (a dot, a
+# quote, a brace) is left out of the mask. (The domain may have no dot: root@localhost.)
+# Written with a space after the `@`, or around it, the domain needs a dot: `reply to
+# @example` is a mention.
+_LOCAL = r"\w.!#$%&'*+^`{|}~-"
 _EMAIL = re.compile(
-    r"(?:\"(?:[^\"\\\r\n]|\\.)+\"|(?<![\w!#$%&*+^|~-])[\w!#$%&*+^|~-][\w.!#$%&'*+^`{|}~-]*)"
-    r"(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*"
+    r"(?:\"(?:[^\"\\\r\n]|\\.)+\"|(?<![" + _LOCAL + r"])[" + _LOCAL + r"]+)"
+    r"(?:(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*|(?: @|@) [\w-]+(?:\.[\w-]+)+)"
 )
 # Numbers stand alone: not glued to an ASCII letter or digit, as in an id (Korean is
 # written without spaces: 010-1234-5678로; `_` glues nothing: user_4111111111111111), nor
 # by a hyphen to a group of four hex digits (the groups of a UUID), nor to more digits by
 # a separator (a decimal number, an IP address).
-_ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_-])"
-_END = r"(?![0-9A-Za-z]|[./_-][0-9]|-[0-9A-Fa-f]{4})"
-# Between the groups of a number: a dash, dot, underscore or slash, spaced or not, or one
-# or two spaces, tabs or line breaks.
-_SEP = r"(?: ?[./_-] ?|\s\s?)"
+_ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_*~|-])"
+_END = r"(?![0-9A-Za-z]|[./_*~|-][0-9]|-[0-9A-Fa-f]{4})"
+# Between the groups of a number: a dash (or two), dot, underscore, slash, `*`, `~` or `|`,
+# spaced or not, or one or two spaces, tabs or line breaks.
+_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s\s?)"
 
 
 def _number(pattern: str) -> re.Pattern[str]:
@@ -166,14 +173,14 @@ def _whole(label: str, group: str | int = 0) -> Find:
     return find
 
 
+# What each digit adds to the Luhn sum in an even place from the right: twice itself,
+# less 9 over 9.
+_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
 def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    kept, doubled = digits[::-2], digits[-2::-2].translate(_DOUBLED)
+    return (sum(map(int, kept)) + sum(map(int, doubled))) % 10 == 0
 
 
 def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
@@ -181,26 +188,41 @@ def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
     between spaces (`4111111111111111 12` is a card number and a count). Two groups of
     digits are none unless split by spaces alone and of six digits or more (a decimal
     number, a range, a count)."""
-    words = [word.span() for word in re.finditer(r"[^ ]*\d[^ ]*", match.group())]
+    found = match.group()
+    words = [word.span() for word in re.finditer(r"[^ ]*\d[^ ]*", found)]
+    # Each word's digits, so that the many parts of a long run (each of `1 1 1 ...` is a
+    # word) are passed over on their count and checksum before any other work.
+    digits_of = [re.sub(r"\D", "", found[start:end]) for start, end in words]
+    ends = list(itertools.accumulate(map(len, digits_of), initial=0))
     for size in range(len(words), 0, -1):
         for first in range(len(words) - size + 1):
+            if not 13 <= ends[first + size] - ends[first] <= 19:
+                continue
+            digits = "".join(digits_of[first : first + size])
+            if not _luhn_valid(digits):
+                continue
             start, end = words[first][0], words[first + size - 1][1]
-            text = match.group()[start:end]
+            text = found[start:end]
             groups = re.findall(r"\d+", text)
-            digits = "".join(groups)
             two = len(groups) == 2 and not (
                 re.fullmatch(r"\d+\s+\d+", text) and min(map(len, groups)) >= 6
             )
             # `+`, `,` and `:` split a card in groups of four: in other groups, they
             # write an amount in thousands, a time, a time zone.
             other = re.search(r"[+,:]", text) and any(len(group) != 4 for group in groups)
-            if 13 <= len(digits) <= 19 and not two and not other and _luhn_valid(digits):
+            if not two and not other:
                 return match.start() + start, match.start() + end, "[card]"
     return None
 
 
 def _glued_card(match: re.Match[str]) -> tuple[int, int, str] | None:
     return (*match.span(), "[card]") if _luhn_valid(match.group()) else None
+
+
+def _email(match: re.Match[str]) -> tuple[int, int, str]:
+    address = match.group()
+    skipped = 0 if address.startswith('"') else len(address) - len(address.lstrip(".'`{}"))
+    return match.start() + skipped, match.end(), "[email]"
 
 
 def _account(match: re.Match[str]) -> tuple[int, int, str] | None:
@@ -225,7 +247,6 @@ def _basic(match: re.Match[str]) -> tuple[int, int, str] | None:
 _REDACTED = _whole("[redacted]", "value")
 _TOKEN = _whole("[token]")
 _BEARER_TOKEN = _whole("[token]", "value")
-_EMAIL_ADDRESS = _whole("[email]")
 _RRN_NUMBER = _whole("[rrn]")
 _PHONE_NUMBER = _whole("[phone]")
 
@@ -268,7 +289,7 @@ def mask_text(text: str) -> str:
         text, folded = _replace(_BEARER, _BEARER_TOKEN, text, folded)
         text, folded = _replace(_BASIC, _basic, text, folded)
     if "@" in folded or "%" in folded:
-        text, folded = _replace(_EMAIL, _EMAIL_ADDRESS, text, folded)
+        text, folded = _replace(_EMAIL, _email, text, folded)
     if _DIGIT_RUN.search(folded):
         text, folded = _replace(_RRN, _RRN_NUMBER, text, folded)
         text, folded = _replace(_CARD, _card, text, folded)

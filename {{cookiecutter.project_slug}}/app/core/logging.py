@@ -8,6 +8,7 @@ logging handler that ends in the same processors, so every line has the same sha
 
 import functools
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -31,35 +32,51 @@ MAX_EXCEPTION_CHARS = 4096
 MAX_VALUE_CHARS = 2048
 MAX_TRACEBACK_LINE = 512
 _EXCEPTION_HEAD = 1024
+# `redact` reads each value cut to this much more than the line keeps: its cost is
+# bounded whatever came in (it reads a 64 kB path in no time), and what it masks where the
+# value is cut is seen whole (the longest, an address, has at most 254 characters).
+REDACT_MARGIN = 256
+_CUT = re.compile(r"\n\.\.\. \[(\d+) characters cut\] \.\.\.\n")
 
 
 def _cut(text: str, *, head: int, tail: int) -> str:
     if len(text) <= head + tail:
         return text
     end = text[len(text) - tail :] if tail else ""
-    return f"{text[:head]}\n... [{len(text) - head - tail} characters cut] ...\n{end}"
+    removed = text[head : len(text) - tail]
+    # What an earlier cut (before `redact`) took out is counted too, not its note.
+    count = len(removed) + sum(int(note[1]) - len(note[0]) for note in _CUT.finditer(removed))
+    return f"{text[:head]}\n... [{count} characters cut] ...\n{end}"
 
 
-def bound_sizes(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def bounding(margin: int = 0) -> Any:
     """A structlog processor: every text value of a line, the traceback included, cut to
-    a bounded size."""
-    for key, value in event_dict.items():
-        if value is None or isinstance(value, bool | int | float):
-            continue
-        if not isinstance(value, str):
-            # A structure is rendered whole; one too big to keep is kept as cut text.
-            text = str(value)
-            if len(text) > MAX_VALUE_CHARS:
-                event_dict[key] = _cut(text, head=MAX_VALUE_CHARS, tail=0)
-            continue
-        if key == "exception":
-            # Line by line first: the last line names the error, however long its message.
-            lines = [_cut(line, head=MAX_TRACEBACK_LINE, tail=0) for line in value.splitlines()]
-            tail = MAX_EXCEPTION_CHARS - _EXCEPTION_HEAD
-            event_dict[key] = _cut("\n".join(lines), head=_EXCEPTION_HEAD, tail=tail)
-        else:
-            event_dict[key] = _cut(value, head=MAX_VALUE_CHARS, tail=0)
-    return event_dict
+    a bounded size, plus `margin`."""
+
+    def bound_sizes(
+        _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event_dict.items():
+            if value is None or isinstance(value, bool | int | float):
+                continue
+            if not isinstance(value, str):
+                # A structure is rendered whole; one too big to keep is kept as cut text.
+                text = str(value)
+                if len(text) > MAX_VALUE_CHARS + margin:
+                    event_dict[key] = _cut(text, head=MAX_VALUE_CHARS + margin, tail=0)
+                continue
+            if key == "exception":
+                # Line by line first: the last line names the error, however long its message.
+                line_size = MAX_TRACEBACK_LINE + margin
+                lines = [_cut(line, head=line_size, tail=0) for line in value.splitlines()]
+                head = _EXCEPTION_HEAD + margin
+                tail = MAX_EXCEPTION_CHARS - _EXCEPTION_HEAD + margin
+                event_dict[key] = _cut("\n".join(lines), head=head, tail=tail)
+            else:
+                event_dict[key] = _cut(value, head=MAX_VALUE_CHARS + margin, tail=0)
+        return event_dict
+
+    return bound_sizes
 
 
 def add_trace_ids(
@@ -83,15 +100,16 @@ def configure_logging(
     The app's lines skip the standard library's logging machinery (a record, a handler,
     a formatter): it cost about 30 µs of the 80 an access log line took through it."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    # Every line, once it is a dict: its traceback as text, its personal data masked,
-    # then the stamps no personal data is in (the time; the trace ids, though a run of
-    # digits in one may look like some), its values bounded, and rendered.
+    # Every line, once it is a dict: its traceback as text, its personal data masked (in
+    # values cut near their bounded size first), then the stamps no personal data is in
+    # (the time; the trace ids, though a run of digits in one may look like some), its
+    # values bounded, and rendered.
     finish: list[Any] = [
         structlog.processors.format_exc_info,
-        *([redact] if redact else []),
+        *([bounding(REDACT_MARGIN), redact] if redact else []),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
-        bound_sizes,
+        bounding(),
         renderer,
     ]
     named = [
