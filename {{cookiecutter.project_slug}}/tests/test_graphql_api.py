@@ -1,6 +1,7 @@
 """The GraphQL API end to end, over HTTP against the real services."""
 
 import re
+import sys
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,14 @@ from httpx import ASGITransport, AsyncClient
 
 from app.api.graphql.limits import MAX_SELECTIONS
 from app.api.graphql.relay import as_sequence, cursor_key, id_key
-from app.api.graphql.schema import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, ItemSort
+from app.api.graphql.schema import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_TOKENS,
+    ItemSort,
+    overlong_int,
+)
 from app.core.errors import BadRequestError, InvalidInputError
 from app.core.metrics import BoundedNames
 from app.core.pagination import PAGE_MAX
@@ -498,6 +506,34 @@ async def test_an_int_literal_too_long_to_read_is_refused_as_the_int_it_cannot_b
     # The same digits in a string are no Int literal: the id is merely not valid.
     body = await graphql(client, '{ node(id: "' + digits + '") { id } }', token)
     assert code(body) == ("invalid_input", 422)
+
+
+@pytest.mark.timeout(10)
+def test_looking_for_an_overlong_int_reads_the_document_once() -> None:
+    """Runs of digits as long as the limit, in comments: each run was read again from
+    each of its digits (230 of them, in a 1 MB body, cost 15 s of CPU)."""
+    limit = sys.get_int_max_str_digits()
+    comments = ("#" + "1" * limit + "\n") * 1000
+    assert overlong_int("{ __typename }\n" + comments) is None
+    literal = "9" * (limit + 1)
+    assert overlong_int(comments + "{ items(first: " + literal + ") { pageInfo } }") == literal
+
+
+async def test_deeply_nested_variables_are_answered_in_the_graphql_error_shape(
+    settings: Settings, services: Services
+) -> None:
+    """Without introspection an error's names are checked against the variables' keys,
+    which were read recursively: keys some hundreds of levels deep (JSON decodes about
+    900) exhausted the stack, an internal error."""
+    nested: Any = 1
+    for _ in range(800):
+        nested = {"a": nested}
+    async with production_client(settings, services) as production:
+        response = await production.post(
+            "/graphql", json={"query": "{ zzz }", "variables": {"x": nested}}
+        )
+    assert response.status_code == 200
+    assert code(response.json()) == ("graphql_validation_failed", 400)
 
 
 async def test_abusive_documents_are_refused(client: AsyncClient, account: Account) -> None:

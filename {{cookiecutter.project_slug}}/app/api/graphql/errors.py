@@ -127,14 +127,19 @@ def document_names(query: str) -> set[str]:
 
 
 def keys_of(value: object) -> set[str]:
-    """The keys of the variables, at any depth: the input fields the request named."""
-    if isinstance(value, dict):
-        return {str(key) for key in value} | {
-            name for item in value.values() for name in keys_of(item)
-        }
-    if isinstance(value, list):
-        return {name for item in value for name in keys_of(item)}
-    return set()
+    """The keys of the variables, at any depth: the input fields the request named. Read
+    without recursion: variables a few hundred levels deep (JSON decodes about 900)
+    exhausted the stack as an unexpected error."""
+    keys: set[str] = set()
+    pending = [value]
+    while pending:
+        found = pending.pop()
+        if isinstance(found, dict):
+            keys.update(map(str, found))
+            pending.extend(found.values())
+        elif isinstance(found, list):
+            pending.extend(found)
+    return keys
 
 
 class SchemaNames:
