@@ -267,7 +267,7 @@ def test_deploy_matches_dockerfile_settings_and_app(
 
     secret_keys = secret_keys_in_readme(project)
     database_url = "DATABASE_URL" if combination.database == "postgres" else "MONGODB_URL"
-    expected_secrets = {database_url, "REDIS_URL", "BROKER_URL", "AUTH_SECRET_KEY"}
+    expected_secrets = {database_url, "REDIS_URL", "BROKER_URL", "AUTH_SECRET_KEY", "METRICS_TOKEN"}
     if combination.compliance_logging:
         expected_secrets.add("AUDIT_SECRET_KEY")
     assert secret_keys == expected_secrets
