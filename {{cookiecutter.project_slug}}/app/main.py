@@ -36,7 +36,9 @@ from app.audit.masking import mask_personal_data
 {%- endif %}
 from app.core.drain import Drain
 from app.core.errors import UnauthorizedError
+{%- if cookiecutter.api == "rest" %}
 from app.core.idempotency import HEADER as IDEMPOTENCY_HEADER
+{%- endif %}
 from app.core.idempotency import REPLAYED_HEADER
 from app.core.logging import configure_logging
 from app.core.middleware import (
@@ -134,8 +136,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.app.cors_origins,
-        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        # The methods and headers the API takes (test_security.py holds them to its routes).
+{%- if cookiecutter.api == "rest" %}
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", IDEMPOTENCY_HEADER],
+{%- else %}
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+{%- endif %}
         expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS, REPLAYED_HEADER],
         max_age=600,
     )

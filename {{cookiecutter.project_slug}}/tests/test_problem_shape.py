@@ -114,7 +114,7 @@ EVERY_API = [
     Layer(
         "CORS: preflight for a method not allowed",
         400,
-        lambda c: preflight(c, **{"access-control-request-method": "PUT"}),
+        lambda c: preflight(c, **{"access-control-request-method": "TRACE"}),
     ),
     Layer(
         "body limit: Content-Length over it",

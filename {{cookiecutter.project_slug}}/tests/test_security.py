@@ -1,6 +1,7 @@
 """Security headers and CORS, on the real application."""
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from httpx import ASGITransport, AsyncClient
 
 from app.core.middleware import API_CSP, DOCS_CSP, HSTS
@@ -70,3 +71,49 @@ async def test_cors_allows_only_the_configured_origins(
             if allowed:
                 assert preflight.status_code == 200
                 assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+
+
+async def test_cors_preflights_grant_the_methods_and_headers_the_api_takes(
+    settings: Settings,
+) -> None:
+    """Each method a route takes, and no other: PUT, which sets a role, was refused to
+    browsers{% if cookiecutter.api == "graphql" %}, and PATCH, DELETE and `Idempotency-Key`, which this API does
+    not take, were offered{% endif %}."""
+    app = create_app(override(settings, "app", cors_origins=[ALLOWED]))
+    taken = {
+        method for route in iter_route_contexts(app.routes) for method in route.methods or ()
+    } - {"HEAD"}
+{%- if cookiecutter.api == "rest" %}
+    headers = {
+        parameter["name"].lower()
+        for operations in app.openapi()["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header"
+    }
+    assert "idempotency-key" in headers
+{%- else %}
+    headers = set()
+{%- endif %}
+    headers |= {"authorization", "content-type", "x-request-id"}
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        for method in (*taken, "TRACE"):
+            preflight = await client.options(
+                "/health/live",
+                headers={
+                    "Origin": ALLOWED,
+                    "Access-Control-Request-Method": method,
+                    "Access-Control-Request-Headers": ", ".join(sorted(headers)),
+                },
+            )
+            assert preflight.status_code == (200 if method in taken else 400), method
+            if method in taken:
+                granted = preflight.headers["access-control-allow-methods"]
+                assert set(granted.split(", ")) == taken
+                offered = set(preflight.headers["access-control-allow-headers"].split(", "))
+                # Besides the API's: those CORS lets every request send.
+                assert {name.lower() for name in offered} - headers <= {
+                    "accept",
+                    "accept-language",
+                    "content-language",
+                }
