@@ -32,7 +32,7 @@ from app.api.metrics import refresh_scrape_gauges
 from app.api.responses import operation_id, publish_openapi
 {%- endif %}
 {%- if cookiecutter.compliance_logging %}
-from app.audit.masking import mask_personal_data
+from app.audit.masking import mask_personal_data, mask_text
 {%- endif %}
 from app.core.drain import Drain
 from app.core.errors import UnauthorizedError
@@ -147,7 +147,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS, REPLAYED_HEADER],
         max_age=600,
     )
+{%- if cookiecutter.compliance_logging %}
+    app.add_middleware(RequestContextMiddleware, redact=mask_text)
+{%- else %}
     app.add_middleware(RequestContextMiddleware)
+{%- endif %}
     # Outermost, so even the last-resort 500 carries the headers.
     app.add_middleware(SecurityHeadersMiddleware)
     # Around all of them, while tracing is on: the request's server span.

@@ -1429,6 +1429,35 @@ def test_values_are_masked_cut_near_what_the_line_keeps_and_whole_where_cut() ->
         assert detail.endswith(f"[{cut} characters cut] ...\n"), detail[-100:]
 
 
+async def test_personal_data_a_client_writes_in_its_headers_is_stored_masked(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    """The request id and the user agent are the client's to write, and went whole into
+    the trail, the outbox and the broker's messages: a resident registration number as
+    the id; an address, a phone number and a token in the agent."""
+    agent = "Mozilla/5.0 carol@example.org 010-1234-5678 Bearer eyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.s"
+    sent = {"X-Request-ID": "900101-1234567", "User-Agent": agent}
+    response = await api.create_item(client, account, unique("headers"), headers=sent)
+    assert api.succeeded(response)
+    request_id = response.headers["x-request-id"]
+    assert request_id != sent["X-Request-ID"]
+    item_id = api.stored_id(response)
+    recent = await services.audit.recent(limit=100)
+    (entry,) = [record.entry for record in recent if record.entry.resource_id == item_id]
+    assert (entry.request_id, entry.user_agent) == (request_id, mask_text(agent))
+    assert entry.user_agent
+    for personal in ("carol@", "1234-5678", "eyJ4IjoxfQ"):
+        assert personal not in entry.user_agent
+    events = await services.database.outbox.about(str(account.user.id), [item_id])
+    (created,) = [event for event in events if event.event_type == "item.created"]
+    assert json.loads(created.payload)["correlation_id"] == request_id
+    # A plain id, as the client gave it, is kept.
+    plain = await api.create_item(
+        client, account, unique("headers"), headers={"X-Request-ID": "abc-123"}
+    )
+    assert plain.headers["x-request-id"] == "abc-123"
+
+
 async def test_personal_data_in_a_requested_path_is_masked_whole_in_the_access_log(
     client: AsyncClient,
 ) -> None:

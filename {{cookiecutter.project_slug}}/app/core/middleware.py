@@ -3,6 +3,7 @@
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 import structlog
 from fastapi.routing import iter_route_contexts
@@ -57,9 +58,15 @@ class RouteTemplates:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """The request's id, its client, the access log line and the metrics. `redact` masks
+    personal data in text: the client writes its request id and user agent, which go
+    into records and events as well as logs, so an id it would change is replaced by a
+    fresh one and the agent is kept masked."""
+
+    def __init__(self, app: ASGIApp, redact: Callable[[str], str] | None = None) -> None:
         self.app = app
         self.route_template = RouteTemplates()
+        self.redact = redact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,9 +74,14 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else ""
         client = scope.get("client")
         user_agent = headers.get(b"user-agent", b"").decode("latin-1")[:256] or None
+        if self.redact is not None:
+            if request_id and self.redact(request_id) != request_id:
+                request_id = ""
+            user_agent = self.redact(user_agent) if user_agent else None
+        request_id = request_id or uuid.uuid4().hex
         set_current_request(
             RequestContext(
                 request_id=request_id,
