@@ -210,14 +210,16 @@ async def test_the_export_withholds_other_peoples_data_in_records_about_the_pers
     app: FastAPI, services: Services, client: AsyncClient, account: Account, admin_account: Account
 ) -> None:
     stranger_address, admin_address = unique_address(), unique_address()
+    # Their requests' ids: an event of the outbox named the anonymous caller's.
+    stranger_request, admin_request = actions.new_request_id(), actions.new_request_id()
     async with calling_from(app, stranger_address) as stranger:
         assert not await actions.login(
-            stranger, actions.new_request_id(), account.email, actions.WRONG_PASSWORD
+            stranger, stranger_request, account.email, actions.WRONG_PASSWORD
         )
     async with calling_from(app, admin_address) as admin_client:
         assert await actions.set_role(
             admin_client,
-            actions.new_request_id(),
+            admin_request,
             admin_account.tokens.access_token,
             str(account.user.id),
             "admin",
@@ -234,10 +236,12 @@ async def test_the_export_withholds_other_peoples_data_in_records_about_the_pers
         if record["actor"] != str(account.user.id):
             assert record["actor"] is None
             assert (record["client_ip"], record["user_agent"], record["request_id"]) == (None,) * 3
+    assert {event["event_type"] for event in data["outbox_events"]} >= {"session.login_failed"}
     text = str(data)
-    assert str(admin_account.user.id) not in text
-    assert admin_address not in text
-    assert stranger_address not in text
+    for theirs in (str(admin_account.user.id), admin_address, stranger_address):
+        assert theirs not in text
+    for theirs in (admin_request, stranger_request):
+        assert theirs not in text
 
 
 async def new_account_session(services: Services, account: Account) -> str:

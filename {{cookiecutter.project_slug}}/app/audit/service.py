@@ -45,14 +45,14 @@ class HeldEventPublic(BaseModel):
 
     @classmethod
     def of(cls, event: HeldEvent, *, subject: str) -> "HeldEventPublic":
-        """As held, but an event someone else caused names neither them nor their
-        request (as in ExportedRecord)."""
+        """As held, but an event someone else caused (an administrator, or an anonymous
+        caller) names neither them nor their request, as in ExportedRecord."""
         payload = event.payload
         try:
             data = json.loads(payload)
         except ValueError:
             data = None
-        if isinstance(data, dict) and data.get("actor_id") not in (None, subject):
+        if isinstance(data, dict) and data.get("actor_id") != subject:
             payload = json.dumps(data | {"actor_id": None, "correlation_id": None})
         return cls.model_validate(vars(event) | {"payload": payload})
 
