@@ -680,6 +680,30 @@ async def test_purge_command_keeps_the_legal_minimum(
 {%- if cookiecutter.database == "postgres" %}
 
 
+async def test_the_database_refuses_a_record_inserted_sealed(services: Services) -> None:
+    """The service's role inserts records; one inserted with a position and a seal took
+    a place in the chain, which the sealer then built on."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage.postgres.database import PostgresDatabase
+
+    assert isinstance(services.database, PostgresDatabase)
+    forged = text(
+        "INSERT INTO audit_log (occurred_at, actor, action, resource_type, outcome, detail,"
+        " position, previous, seal) VALUES (now(), 'system', 'forged', 'x', 'success', '{}',"
+        " :position, :previous, :seal)"
+    )
+    filled = {"position": None, "previous": None, "seal": None}
+    for column, value in (("position", 10**12), ("previous", "0" * 64), ("seal", "a" * 64)):
+        async with services.database.engine.connect() as connection:
+            with pytest.raises(DBAPIError, match="append-only: INSERT refused"):
+                await connection.execute(forged, filled | {column: value})
+            await connection.rollback()
+    kept = {record.entry.action for record in await services.audit.recent(limit=100)}
+    assert "forged" not in kept
+
+
 async def test_the_database_refuses_to_delete_a_record_newer_than_the_cut_off(
     services: Services,
 ) -> None:

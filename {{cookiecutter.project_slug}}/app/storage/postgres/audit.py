@@ -205,17 +205,7 @@ class PostgresAuditLog:
         )
         batch = seal_batch(self.key, head, [_stored(row) for row in rows])
         if batch:
-            count = await session.scalar(
-                _SEAL,
-                {
-                    "sequences": [record.sequence for record in batch],
-                    "positions": [record.position for record in batch],
-                    "previous": [record.previous for record in batch],
-                    "seals": [record.seal for record in batch],
-                },
-            )
-            if count != len(batch):  # only this transaction seals: cannot happen
-                raise RuntimeError("audit records changed while being sealed")
+            await _store_seals(session, batch)
             last = batch[-1]
             head = Head(last.position or 0, last.seal or "")
         return SealRound(sealed=len(batch), head=head, purged_through=await self._anchor(session))
@@ -253,21 +243,33 @@ class PostgresAuditLog:
                         await session.execute(_PURGE, {"before": before, "through": plan.through})
                 except DBAPIError as exc:
                     raise PurgeRefusedError(str(exc.orig).splitlines()[-1]) from exc
+            # Inserted unsealed, then sealed through audit_seal() as every record is: the
+            # database refuses a record inserted sealed.
+            row = AuditLogRow(**plan.record.model_dump())
+            session.add(row)
+            await session.flush()
             (record,) = seal_batch(
-                self.key, await self._head(session), [SealedEntry(0, plan.record)]
+                self.key, await self._head(session), [SealedEntry(row.sequence, plan.record)]
             )
-            session.add(
-                AuditLogRow(
-                    **plan.record.model_dump(),
-                    position=record.position,
-                    previous=record.previous,
-                    seal=record.seal,
-                )
-            )
+            await _store_seals(session, [record])
             head = Head(record.position or 0, record.seal or "")
         return PurgeReport(
             removed=plan.removed, before=before, head=head, purged_through=plan.through
         )
+
+
+async def _store_seals(session: AsyncSession, batch: Sequence[SealedEntry]) -> None:
+    count = await session.scalar(
+        _SEAL,
+        {
+            "sequences": [record.sequence for record in batch],
+            "positions": [record.position for record in batch],
+            "previous": [record.previous for record in batch],
+            "seals": [record.seal for record in batch],
+        },
+    )
+    if count != len(batch):  # only this transaction seals: cannot happen
+        raise RuntimeError("audit records changed while being sealed")
 
 
 def _filtered(statement: Select[Any], query: AuditQuery) -> Select[Any]:
