@@ -77,13 +77,14 @@ from app.storage.unit_of_work import UnitOfWork
 from app.users import service as user_service
 from app.users.errors import WrongPasswordError
 from app.users.schemas import PasswordChange
-from tests import api
+from tests import actions, api
 from tests.conftest import (
     PASSWORD,
     Account,
     background_paused,
     eventually,
     in_turn,
+    new_account,
     new_item,
     override,
     serving,
@@ -762,6 +763,34 @@ async def test_refusals_are_audited(
     records = await services.audit.recent(limit=200)
     assert records_of(records, denied) == [("item.access", "denied")]
     assert records_of(records, rejected) == [("session.authenticate", "failed")]
+
+
+async def test_refused_refreshes_and_credentials_of_another_kind_are_audited(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    """Only a reused refresh token was recorded: a forged one, an access token in its
+    place and one of an ended session were refused with no record, as were Basic
+    credentials where a bearer token belongs."""
+    ended = await new_account(services)
+    assert await actions.logout(client, actions.new_request_id(), ended.tokens.access_token)
+    refreshes = {
+        "forged": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.abc",
+        "an access token": account.tokens.access_token,
+        "of an ended session": ended.tokens.refresh_token,
+    }
+    sent: dict[str, str] = {}
+    for name, token in refreshes.items():
+        sent[name] = actions.new_request_id()
+        assert not await actions.refresh(client, sent[name], token), name
+    sent["Basic"] = actions.new_request_id()
+    basic = {"Authorization": "Basic YTpi", "X-Request-ID": sent["Basic"]}
+    assert not api.succeeded(await api.create_item(client, account, unique("basic"), basic))
+    records = await services.audit.recent(limit=200)
+    for name, request_id in sent.items():
+        found = [
+            (r.entry.action, r.entry.outcome) for r in records if r.entry.request_id == request_id
+        ]
+        assert found == [("session.authenticate", "failed")], name
 
 
 def with_bad_token(account: Account) -> Account:

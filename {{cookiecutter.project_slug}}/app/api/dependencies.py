@@ -63,7 +63,11 @@ async def authenticate(request: Request, services: Services) -> Principal:
         return principal
     token = bearer_token(request)
     if token is None:
-        raise UnauthorizedError("Authentication required.")
+        required = UnauthorizedError("Authentication required.")
+        if "authorization" in request.headers:
+            # Credentials of another kind (Basic, ...): refused, and recorded as a token is.
+            raise with_event(required, TokenRejected(user_id=None))
+        raise required
     try:
         principal = await services.tokens.authenticate(token)
     except UnauthorizedError as exc:

@@ -17,6 +17,7 @@ from app.events.schemas import (
     RefreshReuseDetected,
     SessionEvent,
     TokenRefreshed,
+    TokenRejected,
 )
 from app.settings import RateLimitSettings
 from app.storage.unit_of_work import Database
@@ -92,8 +93,13 @@ def _enforce(limit: RateLimit) -> None:
 
 async def refresh(*, database: Database, tokens: Tokens, refresh_token: str) -> TokenPair:
     """Checked in Redis, recorded in the database, then rotated in Redis: a refresh
-    that fails for an outage of either leaves the presented token usable for a retry."""
-    claims = tokens.subject_of_refresh(refresh_token)
+    that fails for an outage of either leaves the presented token usable for a retry.
+    A refused token is recorded as one refused anywhere (forged, expired, an access
+    token, of an ended session); reuse as reuse."""
+    try:
+        claims = tokens.subject_of_refresh(refresh_token)
+    except UnauthorizedError as exc:
+        raise with_event(exc, TokenRejected(user_id=None)) from None
     try:
         await tokens.check_refresh(claims)
         user_id = UUID(claims["sub"])
@@ -110,6 +116,8 @@ async def refresh(*, database: Database, tokens: Tokens, refresh_token: str) -> 
     except RefreshReuseError as reuse:
         await _record(database, RefreshReuseDetected(user_id=UUID(reuse.user_id)))
         raise
+    except UnauthorizedError as exc:
+        raise with_event(exc, TokenRejected(user_id=UUID(claims["sub"]))) from None
 
 
 async def logout(*, database: Database, tokens: Tokens, principal: Principal) -> None:
