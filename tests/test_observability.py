@@ -138,6 +138,59 @@ def test_prometheus_files_pass_promtool(
     run([PROMTOOL, "check", "rules", str(wrapped)], tmp_path)
 
 
+AUDITED = params([c for c in ALL if c.id == "postgres-rest-rabbitmq-audit"])
+
+
+@needs_promtool
+@pytest.mark.parametrize("combination", AUDITED)
+def test_the_alerts_fire_on_their_first_sign(
+    combination: Combination, project: Path, tmp_path: Path
+) -> None:
+    """promtool's unit tests of the shipped rules: the first dead letter of a consumer
+    (its count starts at zero), and an audit verification that never reported (the
+    overdue rule needs a result to compare)."""
+    files = sorted((project / "observability" / "prometheus" / "rules").glob("*.yml"))
+    shipped = {
+        rule["alert"]: rule
+        for path in files
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
+
+    def fires(alert: str, at: str, **labels: str) -> list[dict[str, Any]]:
+        expected = {
+            "exp_labels": shipped[alert]["labels"] | labels,
+            "exp_annotations": shipped[alert]["annotations"],
+        }
+        return [
+            {"eval_time": "1m", "alertname": alert, "exp_alerts": []},
+            {"eval_time": at, "alertname": alert, "exp_alerts": [expected]},
+        ]
+
+    dead = {"consumer": "activity-feed", "event_type": "item.created"}
+    series = "events_dead_lettered_total{" + ",".join(f'{k}="{v}"' for k, v in dead.items()) + "}"
+    cases = {
+        "rule_files": [str(path) for path in files],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": series, "values": "0 0 0 1 1 1"}],
+                "alert_rule_test": fires("DeadLettersAppearing", "5m", **dead),
+            },
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'up{job="service"}', "values": "1x300"}],
+                "alert_rule_test": fires("AuditVerificationMissing", "4h"),
+            },
+        ],
+    }
+    tests = tmp_path / "alerts_test.yml"
+    tests.write_text(yaml.safe_dump(cases))
+    assert PROMTOOL is not None
+    run([PROMTOOL, "test", "rules", str(tests)], tmp_path)
+
+
 @pytest.mark.parametrize("combination", EVERY)
 def test_expressions_name_only_metrics_the_service_declares(
     combination: Combination, project: Path

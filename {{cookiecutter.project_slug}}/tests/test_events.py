@@ -8,6 +8,7 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from app.events.bus import DeadLetter, EventBus, Subscription
+from app.events.consumer import EventConsumer
 from app.events.schemas import Envelope, ItemCreated
 from app.services import Services, build_bus, build_services
 from app.settings import Settings
@@ -101,6 +102,20 @@ async def find_dead_letter(bus: EventBus, body: bytes) -> DeadLetter:
         if letter is not None and letter.body == body:
             return letter
     raise AssertionError("the message never reached the dead-letter destination")
+
+
+async def test_a_consumers_dead_letter_count_starts_at_zero(services: Services) -> None:
+    """Alerts take the count's increase, which a series born at 1 does not have: the
+    first dead letter of each consumer went unreported."""
+
+    async def handler(_: ItemCreated) -> None: ...
+
+    subscription = Subscription(f"probe-{uuid4().hex[:8]}", ItemCreated, handler)
+    EventConsumer(
+        subscription, bus=services.bus, cache=services.cache, settings=services.settings.events
+    )
+    labels = {"consumer": subscription.name, "event_type": ItemCreated.event_type}
+    assert REGISTRY.get_sample_value("events_dead_lettered_total", labels) == 0
 
 
 async def test_malformed_message_is_dead_lettered_and_consuming_goes_on(

@@ -38,8 +38,8 @@ async def record_verification(cache: Cache, *, intact: bool, at: float | None = 
 async def refresh_last_verification(cache: Cache) -> None:
     """Set the gauge from what the last verification left in Redis."""
     raw = await cache.redis.get(cache.key(VERIFICATION_KEY))
-    if not raw:
-        return
-    data = json.loads(raw)
     LAST_VERIFICATION.clear()
+    if not raw:
+        return  # none, or lost: not the last one known, which would look recent
+    data = json.loads(raw)
     LAST_VERIFICATION.labels("intact" if data["intact"] else "broken").set(float(data["at"]))

@@ -50,6 +50,9 @@ class EventConsumer:
         self.cache = cache
         self.settings = settings
         self.outcomes: Counter[str] = Counter()
+        # The series from zero: an alert on its increase misses the first dead letter of a
+        # series that is born at 1.
+        DEAD_LETTERED.labels(subscription.name, subscription.event.event_type)
 
     def _count(self, outcome: str) -> None:
         self.outcomes[outcome] += 1
