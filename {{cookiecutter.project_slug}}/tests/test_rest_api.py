@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 from uuid import uuid4
 
 import pytest
@@ -423,18 +424,18 @@ async def test_every_operation_taking_a_body_documents_its_refusals(client: Asyn
         assert {"400", "413", "422"} <= set(operation["responses"]), (method, path)
 
 
-async def test_every_json_body_refuses_fields_it_does_not_declare(client: AsyncClient) -> None:
+async def test_every_body_refuses_fields_it_does_not_declare(client: AsyncClient) -> None:
     """A misspelt or unexpected field is a 422, never silently dropped (the refresh body
-    took any): each JSON body's schema says so, for generated clients too."""
+    and the login form took any): each body's schema says so, for generated clients too."""
     document = (await client.get("/openapi.json")).json()
     schemas = document["components"]["schemas"]
     bodies = [
-        (path, operation["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+        (path, content["schema"]["$ref"])
         for path, operations in document["paths"].items()
         for operation in operations.values()
-        if "application/json" in operation.get("requestBody", {}).get("content", {})
+        for content in operation.get("requestBody", {}).get("content", {}).values()
     ]
-    assert len(bodies) >= 5
+    assert len(bodies) >= 6
     for path, ref in bodies:
         schema = schemas[ref.rsplit("/", 1)[-1]]
         assert schema.get("additionalProperties") is False, (path, ref)
@@ -460,6 +461,31 @@ def test_each_operation_refuses_the_query_parameters_it_does_not_document(app: F
             assert query_names(route.dependant) == documented, (method, path)
             checked += 1
     assert checked >= 10
+
+
+async def test_the_login_form_refuses_a_field_it_does_not_have_or_given_twice(
+    client: AsyncClient, account: Account
+) -> None:
+    """Both were taken: an unknown field dropped, a repeated one read as its last value."""
+    login = {"username": account.email, "password": account.password}
+    for sent, refused in (
+        ([*login.items(), ("evil", "1")], {"loc": ["body", "evil"], "type": "extra_forbidden"}),
+        (
+            [*login.items(), ("username", "b@example.com")],
+            {"loc": ["body", "username"], "type": "repeated"},
+        ),
+    ):
+        response = await client.post(
+            f"{API}/auth/token",
+            content=urlencode(sent),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 422, response.text
+        errors = [{"loc": e["loc"], "type": e["type"]} for e in response.json()["errors"]]
+        assert errors == [refused]
+    # The grant's other fields, as OAuth2 clients send them, are taken.
+    form = login | {"grant_type": "password", "scope": "", "client_id": "docs"}
+    assert (await client.post(f"{API}/auth/token", data=form)).status_code == 200
 
 
 async def test_a_query_parameter_the_operation_does_not_read_is_refused(

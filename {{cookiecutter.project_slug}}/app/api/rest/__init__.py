@@ -22,6 +22,7 @@ TAGS = {
 PREFIX = "/api/v1"
 # The headers the API reads one value of.
 SINGLE_VALUED_HEADERS = ("Authorization", "Content-Type", IDEMPOTENCY_HEADER)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def query_names(dependant: Dependant) -> frozenset[str]:
@@ -44,10 +45,10 @@ UNDECLARED = "Not a parameter of this operation."
 
 
 async def single_values(request: Request) -> None:
-    """A query parameter the operation does not read, or one or a single-valued header
-    given more than once, is refused (422, naming it): neither dropped silently (a
-    misspelt filter would answer everything) nor one of the values picked (which was
-    meant is not known). No query parameter of the API takes a list
+    """A query parameter the operation does not read, or one, a form field or a
+    single-valued header given more than once, is refused (422, naming it): neither
+    dropped silently (a misspelt filter would answer everything) nor one of the values
+    picked (which was meant is not known). No query parameter of the API takes a list
     (tests/test_problem_shape.py)."""
     names = Counter(name for name, _ in request.query_params.multi_items())
     problems = [
@@ -60,6 +61,14 @@ async def single_values(request: Request) -> None:
         for name in SINGLE_VALUED_HEADERS
         if len(request.headers.getlist(name)) > 1
     ]
+    if request.headers.get("content-type", "").lower().startswith(FORMS):
+        # Read by FastAPI already, for the route's form fields: no field takes a list.
+        fields = Counter(name for name, _ in (await request.form()).multi_items())
+        problems += [
+            {"loc": ("body", name), "msg": "Given more than once.", "type": "repeated"}
+            for name, count in fields.items()
+            if count > 1
+        ]
     if names:
         route = request.scope["route"]
         declared = _DECLARED.get(id(route))

@@ -1,13 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, status
 
 from app.api.dependencies import ServicesDep, client_ip, limit_password_work
 from app.api.responses import problems
 from app.api.rest.dependencies import CurrentPrincipal
 from app.api.rest.routing import JSONRoute
-from app.api.rest.schemas import RefreshRequest
+from app.api.rest.schemas import RefreshRequest, TokenForm
 from app.auth import service as auth
 from app.auth.tokens import TokenPair
 from app.users import service as users
@@ -31,7 +30,7 @@ async def register(
 
 @router.post("/token", responses=problems(401, body=True))
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, services: ServicesDep
+    form: Annotated[TokenForm, Form()], request: Request, services: ServicesDep
 ) -> TokenPair:
     """OAuth2 password flow: `username` is the email."""
     return await auth.login(

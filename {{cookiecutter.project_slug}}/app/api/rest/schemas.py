@@ -1,4 +1,4 @@
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,3 +25,17 @@ class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(min_length=1, max_length=TOKEN_MAX)
+
+
+class TokenForm(BaseModel):
+    """OAuth2's password grant as a form (RFC 6749, 4.3.2): `username` is the email. A
+    field it does not have is refused, as in every other body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_type: Literal["password"] | None = None
+    username: str
+    password: str
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
