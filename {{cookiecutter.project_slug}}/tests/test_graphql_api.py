@@ -603,6 +603,22 @@ async def test_mutations_after_one_that_ends_the_session_are_refused(
 
 
 @pytest.mark.parametrize(
+    "content_type",
+    ["application/jsonx", "application/json-patch+json", "text/application/json", "json"],
+)
+async def test_a_body_under_another_media_type_is_refused(
+    client: AsyncClient, content_type: str
+) -> None:
+    """Strawberry took any media type with `application/json` in it."""
+    response = await client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
     "content_type", ["APPLICATION/JSON", "Application/Json; charset=UTF-8", "application/JSON"]
 )
 async def test_the_media_type_is_read_whatever_its_case(

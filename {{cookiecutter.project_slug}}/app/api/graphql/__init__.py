@@ -14,13 +14,17 @@ from app.api.graphql.schema import Context, build_schema, get_context
 from app.core import strict_json
 
 
-def media_type_lowered(request: Request) -> Request:
+def media_type_read(request: Request) -> Request:
     """The request, its media type in lower case: media types are case-insensitive
-    (RFC 9110), and Strawberry refused `APPLICATION/JSON` as unsupported."""
+    (RFC 9110), and Strawberry refused `APPLICATION/JSON` as unsupported. A body under
+    another type is refused: Strawberry took any holding the words `application/json`
+    (`application/jsonx`, `application/json-patch+json`)."""
     headers = request.scope["headers"]
     for index, (name, value) in enumerate(headers):
         if name == b"content-type":
             media, separator, parameters = value.partition(b";")
+            if request.method != "GET" and media.strip().lower() != b"application/json":
+                raise HTTPException(400, "Unsupported content type: send application/json.")
             if media != media.lower():
                 lowered = [*headers]
                 lowered[index] = (name, media.lower() + separator + parameters)
@@ -37,7 +41,7 @@ class ProblemRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_as_problem(request: Request) -> Response:
-            response = await handle(media_type_lowered(request))
+            response = await handle(media_type_read(request))
             if isinstance(response, PlainTextResponse) and response.status_code >= 400:
                 raise HTTPException(response.status_code, bytes(response.body).decode())
             return response
