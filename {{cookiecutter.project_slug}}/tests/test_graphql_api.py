@@ -1004,6 +1004,19 @@ async def test_refused_introspection_and_masked_errors_have_a_code_and_status(
     assert code(masked) == ("internal_error", 500)
 
 
+async def test_an_operation_name_the_document_does_not_have_is_a_graphql_error(
+    client: AsyncClient,
+) -> None:
+    """As a document of several operations and no name is; it was a 400 problem."""
+    request = {"query": "query Q { __typename }", "operationName": "Z"}
+    response = await client.post("/graphql", json=request)
+    assert response.status_code == 200
+    body = response.json()
+    assert body.get("data") is None
+    assert code(body) == ("graphql_validation_failed", 400)
+    assert error(body)["message"] == 'Unknown operation named "Z".'
+
+
 async def test_a_document_of_several_operations_runs_none_without_an_operation_name(
     client: AsyncClient, account: Account
 ) -> None:

@@ -26,7 +26,8 @@ def operations(operation: str, operation_type: str, outcome: str) -> float:
         ("{ __typename }", False, ("anonymous", "query", "success")),
         # Not signed in: an error of the request's, in a 200 answer.
         ("query Whoami { me { id } }", False, ("Whoami", "query", "client_error")),
-        ("query Broken { me { id ", False, ("Broken", "unknown", "client_error")),
+        # A document that does not parse names no operation: its name takes no kept one.
+        ("query Broken { me { id ", False, ("other", "unknown", "client_error")),
         ("query Unknown { noSuchField }", True, ("Unknown", "query", "client_error")),
         ("mutation Out { logout }", True, ("Out", "mutation", "success")),
     ],
@@ -38,7 +39,6 @@ async def test_operations_are_counted_by_name_type_and_outcome(
     before = operations(name, operation_type, outcome)
     body_token = account.tokens.access_token if token else None
     headers = {"Authorization": f"Bearer {body_token}"} if body_token else {}
-    # A syntax error names no operation; the client's operationName still does.
     operation_name = name if name != "anonymous" else None
     response = await client.post(
         "/graphql", json={"query": document, "operationName": operation_name}, headers=headers
@@ -46,6 +46,19 @@ async def test_operations_are_counted_by_name_type_and_outcome(
     assert response.status_code == 200
     assert ("errors" in response.json()) == (outcome != "success")
     assert operations(name, operation_type, outcome) == before + 1
+
+
+async def test_a_name_no_operation_has_takes_none_of_the_kept_names(client: AsyncClient) -> None:
+    """A name the document does not define, or sent with one that does not parse, took
+    one of the names kept as label values: anonymous requests could use them all up."""
+    name = f"Missing{uuid4().hex[:8]}"
+    before = operations("other", "unknown", "client_error")
+    for document in ("query Known { __typename }", "query Broken { me { id "):
+        response = await client.post("/graphql", json={"query": document, "operationName": name})
+        assert response.status_code == 200
+        assert response.json()["errors"]
+    assert operations(name, "unknown", "client_error") == 0
+    assert operations("other", "unknown", "client_error") == before + 2
 
 
 async def test_an_unexpected_failure_is_a_server_error(

@@ -60,8 +60,9 @@ class OperationMetrics(SchemaExtension):
             context = self.execution_context
             try:
                 operation_type = context.operation_type.value
+                name = operation_names(context.operation_name)
             except RuntimeError:  # not parsed, or no operation of that name
-                operation_type = "unknown"
-            name = operation_names(context.operation_name)
+                # A name no operation has takes none of the kept names.
+                operation_type, name = "unknown", BoundedNames.OTHER
             OPERATIONS.labels(name, operation_type, outcome(errors)).inc()
             DURATION.labels(name, operation_type).observe(time.perf_counter() - started)

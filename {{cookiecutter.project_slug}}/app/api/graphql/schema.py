@@ -31,6 +31,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.fastapi import BaseContext
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult, Info
 from strawberry.types.graphql import OperationType
@@ -564,15 +565,23 @@ class Schema(strawberry.Schema):
             refusal = f"Int cannot represent non 32-bit signed integer value: {literal[:20]}…"
             result = ExecutionResult(data=None, errors=[GraphQLError(refusal)])
         else:
-            result = await super().execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
+            try:
+                result = await super().execute(
+                    query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    allowed_operation_types,
+                    operation_extensions,
+                )
+            except CannotGetOperationTypeError as exc:
+                # A name no operation of the document has: an error of the request in the
+                # GraphQL shape, as a document of several operations and no name is
+                # (Strawberry answered it with a 400 of its own).
+                result = ExecutionResult(
+                    data=None, errors=[GraphQLError(exc.as_http_error_reason())]
+                )
         if result.errors:
             hide = None if self.introspection else self.names.hider(query, variable_values)
             result.errors = [shaped(error, hide) for error in result.errors]
