@@ -424,6 +424,43 @@ async def test_every_operation_taking_a_body_documents_its_refusals(client: Asyn
         assert {"400", "413", "422"} <= set(operation["responses"]), (method, path)
 
 
+async def test_a_created_item_is_found_where_its_location_says(
+    client: AsyncClient, account: Account
+) -> None:
+    created = await client.post(
+        f"{API}/items", json={"name": unique("located")}, headers=account.headers
+    )
+    assert created.status_code == 201
+    location = created.headers["location"]
+    assert location == f"{API}/items/{created.json()['id']}"
+    found = await client.get(location, headers=account.headers)
+    assert found.json() == created.json()
+    document = (await client.get("/openapi.json")).json()
+    assert "Location" in document["paths"][f"{API}/items"]["post"]["responses"]["201"]["headers"]
+
+
+async def test_the_document_declares_the_headers_errors_carry_and_no_null_parameter(
+    client: AsyncClient,
+) -> None:
+    """`WWW-Authenticate` on a 401 and `Retry-After` on a 429 or 503 were sent but not
+    declared; an optional parameter's `null` branch, which HTTP cannot carry, had
+    generated tests send an empty header."""
+    document = (await client.get("/openapi.json")).json()
+    declared = {"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}
+    checked = 0
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, header in declared.items():
+                if status in operation["responses"]:
+                    assert header in operation["responses"][status]["headers"]
+                    checked += 1
+            for parameter in operation.get("parameters", []):
+                assert {"type": "null"} not in parameter["schema"].get("anyOf", []), parameter
+    assert checked >= 20
+    refused = await client.get(f"{API}/users/me")
+    assert refused.headers["www-authenticate"] == "Bearer"
+
+
 async def test_every_body_refuses_fields_it_does_not_declare(client: AsyncClient) -> None:
     """A misspelt or unexpected field is a 422, never silently dropped (the refresh body
     and the login form took any): each body's schema says so, for generated clients too."""

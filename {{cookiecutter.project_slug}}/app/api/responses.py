@@ -43,7 +43,7 @@ class ValidationProblem(Problem):
 
 
 WHEN = {
-    400: "The request cannot be carried out as it is, or its body cannot be parsed",
+    400: "The request cannot be carried out as it is, or its form body cannot be parsed",
     401: "Missing, invalid or expired credentials",
     403: "The caller may not do this",
     404: "No such resource",
@@ -52,6 +52,22 @@ WHEN = {
     422: "The request is invalid",
     429: "Too many requests; see Retry-After",
     503: "A dependency is unavailable; see Retry-After",
+}
+
+_WAIT = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+# The headers an error answer carries besides its problem.
+HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: the scheme the API takes (RFC 6750).",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {"Retry-After": _WAIT},
+    503: {"Retry-After": _WAIT},
 }
 
 # Shared components of the OpenAPI document: every error response refers to one of
@@ -74,7 +90,10 @@ PROBLEM_COMPONENTS = _components()
 def problem_response(description: str, *, status: int) -> dict[str, Any]:
     model = ValidationProblem if status == 422 else Problem
     schema = {"$ref": _COMPONENTS.format(model=model.__name__)}
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+    response = {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+    if status in HEADERS:
+        response["headers"] = HEADERS[status]
+    return response
 
 
 # What any route that reads a request body may answer: the body cannot be parsed,
@@ -94,9 +113,22 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _absent_is_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter's schema without its `null` branch: a query parameter or a
+    header cannot carry a JSON null, it is left out instead (generated tests sent an empty
+    header for it, which is refused)."""
+    schema = parameter["schema"]
+    kinds = schema.get("anyOf", [])
+    if not parameter.get("required") and len(kinds) == 2 and {"type": "null"} in kinds:
+        (kind,) = [each for each in kinds if each != {"type": "null"}]
+        parameter["schema"] = {key: value for key, value in schema.items() if key != "anyOf"}
+        parameter["schema"].update(kind)
+
+
 def publish_openapi(app: FastAPI, *, tags: Mapping[str, str]) -> None:
     """Complete the document FastAPI generates: the shared problem components, the tags
-    with their descriptions, and `security` on every operation (`[]` where public)."""
+    with their descriptions, `security` on every operation (`[]` where public), and
+    optional parameters without a `null` branch."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -109,6 +141,8 @@ def publish_openapi(app: FastAPI, *, tags: Mapping[str, str]) -> None:
             for operation in operations.values():
                 operation.setdefault("security", [])
                 used.update(operation.get("tags", []))
+                for parameter in operation.get("parameters", []):
+                    _absent_is_null(parameter)
         document["tags"] = [
             {"name": name, "description": description}
             for name, description in tags.items()

@@ -37,13 +37,21 @@ IdempotencyKey = Annotated[
 ]
 
 
-def replayable(status: int, description: str) -> dict[int | str, dict[str, Any]]:
-    """The success response of a create that takes the header, with the replay header."""
+def replayable(
+    status: int, description: str, headers: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The success response of a create that takes the header: with the replay header,
+    and `headers`."""
     header = {
         "description": "`true` when this is the answer to an earlier request with the same key.",
         "schema": {"type": "string", "enum": ["true"]},
     }
-    return {status: {"description": description, "headers": {REPLAYED_HEADER: header}}}
+    return {
+        status: {
+            "description": description,
+            "headers": {REPLAYED_HEADER: header, **(headers or {})},
+        }
+    }
 
 
 def answer(response: Response, outcome: Outcome[M]) -> M:

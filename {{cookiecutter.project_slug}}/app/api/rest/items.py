@@ -14,12 +14,18 @@ from app.items import service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 
 router = APIRouter(prefix="/items", tags=["items"], route_class=JSONRoute)
+LOCATION = {
+    "Location": {
+        "description": "The item's own path (`GET` it there).",
+        "schema": {"type": "string", "format": "uri-reference"},
+    }
+}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 409, body=True) | replayable(201, "The item, created"),
+    responses=problems(401, 409, body=True) | replayable(201, "The item, created", LOCATION),
 )
 async def create_item(
     data: ItemCreate,
@@ -40,7 +46,9 @@ async def create_item(
         status=status.HTTP_201_CREATED,
         create=lambda: service.create_item(database=services.database, owner=principal, data=data),
     )
-    return answer(response, outcome)
+    item = answer(response, outcome)
+    response.headers["Location"] = request.app.url_path_for("get_item", item_id=item.id)
+    return item
 
 
 @router.get("", responses=problems(400, 401, 403, 422))
