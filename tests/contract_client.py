@@ -29,7 +29,7 @@ def main(base_url: str) -> None:
     )
     seen["register"] = [registered.status_code, type(registered.parsed).__name__]
     login = _module(api("auth", "token")).sync_detailed(
-        client=client, body=models.BodyToken(username=email, password=password)
+        client=client, body=models.TokenForm(username=email, password=password)
     )
     seen["login"] = [login.status_code, type(login.parsed).__name__]
 
