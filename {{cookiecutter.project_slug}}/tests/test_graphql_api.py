@@ -238,7 +238,7 @@ async def test_a_demoted_admins_old_token_is_refused_by_admin_operations(
     says admin, but administrators' operations ask the database."""
     await demote_while_redis_is_down(services, settings, admin_account)
     token = admin_account.tokens.access_token
-    assert data(await graphql(client, "{ me { role } }", token))["me"]["role"] == "user"
+    assert data(await graphql(client, "{ me { role } }", token))["me"]["role"] == "USER"
     listed = await graphql(client, "{ users(first: 1) { edges { cursor } } }", token)
     assert code(listed) == ("forbidden", 403)
 
@@ -267,19 +267,19 @@ async def test_an_admin_sets_roles_and_the_old_sessions_end(
     assert code(missing) == ("user_not_found", 404)
     # Refused attempts changed nothing: the user's session still works, as a user's.
     me, session = "{ me { role } }", other_account.tokens.access_token
-    assert data(await graphql(client, me, session))["me"]["role"] == "user"
+    assert data(await graphql(client, me, session))["me"]["role"] == "USER"
 
     # The same role again changes nothing either, and ends no session.
     same = data(await graphql(client, SET_ROLE, admin, id=user_id, role="USER"))["setRole"]
-    assert (same["id"], same["role"]) == (user_id, "user")
+    assert (same["id"], same["role"]) == (user_id, "USER")
     assert data(await graphql(client, me, session))
 
     promoted = data(await graphql(client, SET_ROLE, admin, id=user_id, role="ADMIN"))["setRole"]
-    assert promoted == {**same, "role": "admin"}
+    assert promoted == {**same, "role": "ADMIN"}
     # The old token carried the old role: it is refused, and a new sign-in carries the new.
     assert code(await graphql(client, me, session)) == ("unauthorized", 401)
     tokens = data(await graphql(client, LOGIN, email=other_account.email, password=PASSWORD))
-    assert data(await graphql(client, me, tokens["login"]["accessToken"]))["me"]["role"] == "admin"
+    assert data(await graphql(client, me, tokens["login"]["accessToken"]))["me"]["role"] == "ADMIN"
 
 
 async def test_change_password_and_logout(client: AsyncClient, account: Account) -> None:

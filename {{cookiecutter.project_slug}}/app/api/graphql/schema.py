@@ -196,12 +196,14 @@ class UserRole(Enum):
 class User(relay.Node, Refetchable):
     id: relay.NodeID[UUID]
     email: str
-    role: str
+    # The enum setRole takes, not its text: a client reads and writes one type.
+    role: UserRole
     created_at: datetime
 
     @classmethod
     def from_public(cls, user: UserPublic) -> "User":
-        return cls(id=user.id, email=user.email, role=user.role, created_at=user.created_at)
+        role = UserRole(user.role)
+        return cls(id=user.id, email=user.email, role=role, created_at=user.created_at)
 
     @classmethod
     async def refetch(cls, info: GraphQLInfo, key: str) -> Self | None:
