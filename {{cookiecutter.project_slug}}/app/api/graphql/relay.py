@@ -84,7 +84,7 @@ def uuid_of(id: str, type_name: str) -> UUID:
     """The key of a global id that must be of the given type."""
     decoded = _decoded(id)
     if decoded.type_name != type_name:
-        raise InvalidInputError(f"The id is not one of type {type_name}.")
+        raise InvalidInputError("The id is not one of the type this field takes.")
     return uuid_key(decoded.node_id)
 
 
