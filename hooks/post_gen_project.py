@@ -53,7 +53,7 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "app/storage/postgres/audit.py",
         "app/storage/mongodb/audit.py",
         "migrations/versions/0002_audit_log.py",
-        "migrations/versions/0004_audit_insert_unsealed.py",
+        "migrations/versions/0004_audit_guards.py",
         "tests/test_audit.py",
         "tests/test_audit_rest.py",
         "tests/test_audit_graphql.py",

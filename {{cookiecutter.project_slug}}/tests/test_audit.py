@@ -681,9 +681,12 @@ async def test_purge_command_keeps_the_legal_minimum(
 {%- if cookiecutter.database == "postgres" %}
 
 
-async def test_the_database_refuses_a_record_inserted_sealed(services: Services) -> None:
+async def test_the_database_refuses_a_record_inserted_sealed_or_dated_away_from_now(
+    services: Services,
+) -> None:
     """The service's role inserts records; one inserted with a position and a seal took
-    a place in the chain, which the sealer then built on."""
+    a place in the chain, which the sealer then built on, and one could be dated years
+    back, or at infinity."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
@@ -692,17 +695,101 @@ async def test_the_database_refuses_a_record_inserted_sealed(services: Services)
     assert isinstance(services.database, PostgresDatabase)
     forged = text(
         "INSERT INTO audit_log (occurred_at, actor, action, resource_type, outcome, detail,"
-        " position, previous, seal) VALUES (now(), 'system', 'forged', 'x', 'success', '{}',"
-        " :position, :previous, :seal)"
+        " position, previous, seal) VALUES (CAST(CAST(:at AS text) AS timestamptz), 'system',"
+        " 'forged', 'x',"
+        " 'success', '{}', :position, :previous, :seal)"
     )
-    filled = {"position": None, "previous": None, "seal": None}
-    for column, value in (("position", 10**12), ("previous", "0" * 64), ("seal", "a" * 64)):
+    now = {"at": "now", "position": None, "previous": None, "seal": None}
+    for forgery in (
+        {"position": 10**12},
+        {"previous": "0" * 64},
+        {"seal": "a" * 64},
+        {"at": "2001-01-01T00:00:00Z"},
+        {"at": "infinity"},
+        {"at": "-infinity"},
+    ):
         async with services.database.engine.connect() as connection:
             with pytest.raises(DBAPIError, match="append-only: INSERT refused"):
-                await connection.execute(forged, filled | {column: value})
+                await connection.execute(forged, now | forgery)
             await connection.rollback()
     kept = {record.entry.action for record in await services.audit.recent(limit=100)}
     assert "forged" not in kept
+
+
+async def test_audit_seal_only_extends_the_chain(services: Services, account: Account) -> None:
+    """Given any position or seal, one record sealed out of place stopped all sealing."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage.postgres.database import PostgresDatabase
+
+    assert isinstance(services.database, PostgresDatabase)
+    seal = text(
+        "SELECT audit_seal(CAST(:sequence AS bigint[]), CAST(:position AS bigint[]),"
+        " CAST(:previous AS text[]), CAST(:seal AS text[]))"
+    )
+    async with background_paused(services):
+        await services.audit.seal_pending(limit=1000)
+        (item,) = await create_items(services, account, 1)
+        (pending,) = await services.audit.query(
+            AuditQuery(resource_id=item), before_sequence=None, limit=1
+        )
+        (head,) = [r for r in await services.audit.recent(limit=50) if r.position is not None][:1]
+        assert head.position is not None
+        right = {
+            "sequence": [pending.sequence],
+            "position": [head.position + 1],
+            "previous": [head.seal],
+            "seal": ["b" * 64],
+        }
+        for wrong in (
+            {"position": [head.position + 1000]},
+            {"position": [head.position]},
+            {"previous": ["0" * 64]},
+            {"seal": ["00"]},
+            {"seal": ["B" * 64]},
+            {"sequence": [pending.sequence, pending.sequence]},
+        ):
+            async with services.database.engine.connect() as connection:
+                with pytest.raises(DBAPIError, match="audit_seal refused"):
+                    await connection.execute(seal, right | wrong)
+                await connection.rollback()
+        # The sealer still seals it, and the chain holds.
+        round_ = await services.audit.seal_pending(limit=1000)
+        assert round_ is not None
+        assert round_.sealed >= 1
+    assert (await services.audit.verify()).intact
+
+
+async def test_the_owners_functions_use_no_temporary_table_of_the_caller(
+    services: Services,
+) -> None:
+    """They ran with the caller's search path, temporary tables first: a temporary
+    `audit_log` with a trigger ran the caller's code as the owner (the superuser here)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage.postgres.database import PostgresDatabase
+
+    assert isinstance(services.database, PostgresDatabase)
+    async with services.database.engine.connect() as connection:
+        await connection.execute(text("CREATE TEMP TABLE audit_log (LIKE public.audit_log)"))
+        await connection.execute(
+            text(
+                "INSERT INTO pg_temp.audit_log (sequence, occurred_at, actor, action,"
+                " resource_type, outcome, detail, position) VALUES (1, now() - interval"
+                " '4000 days', 'x', 'x', 'x', 'success', '{}', 1)"
+            )
+        )
+        purge = text("SELECT audit_purge(now() - interval '3650 days', 1)")
+        try:
+            async with connection.begin_nested():
+                await connection.execute(purge)
+        except DBAPIError:
+            pass  # refused on the real table: nothing there is old enough
+        left = await connection.scalar(text("SELECT count(*) FROM pg_temp.audit_log"))
+        await connection.rollback()
+    assert left == 1
 
 
 async def test_the_database_refuses_to_delete_a_record_newer_than_the_cut_off(
@@ -1104,6 +1191,8 @@ async def test_the_role_the_readme_grants_cannot_remove_or_change_a_record(
             "DROP TABLE audit_log",
             # The purge function, asked for a cut-off inside the legal minimum.
             "SELECT audit_purge(now(), :sequence)",
+            # A temporary table of the name, which the owner's functions once read first.
+            "CREATE TEMP TABLE audit_log (LIKE public.audit_log)",
         ]
         engine_as_role = limited.database.engine
 
@@ -1120,16 +1209,17 @@ async def test_the_role_the_readme_grants_cannot_remove_or_change_a_record(
         for attempt in attempts:
             with pytest.raises(DBAPIError):
                 await tamper(attempt)
-        # Sealing fills only unsealed records: a sealed one cannot be re-sealed.
+        # Sealing only extends the chain: a sealed record cannot be sealed again elsewhere.
         async with limited.database.engine.begin() as connection:
-            resealed = await connection.scalar(
-                text(
-                    "SELECT audit_seal(ARRAY[:sequence]::bigint[], ARRAY[999999999]::bigint[], "
-                    "ARRAY['forged']::text[], ARRAY['forged']::text[])"
-                ),
-                {"sequence": record.sequence},
-            )
-        assert resealed == 0
+            with pytest.raises(DBAPIError, match="audit_seal refused"):
+                await connection.scalar(
+                    text(
+                        "SELECT audit_seal(ARRAY[:sequence]::bigint[], "
+                        "ARRAY[999999999]::bigint[], ARRAY['forged']::text[], "
+                        "ARRAY['forged']::text[])"
+                    ),
+                    {"sequence": record.sequence},
+                )
         assert await limited.audit.query(
             AuditQuery(resource_id=str(item.id)), before_sequence=None, limit=1
         ) == [record]
