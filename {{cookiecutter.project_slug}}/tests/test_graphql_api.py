@@ -679,6 +679,35 @@ async def test_a_document_too_large_once_spread_is_refused_before_validation(
     assert code(at_the_bound) == ("unauthorized", 401)  # validated; then refused to a stranger
 
 
+def spreading_itself(levels: int) -> str:
+    """Fragments each spreading the next twice, the last itself: no field at all."""
+    chain = " ".join(
+        f"fragment F{n} on Query " + "{ " + f"...F{n + 1} ...F{n + 1}" + " }" for n in range(levels)
+    )
+    return "{ ...F0 } " + chain + f" fragment F{levels} on Query " + "{ " + f"...F{levels}" + " }"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("document", "refusal"),
+    [
+        (spreading_itself(30), "Cannot spread fragment 'F30' within itself."),
+        ("{ ...Nope }", "Unknown fragment 'Nope'."),
+        ("{ ...A } fragment A on Query { ...Nope }", "Unknown fragment 'Nope'."),
+        ("{ __typename } fragment A on Query { ...B } fragment B on Query { ...A }", "within"),
+    ],
+)
+async def test_fragments_unknown_or_spread_within_themselves_are_refused_before_validation(
+    client: AsyncClient, document: str, refusal: str
+) -> None:
+    """A spread within itself counted no field: fragments spreading the next twice, the
+    last itself, took seconds at 18 levels and doubled with each more. An unknown one was
+    an internal error, from the depth rule that runs before graphql-core's."""
+    body = await graphql(client, document)
+    assert code(body) == ("graphql_validation_failed", 400)
+    assert refusal in errors_of(body), errors_of(body)
+
+
 async def test_production_answers_no_introspection_and_serves_no_ide(
     settings: Settings, services: Services
 ) -> None:
