@@ -12,14 +12,20 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from app.api.graphql.limits import MAX_SELECTIONS
+from app.api.graphql.errors import SchemaNames
+from app.api.graphql.limits import (
+    MAX_DOCUMENT_CHARS,
+    MAX_DOCUMENT_LINES,
+    MAX_SELECTIONS,
+    MAX_TOKENS,
+)
 from app.api.graphql.relay import as_sequence, cursor_key, id_key
 from app.api.graphql.schema import (
     MAX_ALIASES,
     MAX_DEPTH,
     MAX_NODES,
-    MAX_TOKENS,
     ItemSort,
+    build_schema,
     overlong_int,
 )
 from app.core.errors import BadRequestError, InvalidInputError
@@ -677,6 +683,40 @@ async def test_a_document_too_large_once_spread_is_refused_before_validation(
     at_the_bound = await graphql(client, "{ " + "me { id } " * (MAX_SELECTIONS // 2) + "}")
     assert refusal not in errors_of(at_the_bound)
     assert code(at_the_bound) == ("unauthorized", 401)  # validated; then refused to a stranger
+
+
+async def test_a_document_longer_than_its_bounds_is_refused_before_it_is_read(
+    client: AsyncClient,
+) -> None:
+    """Tokens do not bound a document's characters (a string is one token) nor its lines
+    (a line break is none): finding each error's line read every line before it, and a
+    megabyte string was cached whole."""
+    long_string = '{ item(id: "' + "x" * MAX_DOCUMENT_CHARS + '") { id } }'
+    many_lines = "\n" * MAX_DOCUMENT_LINES + "{ __typename }"
+    for document, refusal in (
+        (long_string, f"longer than {MAX_DOCUMENT_CHARS} characters"),
+        (many_lines, f"more than {MAX_DOCUMENT_LINES} lines"),
+    ):
+        body = await graphql(client, document)
+        assert code(body) == ("graphql_validation_failed", 400)
+        assert refusal in errors_of(body)
+    at_the_bounds = "\n" * (MAX_DOCUMENT_LINES - 1) + "{ __typename }"
+    assert data(await graphql(client, at_the_bounds)) == {"__typename": "Query"}
+
+
+@pytest.mark.timeout(10)
+def test_hiding_names_takes_time_in_proportion_to_the_message() -> None:
+    """A suggestion was matched from each "Did you mean" to the next `?`: a message that
+    echoed a client's string of them took time in the square of its length."""
+    names = SchemaNames(build_schema(introspection=False)._schema)
+    hide = names.hider("{ x }", {})
+    echoed = "Did you mean " * 80_000
+    assert hide(f"Expected a value of type 'Int', found: {echoed}") == (
+        f"Expected a value of type '…', found: {echoed}"
+    )
+    assert hide("Cannot query field 'itemz'. Did you mean 'items'?") == (
+        "Cannot query field 'itemz'."
+    )
 
 
 def spreading_itself(levels: int) -> str:

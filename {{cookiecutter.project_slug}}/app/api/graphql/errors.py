@@ -14,6 +14,7 @@ request did not name itself: suggestions ("Did you mean 'items'?") are dropped a
 names are hidden, or the messages would tell what introspection refuses to.
 """
 
+import functools
 import re
 from collections.abc import AsyncIterator, Callable
 
@@ -31,6 +32,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from app.api.graphql.limits import MAX_TOKENS
 from app.core.errors import BadRequestError, as_app_error
 from app.core.problems import record_refusal
 
@@ -83,15 +85,14 @@ def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> Gra
     else:
         message = hide(error.message) if hide else error.message
         code, status = PARSE_FAILED if isinstance(error, GraphQLSyntaxError) else VALIDATION_FAILED
-    # A copy: parsed and validated documents are cached with their errors.
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions={"code": code, "status": status, **extensions},
+    # A copy: parsed and validated documents are cached with their errors. Its place is
+    # the original's, not worked out again from the document.
+    copy = GraphQLError(
+        message, path=error.path, extensions={"code": code, "status": status, **extensions}
     )
+    copy.nodes, copy.source = error.nodes, error.source
+    copy.positions, copy.locations = error.positions, error.locations
+    return copy
 
 
 def retry_after(errors: list[GraphQLError]) -> int | None:
@@ -104,7 +105,12 @@ def retry_after(errors: list[GraphQLError]) -> int | None:
     return max(waits) if waits else None
 
 
-_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+# graphql-core's `did_you_mean`: at most five quoted names (or selections: 'me { ... }'),
+# after a few words at most. Every part bounded: `[^?]*` read on from each "Did you mean"
+# a message echoed (a client's string of 100 kB of them) and took seconds.
+_SUGGESTION = re.compile(
+    r" ?Did you mean (?:[a-z ]{1,40} )?'[^'\n]{1,100}'(?:,? (?:or )?'[^'\n]{1,100}'){0,4}\?"
+)
 # GraphQL quotes the names it cites ('Query.items', '[ID!]!', '$input'); a client's
 # values are quoted too (so their names count as the request's own).
 _QUOTED = re.compile(r"'[^'\s]+'")
@@ -118,7 +124,9 @@ def document_names(query: str) -> set[str]:
     names: set[str] = set()
     lexer = Lexer(Source(query))
     try:
-        while (token := lexer.advance()).kind != TokenKind.EOF:
+        for _ in range(MAX_TOKENS):  # where the parser stops too
+            if (token := lexer.advance()).kind == TokenKind.EOF:
+                break
             if token.kind == TokenKind.NAME and token.value:
                 names.add(token.value)
     except GraphQLError:
@@ -170,12 +178,16 @@ class SchemaNames:
         hidden where GraphQL quotes them, and type names everywhere ("Int cannot
         represent ..."). Comments and string values name nothing: a list of words in
         one would have every name it guessed shown."""
-        named = document_names(query or "") | keys_of(variables)
+
+        @functools.cache
+        def named() -> set[str]:
+            # Read only for a message that cites a name of the schema.
+            return document_names(query or "") | keys_of(variables)
 
         def hidden(names: frozenset[str]) -> Callable[[re.Match[str]], str]:
             def replace(match: re.Match[str]) -> str:
                 word = match.group()
-                return HIDDEN if word in names and word not in named else word
+                return HIDDEN if word in names and word not in named() else word
 
             return replace
 

@@ -46,7 +46,12 @@ from app.api.graphql.errors import (
     shaped,
 )
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
-from app.api.graphql.limits import QUERY_CACHE_SIZE, BoundedValidation
+from app.api.graphql.limits import (
+    MAX_TOKENS,
+    QUERY_CACHE_SIZE,
+    BoundedValidation,
+    document_refusal,
+)
 from app.api.graphql.metrics import OperationMetrics
 from app.api.graphql.relay import (
     NodeBudget,
@@ -80,7 +85,6 @@ M = TypeVar("M", bound=BaseModel)
 # most PAGE_MAX nodes, these bound the fields a query can make the server resolve.
 MAX_DEPTH = 8
 MAX_ALIASES = 15
-MAX_TOKENS = 2000
 # And on what one request may fetch, whatever the document and its variables: nodes in
 # all, drawn by every field that fetches some (`nodes(ids)` its ids, a list its page
 # size, `node` one), so aliases cannot multiply the work one rate-limited request does.
@@ -562,9 +566,11 @@ class Schema(strawberry.Schema):
     ) -> ExecutionResult:
         """Every error in the one shape (app/api/graphql/errors.py), given here, last, so
         none escapes it: not one raised while parsing, nor by an extension."""
-        literal = overlong_int(query) if query else None
+        refusal = document_refusal(query) if query else None
+        literal = overlong_int(query) if query and refusal is None else None
         if literal is not None:
             refusal = f"Int cannot represent non 32-bit signed integer value: {literal[:20]}…"
+        if refusal is not None:
             result = ExecutionResult(data=None, errors=[GraphQLError(refusal)])
         else:
             try:
