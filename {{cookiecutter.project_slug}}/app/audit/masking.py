@@ -28,7 +28,7 @@ from typing import Any
 SECRET_FIELD = re.compile(
     r"pass(?:word|wd|code|phrase)|pwd|secret|token|authori[sz]ation|cookie|api[_-]?key"
     r"|(?:access|private)[_-]?key|credential|session[_-]?id|sessid"
-    r"|(?<![a-z])(?:pass|pw|otp|pin|auth|session|sid)(?![a-z])",
+    r"|(?<![a-z])(?:pass|pw|otp|pin|auth|session|sid|jwt)(?![a-z])",
     re.I,
 )
 
@@ -38,7 +38,8 @@ SECRET_FIELD = re.compile(
 # `010-1234-5678` in all the ways it can be written.
 # Minus signs, long vowel marks, and the Hangul vowel ㅡ, often typed as a dash in Korean.
 _OTHER_DASHES = "\u02d7\u2043\u207b\u208b\u2212\u2796\u30fc\uff70\u3161\uffda"
-_OTHER_DOTS = "\u3002\uff61"  # the ideographic full stop, full-width and half-width
+# The ideographic full stop (full-width and half-width), and middle dots.
+_OTHER_DOTS = "\u3002\uff61\u00b7\u30fb\u2027\u2219"
 _MAX_FOLDINGS = 65536  # what is not kept is worked out again, at every sight
 
 
@@ -79,25 +80,30 @@ _CREDENTIAL_HEADER = re.compile(
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?<![\w-])(?:[\w-]*(?:pass(?:word|wd|code|phrase)|pwd|secret|token|api[_-]?key"
     r"|(?:access|private)[_-]?key|credentials?|session(?:[_-]?id)?|sessid)"
-    r"|(?:[\w-]*[_-])?(?:pass|pw|otp|pin|sid))"
+    r"|(?:[\w-]*[_-])?(?:pass|pw|otp|pin|sid|jwt))"
     r"[\"']?\s*(?:[:=]|%(?:25)*3[ad])\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;\"'}]+)"
 )
 # What a secret assignment needs besides its `:` or `=`: a quick search for it skips the
 # costly patterns above on the many values that hold none of these words.
-_SECRET_WORD = re.compile(r"(?i)pass|pw|secret|token|key|otp|pin|credential|cookie|sess|sid|auth")
+_SECRET_WORD = re.compile(
+    r"(?i)pass|pw|secret|token|key|otp|pin|credential|cookie|sess|sid|auth|jwt"
+)
 # A JWT's parts, its dots also percent-encoded (once or twice), and it may follow `_` or a
 # percent-encoded character (`%2FeyJ...` in a path). Its header may be left out: it is the
-# same for every token of a service, so the payload and signature are the token.
+# same for every token of a service, so the payload and signature are the token. The
+# header is read to 512 characters at most: read to its end from each `eyJ` of a run of
+# `_eyJ`, it took time in the square of the run's length.
 _JWT_DOT = r"(?:\.|%(?:25)*2[eE])"
 _JWT = re.compile(
-    r"(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))eyJ[\w-]*"
+    r"(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))eyJ[\w-]{0,512}"
     + _JWT_DOT
     + r"[\w-]+(?:"
     + _JWT_DOT
     + r"[\w-]*)?"
 )
-_BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[\w.~+/=-]+)")
-_BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
+# The scheme and its value, split by spaces, or by `+` or `%20` in a URL.
+_BEARER = re.compile(r"(?i)\bbearer(?:\s+|\+|%20)(?P<value>[\w.~+/=-]+)")
+_BASIC = re.compile(r"(?i)\b(basic(?:\s+|\+|%20))(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
 # An address: its local part as written (any character RFC 5322 allows but `/`, `=` and
 # `?`, which split a URL before it) or quoted; its `@` also percent-encoded, once or twice
 # (%40, %2540). The local part is tried from the start of a run of the characters it may
@@ -109,7 +115,7 @@ _BASIC = re.compile(r"(?i)\b(basic\s+)(?P<value>[A-Za-z0-9+/]{4,}={0,2})")
 _LOCAL = r"\w.!#$%&'*+^`{|}~-"
 _EMAIL = re.compile(
     r"(?:\"(?:[^\"\\\r\n]|\\.)+\"|(?<![" + _LOCAL + r"])[" + _LOCAL + r"]+)"
-    r"(?:(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*|(?: @|@) [\w-]+(?:\.[\w-]+)+)"
+    r"(?:(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*|(?:[ \t]@|@)[ \t][\w-]+(?:\.[\w-]+)+)"
 )
 # Numbers stand alone: not glued to an ASCII letter or digit, as in an id (Korean is
 # written without spaces: 010-1234-5678로; `_` glues nothing: user_4111111111111111), nor
@@ -118,8 +124,8 @@ _EMAIL = re.compile(
 _ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_*~|-])"
 _END = r"(?![0-9A-Za-z]|[./_*~|-][0-9]|-[0-9A-Fa-f]{4})"
 # Between the groups of a number: a dash (or two), dot, underscore, slash, `*`, `~` or `|`,
-# spaced or not, or one or two spaces, tabs or line breaks.
-_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s\s?)"
+# spaced or not, or one to three spaces, tabs or line breaks.
+_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3})"
 
 
 def _number(pattern: str) -> re.Pattern[str]:
@@ -127,16 +133,20 @@ def _number(pattern: str) -> re.Pattern[str]:
     return re.compile(_ALONE + pattern.replace("~", _SEP) + _END)
 
 
-# YYMMDD (a real date), a separator or none, a digit 1-8 for century and sex, and six;
-# anywhere but within more digits (rrn9001011234567 too).
+# YYMMDD (a real date), a separator or none (`:`, `,`, `+` and `=` too), a digit 1-8 for
+# century and sex, and six; anywhere but within more digits (rrn9001011234567 too).
 _RRN = re.compile(
-    r"(?<!\d)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])~?[1-8]\d{6}(?!\d)".replace("~", _SEP)
+    r"(?<!\d)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:~|[:,+=])?[1-8]\d{6}(?!\d)".replace(
+        "~", _SEP
+    )
 )
 # A card's groups may also be split by `+` (a space in a form), `,` or `:`.
 _CARD = re.compile(_ALONE + r"\d(?:(?:" + _SEP + r"|[+,:])?\d){12,18}" + _END)
-# A card number glued to a word (cardNo4111111111111111): only a run of exactly the
-# usual lengths and first digits, so a long hex id is not taken for one.
-_GLUED_CARD = re.compile(r"(?<!\d)(?:[2-69]\d{15}|3[47]\d{13})(?!\d)")
+# A card number glued to a word (cardNo4111111111111111, card4111-1111-1111-1111): only
+# of the usual lengths, groups and first digits, so a long hex id is not taken for one.
+_GLUED_CARD = re.compile(
+    r"(?<!\d)(?:[2-69]\d{3}(?:~?\d{4}){3}|3[47]\d{2}~?\d{6}~?\d{5})(?!\d)".replace("~", _SEP)
+)
 # Bank account numbers as Korean banks group them: three or four groups, 10 to 14 digits
 # (checked by `_account`). Not as one run of digits, which a timestamp in ms also is.
 _ACCOUNT = _number(r"\d{2,6}(?:~\d{2,7}){2,3}")
@@ -152,9 +162,9 @@ _PHONE = _number(
     r"|0\d{8,10}"
     r")"
 )
-# A Korean mobile number glued to a word (tel01012345678), also with the country code
-# and no `+` (821012345678).
-_GLUED_PHONE = re.compile(r"(?<!\d)(?:0|82)1[016789]\d{7,8}(?!\d)")
+# A Korean mobile number glued to a word (tel01012345678, tel010-1234-5678), also with
+# the country code and no `+` (821012345678, 8210-1234-5678).
+_GLUED_PHONE = re.compile(r"(?<!\d)(?:0|82~?)1[016789]~?\d{3,4}~?\d{4}(?!\d)".replace("~", _SEP))
 # What the patterns of numbers need to find anything: four digits, with at most a space
 # or a dash between each two (each of the numbers above holds such a run; a version, an
 # IP address or the usual user agent does not).
@@ -216,7 +226,7 @@ def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
 
 
 def _glued_card(match: re.Match[str]) -> tuple[int, int, str] | None:
-    return (*match.span(), "[card]") if _luhn_valid(match.group()) else None
+    return (*match.span(), "[card]") if _luhn_valid(re.sub(r"\D", "", match.group())) else None
 
 
 def _email(match: re.Match[str]) -> tuple[int, int, str]:
@@ -238,7 +248,9 @@ def _basic(match: re.Match[str]) -> tuple[int, int, str] | None:
     """HTTP Basic credentials are base64 of `user:password`; other words after
     "basic" are left alone."""
     try:
-        decoded = base64.b64decode(match.group("value"), validate=True).decode()
+        value = match.group("value")
+        padded = value + "=" * (-len(value) % 4) if "=" not in value else value
+        decoded = base64.b64decode(padded, validate=True).decode()
     except ValueError:  # not base64 (the pattern ignores case: a long s matches), or not text
         return None
     return (*match.span("value"), "[credentials]") if ":" in decoded else None
@@ -274,11 +286,25 @@ def _replace(pattern: re.Pattern[str], find: Find, text: str, folded: str) -> tu
     return masked, masked if folded is text else _splice(folded, spans)
 
 
+# Invisible characters (zero-width spaces and joiners, the soft hyphen, direction marks):
+# taken out first, so that they split nothing (`alice\u200b@example.com`).
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+# Text longer than this is cut before it is masked: the log cuts its values shorter
+# first (app/core/logging.py), and so the cost of any text is bounded.
+MAX_MASKED = 16_384
+
+
 def mask_text(text: str) -> str:
     # Every line of the log passes here, so a pattern runs only on text that holds what
     # it cannot match without (a secret's name and `:` or `=`, `eyJ`, an auth scheme, `@`
     # or `%`, a run of digits): the same result, at a fraction of the cost for the usual
     # value, which holds none of them. Text in ASCII, the usual too, needs no folding.
+    if len(text) > MAX_MASKED:
+        text = f"{text[:MAX_MASKED]} [{len(text) - MAX_MASKED} characters cut]"
+    if not text.isascii():
+        text = _INVISIBLE.sub("", text)
     folded = text if text.isascii() else text.translate(_FOLDING)
     if ("=" in folded or ":" in folded or "%" in folded) and _SECRET_WORD.search(folded):
         text, folded = _replace(_CREDENTIAL_HEADER, _REDACTED, text, folded)

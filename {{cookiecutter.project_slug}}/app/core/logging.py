@@ -52,18 +52,21 @@ def _cut(text: str, *, head: int, tail: int) -> str:
 def bounding(margin: int = 0) -> Any:
     """A structlog processor: every text value of a line, the traceback included, cut to
     a bounded size, plus `margin`."""
+    size = MAX_VALUE_CHARS + margin
 
     def bound_sizes(
         _: Any, __: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
+            if value.__class__ is str and len(value) <= size and key != "exception":
+                continue  # the usual value, first
             if value is None or isinstance(value, bool | int | float):
                 continue
             if not isinstance(value, str):
                 # A structure is rendered whole; one too big to keep is kept as cut text.
                 text = str(value)
-                if len(text) > MAX_VALUE_CHARS + margin:
-                    event_dict[key] = _cut(text, head=MAX_VALUE_CHARS + margin, tail=0)
+                if len(text) > size:
+                    event_dict[key] = _cut(text, head=size, tail=0)
                 continue
             if key == "exception":
                 # Line by line first: the last line names the error, however long its message.
@@ -73,7 +76,7 @@ def bounding(margin: int = 0) -> Any:
                 tail = MAX_EXCEPTION_CHARS - _EXCEPTION_HEAD + margin
                 event_dict[key] = _cut("\n".join(lines), head=head, tail=tail)
             else:
-                event_dict[key] = _cut(value, head=MAX_VALUE_CHARS + margin, tail=0)
+                event_dict[key] = _cut(value, head=size, tail=0)
         return event_dict
 
     return bound_sizes
