@@ -57,6 +57,8 @@ from app.services import Services, build_services
 from app.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
+# The headers a browser's request to the API may carry, besides those CORS always allows.
+REQUEST_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "traceparent", "tracestate"]
 # While the app serves, a young collection comes every 5000 new objects, not Python's
 # 700. A request makes hundreds, nearly all freed by reference counting, and every young
 # collection cost about 600 µs here: measured with the collector's callbacks on REST
@@ -136,13 +138,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.app.cors_origins,
-        # The methods and headers the API takes (test_security.py holds them to its routes).
+        # The methods and headers the API takes (test_security.py holds them to its routes),
+        # W3C trace context included: a browser's traced call sends it.
 {%- if cookiecutter.api == "rest" %}
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID", IDEMPOTENCY_HEADER],
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[*REQUEST_HEADERS, IDEMPOTENCY_HEADER],
 {%- else %}
-        allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=REQUEST_HEADERS,
 {%- endif %}
         expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS, REPLAYED_HEADER],
         max_age=600,

@@ -90,7 +90,6 @@ from tests.conftest import (
     serving,
     set_role,
     unique,
-    unique_address,
     unreachable,
 )
 from tests.test_auth import login
@@ -891,13 +890,15 @@ async def test_a_flood_of_refusals_is_recorded_only_up_to_the_address_allowance(
     """Anonymous bad requests cannot fill the trail: past the allowance of their address
     they are counted in a metric, not recorded."""
     strict = override(settings, "rate_limit", failure_records_per_ip_per_minute=2)
-    address = unique_address()
-    transport = ASGITransport(app=app, client=(address, 4321))
-    async with (
-        serving(app, settings=strict),
-        AsyncClient(transport=transport, base_url="http://t") as flood,
-    ):
-        refused = [await api.create_item(flood, with_bad_token(account), "x") for _ in range(5)]
+    # An IPv6 client counted by its /64, as every per-address limit counts it: each
+    # request from another address of it (the allowance was counted per address).
+    network = f"2001:db8:{uuid4().int % 65536:x}:{uuid4().int % 65536:x}::"
+    refused = []
+    async with serving(app, settings=strict):
+        for host in range(1, 6):
+            transport = ASGITransport(app=app, client=(f"{network}{host}", 4321))
+            async with AsyncClient(transport=transport, base_url="http://t") as flood:
+                refused.append(await api.create_item(flood, with_bad_token(account), "x"))
     records = await services.audit.recent(limit=200)
     assert [records_of(records, response) for response in refused] == [
         [("session.authenticate", "failed")],
@@ -1626,11 +1627,46 @@ async def test_personal_data_a_client_writes_in_its_headers_is_stored_masked(
     events = await services.database.outbox.about(str(account.user.id), [item_id])
     (created,) = [event for event in events if event.event_type == "item.created"]
     assert json.loads(created.payload)["correlation_id"] == request_id
+    # Sent as UTF-8 (it was read as Latin-1, which no pattern matched), and a number
+    # where the agent is cut (it was cut first, and kept in part).
+    for agent, personal in (
+        (
+            "App \uff10\uff11\uff10-\uff11\uff12\uff13\uff14-\uff15\uff16\uff17\uff18",
+            "\uff15\uff16",
+        ),
+        ("y" * 241 + " 5555555555554444", "55555555"),
+        ("y" * 248 + " 010-1234-5678", "010-1234"),
+    ):
+        sent = {"User-Agent": agent.encode()}  # type: ignore[dict-item]
+        response = await api.create_item(client, account, unique("agent"), headers=sent)
+        item_id = api.stored_id(response)
+        recent = await services.audit.recent(limit=100)
+        (entry,) = [record.entry for record in recent if record.entry.resource_id == item_id]
+        assert entry.user_agent is not None
+        assert len(entry.user_agent) <= 256
+        assert personal not in entry.user_agent, entry.user_agent
     # A plain id, as the client gave it, is kept.
     plain = await api.create_item(
         client, account, unique("headers"), headers={"X-Request-ID": "abc-123"}
     )
     assert plain.headers["x-request-id"] == "abc-123"
+
+
+async def test_a_client_address_that_is_none_is_not_stored(
+    app: FastAPI, services: Services, account: Account
+) -> None:
+    """Behind a trusted proxy uvicorn takes X-Forwarded-For as the client as written: a
+    registration number was stored as the address, and 60 characters were a 500 (the
+    column holds 45)."""
+    for written in ("900101-1234567", "x" * 60, "2001:DB8:0:0::1"):
+        transport = ASGITransport(app=app, client=(written, 4321))
+        async with AsyncClient(transport=transport, base_url="http://t") as proxied:
+            response = await api.create_item(proxied, account, unique("proxied"))
+        assert api.succeeded(response), response.text
+        recent = await services.audit.recent(limit=100)
+        item_id = api.stored_id(response)
+        (entry,) = [record.entry for record in recent if record.entry.resource_id == item_id]
+        assert entry.client_ip == ("2001:db8::1" if ":" in written else None)
 
 
 async def test_personal_data_in_a_requested_path_is_masked_whole_in_the_access_log(

@@ -76,13 +76,17 @@ async def test_cors_allows_only_the_configured_origins(
 async def test_cors_preflights_grant_the_methods_and_headers_the_api_takes(
     settings: Settings,
 ) -> None:
-    """Each method a route takes, and no other: PUT, which sets a role, was refused to
-    browsers{% if cookiecutter.api == "graphql" %}, and PATCH, DELETE and `Idempotency-Key`, which this API does
-    not take, were offered{% endif %}."""
+    """Each method a route takes, and no other, and the trace context.
+{%- if cookiecutter.api == "rest" %}
+    PUT, which sets a role, and HEAD were refused to browsers."""
+{%- else %}
+    HEAD was refused to browsers, and PATCH, DELETE and `Idempotency-Key`, which this
+    API does not take, were offered."""
+{%- endif %}
     app = create_app(override(settings, "app", cors_origins=[ALLOWED]))
     taken = {
         method for route in iter_route_contexts(app.routes) for method in route.methods or ()
-    } - {"HEAD"}
+    } | {"HEAD"}  # every GET is served as HEAD too
 {%- if cookiecutter.api == "rest" %}
     headers = {
         parameter["name"].lower()
@@ -95,7 +99,7 @@ async def test_cors_preflights_grant_the_methods_and_headers_the_api_takes(
 {%- else %}
     headers = set()
 {%- endif %}
-    headers |= {"authorization", "content-type", "x-request-id"}
+    headers |= {"authorization", "content-type", "x-request-id", "traceparent", "tracestate"}
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         for method in (*taken, "TRACE"):
             preflight = await client.options(

@@ -1,5 +1,6 @@
 """Request ids, access logs and metrics, as plain ASGI middleware (no per-request task)."""
 
+import ipaddress
 import re
 import time
 import uuid
@@ -22,6 +23,23 @@ from app.observability.sentry import report_error
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming id is kept only if it is short and plain, so it is safe to log and echo.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+# What of the User-Agent goes into records (the audit trail's column): it is read to a few
+# times that first, so that masking sees a number where it is cut whole.
+MAX_USER_AGENT = 256
+MAX_USER_AGENT_BYTES = 4 * MAX_USER_AGENT
+
+
+def client_address(host: str | None) -> str | None:
+    """The client's address as records keep it: an IP address, written the usual way. A
+    proxy's X-Forwarded-For is taken as the client by uvicorn as it is written; text
+    that is no address (a name, an email, 60 characters that a record cannot hold) is
+    none."""
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
 
 REQUESTS = Counter("http_requests_total", "HTTP requests served.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -76,17 +94,20 @@ class RequestContextMiddleware:
         incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else ""
         client = scope.get("client")
-        user_agent = headers.get(b"user-agent", b"").decode("latin-1")[:256] or None
+        # As sent (UTF-8 is what clients send beyond ASCII), masked whole, then cut: cut
+        # first, a number at the end was kept in part; read as Latin-1, none was masked.
+        user_agent = headers.get(b"user-agent", b"")[:MAX_USER_AGENT_BYTES]
+        agent = user_agent.decode("utf-8", "replace")
         if self.redact is not None:
             if request_id and self.redact(request_id) != request_id:
                 request_id = ""
-            user_agent = self.redact(user_agent) if user_agent else None
+            agent = self.redact(agent)
         request_id = request_id or uuid.uuid4().hex
         set_current_request(
             RequestContext(
                 request_id=request_id,
-                client_ip=client[0] if client else None,
-                user_agent=user_agent,
+                client_ip=client_address(client[0] if client else None),
+                user_agent=agent[:MAX_USER_AGENT] or None,
             )
         )
         structlog.contextvars.clear_contextvars()

@@ -93,6 +93,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def record_refusal(request: Request, error: AppError) -> None:
     # Imported here: the features import this module's errors, not the other way round.
+    from app.api.dependencies import client_ip
     from app.auth.failures import record_failure
 
     services = getattr(request.app.state, "services", None)
@@ -103,7 +104,8 @@ async def record_refusal(request: Request, error: AppError) -> None:
         database=services.database,
         limiter=services.limiter,
         limit=services.settings.rate_limit.failure_records_per_ip_per_minute,
-        client_ip=request.client.host if request.client else "unknown",
+        # Counted per client as every per-address limit is: an IPv6 client by its /64.
+        client_ip=client_ip(request),
     )
 
 
