@@ -16,6 +16,8 @@ from app.api.graphql.errors import SchemaNames
 from app.api.graphql.limits import (
     MAX_DOCUMENT_CHARS,
     MAX_DOCUMENT_LINES,
+    MAX_LIST_VALUES,
+    MAX_OPERATION_NAME,
     MAX_SELECTIONS,
     MAX_TOKENS,
 )
@@ -702,6 +704,25 @@ async def test_a_document_longer_than_its_bounds_is_refused_before_it_is_read(
         assert refusal in errors_of(body)
     at_the_bounds = "\n" * (MAX_DOCUMENT_LINES - 1) + "{ __typename }"
     assert data(await graphql(client, at_the_bounds)) == {"__typename": "Query"}
+
+
+async def test_a_long_list_in_the_variables_or_a_long_operation_name_is_refused(
+    client: AsyncClient,
+) -> None:
+    """graphql-core read a megabyte list of ids whole (a second of CPU) before `nodes`
+    refused more than 100, and a name no operation had was quoted back whatever its
+    length."""
+    nodes = "query Q($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+    for request, refusal in (
+        ({"query": nodes, "variables": {"ids": [1] * (MAX_LIST_VALUES + 1)}}, "more than"),
+        ({"query": nodes, "variables": {"a": {"b": [[1] * (MAX_LIST_VALUES + 1)]}}}, "more than"),
+        ({"query": "{ __typename }", "operationName": "Q" * (MAX_OPERATION_NAME + 1)}, "longer"),
+    ):
+        response = await client.post("/graphql", json=request)
+        assert response.status_code == 400
+        assert refusal in response.json()["detail"]
+    at_the_bound = {"query": nodes, "variables": {"ids": ["x"] * MAX_LIST_VALUES}}
+    assert (await client.post("/graphql", json=at_the_bound)).status_code == 200
 
 
 @pytest.mark.timeout(10)

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from strawberry.fastapi import GraphQLRouter
 
 from app.api.dependencies import rate_limit_api
+from app.api.graphql.limits import request_refusal
 from app.api.graphql.schema import Context, build_schema, get_context
 from app.core import strict_json
 
@@ -85,6 +86,10 @@ class Router(GraphQLRouter[Context, None]):
             value = decoded.get(member) if isinstance(decoded, dict) else None
             if value is not None and not isinstance(value, kind):
                 raise HTTPException(400, f"The request's `{member}` must be {named} or null.")
+        if isinstance(decoded, dict):
+            refusal = request_refusal(decoded)
+            if refusal is not None:
+                raise HTTPException(400, refusal)
         return decoded
 
 

@@ -42,6 +42,30 @@ MAX_DOCUMENT_LINES = 2000
 MAX_SELECTIONS = 300
 
 
+# The longest list a request's variables may hold (the API takes 100 ids at most), and
+# the longest operation name: graphql-core read a list of a megabyte whole before a
+# field could refuse it (1 s), and a refusal quoted a name of a megabyte back.
+MAX_LIST_VALUES = 1000
+MAX_OPERATION_NAME = 256
+
+
+def request_refusal(request: dict[str, object]) -> str | None:
+    """Why a request is refused before its document is read, if it is."""
+    name = request.get("operationName")
+    if isinstance(name, str) and len(name) > MAX_OPERATION_NAME:
+        return f"The operation name is longer than {MAX_OPERATION_NAME} characters."
+    pending = [request.get("variables")]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            if len(value) > MAX_LIST_VALUES:
+                return f"A list in the variables holds more than {MAX_LIST_VALUES} values."
+            pending.extend(value)
+    return None
+
+
 def document_refusal(query: str) -> str | None:
     """Why the document is refused before it is read, if it is: too long."""
     if len(query) > MAX_DOCUMENT_CHARS:
