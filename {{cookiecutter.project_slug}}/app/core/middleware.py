@@ -24,7 +24,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # An incoming id is kept only if it is short and plain, so it is safe to log and echo.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
-# What of the User-Agent goes into records (the audit trail's column): it is read to a few
+# What of the User-Agent goes into records (their column's size): it is read to a few
 # times that first, so that masking sees a number where it is cut whole.
 MAX_USER_AGENT = 256
 MAX_USER_AGENT_BYTES = 4 * MAX_USER_AGENT
