@@ -7,10 +7,12 @@ Revises: 0003
   position, link and seal filled took a place in the chain that the sealer then built
   on, and one could be dated years back (or at infinity).
 - audit_seal() only extends the chain: each position the next after the head, each link
-  the seal before it, each seal 64 hex digits. Given any, it could stop all sealing.
-- Both functions that run as the table's owner name their search path, temporary
-  objects last: with `FROM CURRENT` the caller's temporary tables came first, and a
-  temporary `audit_log` with a trigger ran the caller's code as the owner.
+  the seal before it, each seal 64 hex digits, each record there to seal. Given any, it
+  could stop all sealing, or leave a gap.
+- The functions name their search path, the catalog first and temporary objects last,
+  and the built-ins they call by schema: with `FROM CURRENT` the caller's temporary
+  tables came first, and a temporary `audit_log` with a trigger ran the caller's code
+  as the owner. The insert's time is the clock's, not the transaction's start.
 """
 
 from collections.abc import Sequence
@@ -37,8 +39,8 @@ def upgrade() -> None:
         BEGIN
             IF TG_OP = 'INSERT' THEN
                 IF NEW.position IS NULL AND NEW.previous IS NULL AND NEW.seal IS NULL
-                    AND NEW.occurred_at BETWEEN now() - interval 'SKEW'
-                        AND now() + interval 'SKEW' THEN
+                    AND NEW.occurred_at BETWEEN pg_catalog.clock_timestamp() - interval 'SKEW'
+                        AND pg_catalog.clock_timestamp() + interval 'SKEW' THEN
                     RETURN NEW;
                 END IF;
             ELSIF TG_OP = 'UPDATE' THEN
@@ -49,7 +51,7 @@ def upgrade() -> None:
                 END IF;
             ELSIF TG_OP = 'DELETE' THEN
                 IF OLD.position IS NOT NULL
-                    AND OLD.occurred_at < now() - audit_legal_minimum() THEN
+                    AND OLD.occurred_at < pg_catalog.now() - audit_legal_minimum() THEN
                     RETURN OLD;
                 END IF;
             END IF;
@@ -69,26 +71,37 @@ def upgrade() -> None:
         ) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER AS $$
         DECLARE
             head_position bigint := 0;
-            head_seal text := repeat('0', 64);
+            head_seal text := pg_catalog.repeat('0', 64);
+            given bigint := pg_catalog.cardinality(p_sequences);
             sealed bigint;
         BEGIN
             SELECT position, seal INTO head_position, head_seal FROM audit_log
                 WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1;
             IF NOT FOUND THEN
                 head_position := 0;
-                head_seal := repeat('0', 64);
+                head_seal := pg_catalog.repeat('0', 64);
             END IF;
-            IF cardinality(p_sequences) IS DISTINCT FROM cardinality(p_positions)
-                OR cardinality(p_sequences) IS DISTINCT FROM cardinality(p_previous)
-                OR cardinality(p_sequences) IS DISTINCT FROM cardinality(p_seals)
+            -- Each record once, each the next place in the chain, each link the seal before
+            -- it, in the order given (ordinality: whatever the arrays' bounds).
+            IF given IS NULL OR given = 0 THEN
+                RETURN 0;
+            END IF;
+            IF pg_catalog.cardinality(p_positions) IS DISTINCT FROM given
+                OR pg_catalog.cardinality(p_previous) IS DISTINCT FROM given
+                OR pg_catalog.cardinality(p_seals) IS DISTINCT FROM given
                 OR EXISTS (
                     SELECT 1
-                    FROM unnest(p_positions, p_previous, p_seals) WITH ORDINALITY
-                        AS s(pos, prev, mac, n)
-                    WHERE pos IS DISTINCT FROM head_position + n
-                        OR mac IS NULL OR mac !~ '^[0-9a-f]{64}$'
+                    FROM ROWS FROM (
+                        pg_catalog.unnest(p_sequences), pg_catalog.unnest(p_positions),
+                        pg_catalog.unnest(p_previous), pg_catalog.unnest(p_seals)
+                    ) WITH ORDINALITY AS s(seq, pos, prev, mac, n)
+                    LEFT JOIN pg_catalog.unnest(p_seals) WITH ORDINALITY AS b(mac, n)
+                        ON b.n = s.n - 1
+                    WHERE seq IS NULL
+                        OR pos IS DISTINCT FROM head_position + s.n
+                        OR s.mac IS NULL OR s.mac !~ '^[0-9a-f]{64}$'
                         OR prev IS DISTINCT FROM
-                            CASE WHEN n = 1 THEN head_seal ELSE p_seals[n - 1] END
+                            CASE WHEN s.n = 1 THEN head_seal ELSE b.mac END
                 ) THEN
                 RAISE EXCEPTION
                     'audit_seal refused: the seals do not extend the chain from position %',
@@ -97,12 +110,20 @@ def upgrade() -> None:
             WITH done AS (
                 UPDATE audit_log AS a
                 SET position = s.pos, previous = s.prev, seal = s.mac
-                FROM unnest(p_sequences, p_positions, p_previous, p_seals)
-                    AS s(seq, pos, prev, mac)
+                FROM ROWS FROM (
+                    pg_catalog.unnest(p_sequences), pg_catalog.unnest(p_positions),
+                    pg_catalog.unnest(p_previous), pg_catalog.unnest(p_seals)
+                ) AS s(seq, pos, prev, mac)
                 WHERE a.sequence = s.seq AND a.position IS NULL
                 RETURNING 1
             )
-            SELECT count(*) INTO sealed FROM done;
+            SELECT pg_catalog.count(*) INTO sealed FROM done;
+            -- A record not there, sealed already or given twice would leave a gap.
+            IF sealed <> given THEN
+                RAISE EXCEPTION
+                    'audit_seal refused: % of the % records given are not there to seal',
+                    given - sealed, given;
+            END IF;
             RETURN sealed;
         END;
         $$
@@ -118,6 +139,9 @@ def upgrade() -> None:
                 'SET search_path = pg_catalog, %I, pg_temp', current_schema());
             EXECUTE format(
                 'ALTER FUNCTION audit_purge(timestamptz, bigint) '
+                'SET search_path = pg_catalog, %I, pg_temp', current_schema());
+            EXECUTE format(
+                'ALTER FUNCTION audit_log_guard() '
                 'SET search_path = pg_catalog, %I, pg_temp', current_schema());
         END;
         $$
