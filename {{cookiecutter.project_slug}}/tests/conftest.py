@@ -6,6 +6,7 @@ Redis key prefix and broker prefix, so runs can share servers.
 
 import asyncio
 import dataclasses
+import ipaddress
 import json
 import socket
 import subprocess
@@ -218,7 +219,9 @@ def unique(name: str) -> str:
 def unique_address() -> str:
     """A client address no other test uses: rate limits count per address in the shared Redis."""
     part = uuid.uuid4().hex
-    return f"2001:db8:{part[:4]}:{part[4:8]}:{part[8:12]}:{part[12:16]}:{part[16:20]}:{part[20:24]}"
+    groups = [part[start : start + 4] for start in range(0, 24, 4)]
+    written = "2001:db8:" + ":".join(groups)
+    return str(ipaddress.ip_address(written))  # as records keep it
 
 
 async def eventually(check: Any, *, within: float = 30.0) -> Any:

@@ -46,7 +46,8 @@ def address_key(host: str | None) -> str:
     if not host:
         return "unknown"
     try:
-        address = ipaddress.ip_address(host)
+        # Without its zone (`%...`), which names the client's interface, not the client.
+        address = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
         return host[:100]  # not an address: a Unix socket's peer, say
     if isinstance(address, ipaddress.IPv4Address):

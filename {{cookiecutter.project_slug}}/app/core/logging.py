@@ -36,29 +36,46 @@ _EXCEPTION_HEAD = 1024
 # bounded whatever came in (it reads a 64 kB path in no time), and what it masks where the
 # value is cut is seen whole (the longest, an address, has at most 254 characters).
 REDACT_MARGIN = 256
-_CUT = re.compile(r"\n\.\.\. \[(\d+) characters cut\] \.\.\.\n")
+_CUT = re.compile(r"\n\.\.\. \[(\d+) characters cut( before masking)?\] \.\.\.\n")
 
 
-def _cut(text: str, *, head: int, tail: int) -> str:
-    if len(text) <= head + tail:
+def _cut(text: str, *, head: int, tail: int, before_masking: bool = False) -> str:
+    first_cut = (
+        [note for note in _CUT.finditer(text) if note[2]] if "before masking" in text else []
+    )
+    if first_cut:
+        # Cut before `redact`: what lay within REDACT_MARGIN of that cut may be part of a
+        # datum it split, which masking did not see whole; masking moved it (a label is
+        # shorter than what it stands for), so it is dropped by where it is now.
+        head = min(head, max(first_cut[0].start() - REDACT_MARGIN, 0))
+        if tail:
+            tail = min(tail, max(len(text) - first_cut[-1].end() - REDACT_MARGIN, 0))
+    elif len(text) <= head + tail:
         return text
     end = text[len(text) - tail :] if tail else ""
     removed = text[head : len(text) - tail]
-    # What an earlier cut (before `redact`) took out is counted too, not its note.
+    # What an earlier cut took out is counted too, not its note.
     count = len(removed) + sum(int(note[1]) - len(note[0]) for note in _CUT.finditer(removed))
-    return f"{text[:head]}\n... [{count} characters cut] ...\n{end}"
+    label = "characters cut before masking" if before_masking else "characters cut"
+    return f"{text[:head]}\n... [{count} {label}] ...\n{end}"
 
 
 def bounding(margin: int = 0) -> Any:
     """A structlog processor: every text value of a line, the traceback included, cut to
-    a bounded size, plus `margin`."""
+    a bounded size, plus `margin` (then before `redact`, and line by line only after)."""
     size = MAX_VALUE_CHARS + margin
+    first = margin > 0
 
     def bound_sizes(
         _: Any, __: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
-            if value.__class__ is str and len(value) <= size and key != "exception":
+            if (
+                value.__class__ is str
+                and len(value) <= size
+                and key != "exception"
+                and (first or "before masking" not in value)
+            ):
                 continue  # the usual value, first
             if value is None or isinstance(value, bool | int | float):
                 continue
@@ -66,17 +83,20 @@ def bounding(margin: int = 0) -> Any:
                 # A structure is rendered whole; one too big to keep is kept as cut text.
                 text = str(value)
                 if len(text) > size:
-                    event_dict[key] = _cut(text, head=size, tail=0)
+                    event_dict[key] = _cut(text, head=size, tail=0, before_masking=first)
                 continue
             if key == "exception":
-                # Line by line first: the last line names the error, however long its message.
-                line_size = MAX_TRACEBACK_LINE + margin
-                lines = [_cut(line, head=line_size, tail=0) for line in value.splitlines()]
                 head = _EXCEPTION_HEAD + margin
                 tail = MAX_EXCEPTION_CHARS - _EXCEPTION_HEAD + margin
-                event_dict[key] = _cut("\n".join(lines), head=head, tail=tail)
+                lines = value.splitlines()
+                if not first:
+                    # Line by line too: the last line names the error, however long its
+                    # message.
+                    lines = [_cut(line, head=MAX_TRACEBACK_LINE, tail=0) for line in lines]
+                text = "\n".join(lines)
+                event_dict[key] = _cut(text, head=head, tail=tail, before_masking=first)
             else:
-                event_dict[key] = _cut(value, head=size, tail=0)
+                event_dict[key] = _cut(value, head=size, tail=0, before_masking=first)
         return event_dict
 
     return bound_sizes

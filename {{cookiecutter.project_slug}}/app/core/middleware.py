@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, set_current_request
+from app.core.logging import REDACT_MARGIN
 from app.core.problems import status_problem, unexpected_error
 from app.observability.sentry import report_error
 
@@ -31,14 +32,20 @@ MAX_USER_AGENT_BYTES = 4 * MAX_USER_AGENT
 
 
 def client_address(host: str | None) -> str | None:
-    """The client's address as records keep it: an IP address, written the usual way. A
-    proxy's X-Forwarded-For is taken as the client by uvicorn as it is written; text
-    that is no address (a name, an email, 60 characters that a record cannot hold) is
-    none."""
+    """The client's address as records keep it: an IP address, written the usual way (an
+    IPv4 address mapped into IPv6 as itself). A proxy's X-Forwarded-For is taken as the
+    client by uvicorn as it is written; text that is no address (a name, an email, 60
+    characters that a record cannot hold, an IPv6 zone) is none."""
     try:
-        return str(ipaddress.ip_address(host)) if host else None
+        address = ipaddress.ip_address(host) if host else None
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None  # `%` and any text after it: no address of the client's
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+    return str(address) if address else None
 
 
 REQUESTS = Counter("http_requests_total", "HTTP requests served.", ["method", "route", "status"])
@@ -96,18 +103,23 @@ class RequestContextMiddleware:
         client = scope.get("client")
         # As sent (UTF-8 is what clients send beyond ASCII), masked whole, then cut: cut
         # first, a number at the end was kept in part; read as Latin-1, none was masked.
-        user_agent = headers.get(b"user-agent", b"")[:MAX_USER_AGENT_BYTES]
-        agent = user_agent.decode("utf-8", "replace")
+        user_agent = headers.get(b"user-agent", b"")
+        agent = user_agent[:MAX_USER_AGENT_BYTES].decode("utf-8", "replace")
+        kept = MAX_USER_AGENT
         if self.redact is not None:
             if request_id and self.redact(request_id) != request_id:
                 request_id = ""
             agent = self.redact(agent)
+            if len(user_agent) > MAX_USER_AGENT_BYTES:
+                # A datum the read cut split lies, unmasked, at the end, however masking
+                # moved it: not kept (as in the log's cuts).
+                kept = min(kept, max(len(agent) - REDACT_MARGIN, 0))
         request_id = request_id or uuid.uuid4().hex
         set_current_request(
             RequestContext(
                 request_id=request_id,
                 client_ip=client_address(client[0] if client else None),
-                user_agent=agent[:MAX_USER_AGENT] or None,
+                user_agent=agent[:kept] or None,
             )
         )
         structlog.contextvars.clear_contextvars()
