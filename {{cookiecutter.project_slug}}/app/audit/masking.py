@@ -152,14 +152,15 @@ _GLUED_CARD = re.compile(
 _ACCOUNT = _number(r"\d{2,6}(?:~\d{2,7}){2,3}")
 # Phone numbers: with a country code (its `+` may be left out when the groups are split),
 # an area code in brackets, groups of 2-3, 3-4 and 4 digits, or a domestic number from its
-# leading 0. A first group of 4 digits is no phone number: 2024-0001-1234 is an order number.
+# leading 0 (not 00: zero-padded counters are none). A first group of 4 digits is no phone
+# number: 2024-0001-1234 is an order number.
 _PHONE = _number(
     r"(?<!\+)(?:"
     r"\+\d{1,3}~?\(?\d{1,4}\)?~?\d{3,4}~?\d{4}"
     r"|\d{1,3}~\(?\d{1,4}\)?~\d{3,4}~\d{4}"
     r"|\(\d{2,4}\)~?\d{3,4}~?\d{4}"
     r"|\d{2,3}~\d{3,4}~\d{4}"
-    r"|0\d{8,10}"
+    r"|0[1-9]\d{7,9}"
     r")"
 )
 # A Korean mobile number glued to a word (tel01012345678, tel010-1234-5678), also with
@@ -193,6 +194,11 @@ def _luhn_valid(digits: str) -> bool:
     return (sum(map(int, kept)) + sum(map(int, doubled))) % 10 == 0
 
 
+# How cards are written in groups: 4-4-4-4 (most), 4-6-5 and 4-6-4 (American Express,
+# Diners), 4-4-4-4-3 and 4-4-4-3 (19 and 15 digits), 4-4-4-1 (13).
+_CARD_LAYOUTS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 3), (4, 4, 4, 1)}
+
+
 def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
     """13 to 19 digits, Luhn-valid: all of the match, or else the longest part of it
     between spaces (`4111111111111111 12` is a card number and a count). Two groups of
@@ -220,7 +226,11 @@ def _card(match: re.Match[str]) -> tuple[int, int, str] | None:
             # `+`, `,` and `:` split a card in groups of four: in other groups, they
             # write an amount in thousands, a time, a time zone.
             other = re.search(r"[+,:]", text) and any(len(group) != 4 for group in groups)
-            if not two and not other:
+            # Split, a card is written in its groups, or digit by digit: a timestamp or
+            # a range of numbers passes the checksum one time in ten.
+            lengths = tuple(map(len, groups))
+            layout = len(groups) < 3 or lengths in _CARD_LAYOUTS or set(lengths) == {1}
+            if not two and not other and layout:
                 return match.start() + start, match.start() + end, "[card]"
     return None
 
@@ -235,10 +245,15 @@ def _email(match: re.Match[str]) -> tuple[int, int, str]:
     return match.start() + skipped, match.end(), "[email]"
 
 
+_DATE = re.compile(r"(?:19|20)\d\d[./-](?:0?[1-9]|1[0-2])[./-](?:0?[1-9]|[12]\d|3[01])\D")
+
+
 def _account(match: re.Match[str]) -> tuple[int, int, str] | None:
     """10 to 14 digits with a group of five or more (110-123-456789, 123456-78-901234),
     or NH's 3-4-4-2; not an IP address, a date or an order number (2024-0001-1234)."""
     groups = [len(group) for group in re.findall(r"\d+", match.group())]
+    if _DATE.match(match.group()):
+        return None  # 2026.11.30.101500: a time
     if 10 <= sum(groups) <= 14 and (max(groups) >= 5 or groups == [3, 4, 4, 2]):
         return match.start(), match.end(), "[account]"
     return None
