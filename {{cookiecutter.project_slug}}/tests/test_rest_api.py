@@ -425,7 +425,7 @@ async def test_every_operation_taking_a_body_documents_its_refusals(client: Asyn
 
 
 async def test_a_created_item_is_found_where_its_location_says(
-    client: AsyncClient, account: Account
+    app: FastAPI, client: AsyncClient, account: Account
 ) -> None:
     created = await client.post(
         f"{API}/items", json={"name": unique("located")}, headers=account.headers
@@ -437,6 +437,13 @@ async def test_a_created_item_is_found_where_its_location_says(
     assert found.json() == created.json()
     document = (await client.get("/openapi.json")).json()
     assert "Location" in document["paths"][f"{API}/items"]["post"]["responses"]["201"]["headers"]
+    # Behind a proxy that serves the app under a prefix (uvicorn's --root-path).
+    transport = ASGITransport(app=app, root_path="/orders")
+    async with AsyncClient(transport=transport, base_url="http://t") as prefixed:
+        again = await prefixed.post(
+            f"{API}/items", json={"name": unique("located")}, headers=account.headers
+        )
+    assert again.headers["location"] == f"/orders{API}/items/{again.json()['id']}"
 
 
 async def test_the_document_declares_the_headers_errors_carry_and_no_null_parameter(

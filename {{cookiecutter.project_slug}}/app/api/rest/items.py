@@ -47,7 +47,10 @@ async def create_item(
         create=lambda: service.create_item(database=services.database, owner=principal, data=data),
     )
     item = answer(response, outcome)
-    response.headers["Location"] = request.app.url_path_for("get_item", item_id=item.id)
+    # A path (no host, which the client's Host header would give), under the root path
+    # a proxy serves the app at.
+    path = request.app.url_path_for("get_item", item_id=item.id)
+    response.headers["Location"] = request.scope.get("root_path", "") + path
     return item
 
 
