@@ -355,13 +355,7 @@ async def test_verify_command_catches_a_record_edited_in_the_database(
 
     (last,) = await services.audit.recent(limit=1)
 {%- if cookiecutter.database == "postgres" %}
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.storage.postgres.database import PostgresDatabase
-
-    assert isinstance(services.database, PostgresDatabase)
-    engine = services.database.engine
+    engine = _engine(services)
     edit = text("UPDATE audit_log SET actor = :actor WHERE sequence = :sequence")
     # The trigger refuses edits from any client...
     with pytest.raises(DBAPIError, match="append-only"):
@@ -686,12 +680,6 @@ async def test_the_database_refuses_a_record_inserted_sealed_or_dated_away_from_
     """The service's role inserts records; one inserted with a position and a seal took
     a place in the chain, which the sealer then built on, and one could be dated years
     back, or at infinity."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.storage.postgres.database import PostgresDatabase
-
-    assert isinstance(services.database, PostgresDatabase)
     forged = text(
         "INSERT INTO audit_log (occurred_at, actor, action, resource_type, outcome, detail,"
         " position, previous, seal) VALUES (CAST(CAST(:at AS text) AS timestamptz), 'system',"
@@ -707,7 +695,7 @@ async def test_the_database_refuses_a_record_inserted_sealed_or_dated_away_from_
         {"at": "infinity"},
         {"at": "-infinity"},
     ):
-        async with services.database.engine.connect() as connection:
+        async with _engine(services).connect() as connection:
             with pytest.raises(DBAPIError, match="append-only: INSERT refused"):
                 await connection.execute(forged, now | forgery)
             await connection.rollback()
@@ -717,12 +705,6 @@ async def test_the_database_refuses_a_record_inserted_sealed_or_dated_away_from_
 
 async def test_audit_seal_only_extends_the_chain(services: Services, account: Account) -> None:
     """Given any position or seal, one record sealed out of place stopped all sealing."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.storage.postgres.database import PostgresDatabase
-
-    assert isinstance(services.database, PostgresDatabase)
     seal = text(
         "SELECT audit_seal(CAST(:sequence AS bigint[]), CAST(:position AS bigint[]),"
         " CAST(:previous AS text[]), CAST(:seal AS text[]))"
@@ -753,7 +735,7 @@ async def test_audit_seal_only_extends_the_chain(services: Services, account: Ac
             {"sequence": [None]},
             {"sequence": [head.sequence]},
         ):
-            async with services.database.engine.connect() as connection:
+            async with _engine(services).connect() as connection:
                 with pytest.raises(DBAPIError, match="audit_seal refused"):
                     await connection.execute(seal, right | wrong)
                 await connection.rollback()
@@ -769,13 +751,7 @@ async def test_the_owners_functions_use_no_temporary_table_of_the_caller(
 ) -> None:
     """They ran with the caller's search path, temporary tables first: a temporary
     `audit_log` with a trigger ran the caller's code as the owner (the superuser here)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.storage.postgres.database import PostgresDatabase
-
-    assert isinstance(services.database, PostgresDatabase)
-    async with services.database.engine.connect() as connection:
+    async with _engine(services).connect() as connection:
         await connection.execute(text("CREATE TEMP TABLE audit_log (LIKE public.audit_log)"))
         await connection.execute(
             text(
@@ -798,15 +774,9 @@ async def test_the_owners_functions_use_no_temporary_table_of_the_caller(
 async def test_the_database_refuses_to_delete_a_record_newer_than_the_cut_off(
     services: Services,
 ) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.storage.postgres.database import PostgresDatabase
-
-    assert isinstance(services.database, PostgresDatabase)
     (last,) = await services.audit.recent(limit=1)
     cut_off = (last.entry.occurred_at - timedelta(days=1)).isoformat()
-    async with services.database.engine.connect() as connection:
+    async with _engine(services).connect() as connection:
         await connection.execute(
             text("SELECT set_config('audit.purge_before', :cut_off, true)"), {"cut_off": cut_off}
         )
