@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import time
@@ -36,7 +35,12 @@ from benchmarks import profile, wrk
 from benchmarks.client import Client, wait_ready
 from benchmarks.render import render
 from tests.rendering import clean_env
-from tests.services import ServiceUrls, create_postgres_database, mongodb_database_url
+from tests.services import (
+    ServiceUrls,
+    create_postgres_database,
+    free_ports,
+    mongodb_database_url,
+)
 
 PASSWORD = "Bench-mark-2026!"
 READY_TIMEOUT = 60.0
@@ -120,17 +124,11 @@ class TargetReport:
     master_rss_mib: dict[int, float] = dataclasses.field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     """A uvicorn process of its own session, stopped with SIGTERM (SIGKILL if it hangs)."""
 
     def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.log = log
         self.log_start = log.stat().st_size if log.exists() else 0  # where this run's begins
         with log.open("ab") as out:

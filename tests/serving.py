@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +15,7 @@ from typing import Any
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.services import free_ports
 
 
 def call(
@@ -42,7 +37,7 @@ def call(
 
 @contextmanager
 def serving(project: Path, env: dict[str, str], log: Path) -> Iterator[int]:
-    port = free_port()
+    (port,) = free_ports(1)
     argv = [sys.executable, "-m", "uv", "run", "--no-sync", "uvicorn", "app.main:app"]
     server = subprocess.Popen(
         [*argv, "--port", str(port), "--log-level", "warning"],

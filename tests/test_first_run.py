@@ -4,7 +4,9 @@ and no INTERNALERROR traceback."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from tests.services import (
     DEBIAN_SERVERS,
     ServersMissingError,
     ensure_servers_installed,
+    free_ports,
     missing_servers,
 )
 
@@ -88,3 +91,17 @@ def test_the_readme_command_stops_with_one_sentence_not_a_traceback(tmp_path: Pa
     assert "apt-get install -y redis-server" in output
     assert "INTERNALERROR" not in output
     assert "Traceback" not in output
+
+
+def test_free_ports_are_outside_the_range_outgoing_connections_take() -> None:
+    # A port from the ephemeral range could be taken as the local port of any outgoing
+    # connection between the pick and the server's bind; RabbitMQ once failed to start so.
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        picks = list(pool.map(free_ports, [3] * 20))
+    ports = [port for pick in picks for port in pick]
+    assert len(set(ports)) == len(ports) == 60
+    assert all(1024 < port < low for port in ports), [p for p in ports if p >= low]
+    for port in ports[:5]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free indeed

@@ -24,7 +24,8 @@ import yaml
 
 from tests.combinations import ALL, Combination
 from tests.rendering import EVERY, clean_env, params, run, service_env
-from tests.serving import call, free_port, serving
+from tests.services import free_ports
+from tests.serving import call, serving
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -272,7 +273,7 @@ def test_a_real_prometheus_scrapes_a_served_render(
                 }
             )
         )
-        prometheus_port = free_port()
+        (prometheus_port,) = free_ports(1)
         server = subprocess.Popen(
             [
                 PROMETHEUS,
