@@ -20,7 +20,12 @@ PACKAGES = {
     "spectral": "@stoplight/spectral-cli@6.16.3",
     # 4.1 is the newest whose dependencies accept Debian 12's Node.js 18-20.
     "asyncapi": "@asyncapi/cli@4.1.1",
+    # A library, not a command: GraphQL over HTTP's own conformance audit, and the
+    # graphql it builds on.
+    "graphql-http": "graphql-http@1.23.1",
+    "graphql": "graphql@16.15.0",
 }
+LIBRARIES = {"graphql-http", "graphql"}
 NPM_DIR = Path(os.environ.get("TEMPLATE_NPM_DIR", Path.home() / ".cache" / "template-npm"))
 
 
@@ -32,7 +37,17 @@ def npm_tool(name: str) -> str:
     return str(binary)
 
 
-def _install(binary: Path, package: str) -> None:
+def npm_modules(*names: str) -> str:
+    """The `node_modules` directory holding these libraries (for NODE_PATH), installing
+    every tool first if one is missing."""
+    for name in names:
+        marker = NPM_DIR / "node_modules" / name / "package.json"
+        if not marker.exists():
+            _install(marker, PACKAGES[name])
+    return str(NPM_DIR / "node_modules")
+
+
+def _install(marker: Path, package: str) -> None:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         pytest.fail(
@@ -44,7 +59,7 @@ def _install(binary: Path, package: str) -> None:
     # xdist workers share the cache dir: one installs, the others wait for it.
     with (NPM_DIR / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.exists():
+        if marker.exists():
             return
         install = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_DIR)]
         result = subprocess.run(
@@ -54,11 +69,11 @@ def _install(binary: Path, package: str) -> None:
             timeout=1200,
             check=False,
         )
-        if result.returncode != 0 or not binary.exists():
+        if result.returncode != 0 or not marker.exists():
             pytest.fail(f"npm install of {package} failed:\n{result.stderr[-3000:]}")
 
 
 if __name__ == "__main__":
     # `.ci/run` installs the tools before the suite, so a failure shows there.
-    for tool in PACKAGES:
-        print(npm_tool(tool))
+    for name in PACKAGES:
+        print(npm_modules(name) if name in LIBRARIES else npm_tool(name))

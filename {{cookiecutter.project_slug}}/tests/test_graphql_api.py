@@ -640,6 +640,59 @@ async def test_the_media_type_is_read_whatever_its_case(
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+REQUEST_ERRORS = [
+    ({"query": "{ __typename"}, "graphql_parse_failed"),
+    ({"query": "{ noSuchField }"}, "graphql_validation_failed"),
+    (
+        {"query": "query($id: ID!) { __typename }", "variables": {"id": None}},
+        "graphql_validation_failed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "code"), REQUEST_ERRORS)
+async def test_a_request_error_is_a_400_without_data_for_a_graphql_response_client(
+    client: AsyncClient, body: dict[str, Any], code: str
+) -> None:
+    """GraphQL over HTTP: a client accepting application/graphql-response+json gets it,
+    and a request that ran nothing (it did not parse, validate or coerce) is a 400 with no
+    `data` entry. It was a 200 in application/json, which such a client takes as run."""
+    for accept in (GRAPHQL_RESPONSE, f"application/json;q=0.9, {GRAPHQL_RESPONSE}"):
+        response = await client.post("/graphql", json=body, headers={"accept": accept})
+        assert response.status_code == 400, (accept, response.text)
+        assert response.headers["content-type"] == GRAPHQL_RESPONSE
+        answer = response.json()
+        assert "data" not in answer
+        assert [error["extensions"]["code"] for error in answer["errors"]] == [code]
+    # application/json, or no preference for the new type, keeps the legacy answer.
+    for accept in ("application/json", f"{GRAPHQL_RESPONSE};q=0.5, application/json", "*/*"):
+        response = await client.post("/graphql", json=body, headers={"accept": accept})
+        assert response.status_code == 200, (accept, response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["data"] is None
+
+
+async def test_a_graphql_response_client_gets_its_media_type_and_200_once_anything_ran(
+    client: AsyncClient,
+) -> None:
+    headers = {"accept": GRAPHQL_RESPONSE}
+    response = await client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
+    assert (response.status_code, response.headers["content-type"]) == (200, GRAPHQL_RESPONSE)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    # A field's error (here: no credentials) is no request error: the operation ran.
+    response = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+    assert (response.status_code, response.headers["content-type"]) == (200, GRAPHQL_RESPONSE)
+    assert response.json()["data"] is None
+    assert code(response.json()) == ("unauthorized", 401)
+    # An HTTP-level refusal keeps the service's problem shape.
+    response = await client.post(
+        "/graphql", content=b"{", headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize(
     "body",
     [

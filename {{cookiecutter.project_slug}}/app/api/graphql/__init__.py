@@ -8,8 +8,11 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from app.api.dependencies import rate_limit_api
+from app.api.graphql.errors import PARSE_FAILED, VALIDATION_FAILED
 from app.api.graphql.limits import request_refusal
 from app.api.graphql.schema import Context, build_schema, get_context
 from app.core import strict_json
@@ -34,17 +37,62 @@ def media_type_read(request: Request) -> Request:
     return request
 
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+REQUEST_ERRORS = {PARSE_FAILED[0], VALIDATION_FAILED[0]}
+
+
+def accepts_graphql_response(accept: str) -> bool:
+    """Whether the client asks for GraphQL over HTTP's own media type at least as much as
+    for `application/json` (RFC 9110 quality values). Only a client that names it gets
+    it: `application/json` is what every other client has always been answered."""
+    quality = {}
+    for media_range in accept.split(","):
+        media, *parameters = media_range.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        quality[media.strip().lower()] = weight
+    wanted = quality.get(GRAPHQL_RESPONSE, 0.0)
+    return wanted > 0 and wanted >= quality.get("application/json", 0.0)
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """A document that did not parse or validate, or variables that did not coerce: the
+    request's fault, before anything ran."""
+    return result.data is None and all(
+        (error.extensions or {}).get("code") in REQUEST_ERRORS for error in result.errors or ()
+    )
+
+
 class ProblemRoute(APIRoute):
     """Strawberry refuses a request it cannot take (not JSON, no query, a query over
-    GET) in plain text; here the refusal gets the service's one error shape, a problem."""
+    GET) in plain text; here the refusal gets the service's one error shape, a problem.
+
+    A client accepting `application/graphql-response+json` gets it (GraphQL over HTTP):
+    then a request error, which ran nothing, is a 400 without `data`; with
+    `application/json` it is a 200, as that media type has it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_as_problem(request: Request) -> Response:
+            # Set before the request may be copied: the copy shares its state.
+            request.state.graphql_response = wants = accepts_graphql_response(
+                request.headers.get("accept", "")
+            )
+            request.state.graphql_request_error = False
             response = await handle(media_type_read(request))
             if isinstance(response, PlainTextResponse) and response.status_code >= 400:
                 raise HTTPException(response.status_code, bytes(response.body).decode())
+            if wants and response.media_type == "application/json":
+                response.headers["content-type"] = GRAPHQL_RESPONSE
+                if request.state.graphql_request_error:
+                    response.status_code = 400
             return response
 
         return handle_as_problem
@@ -60,6 +108,15 @@ MEMBERS: dict[str, tuple[type, str]] = {
 
 
 class Router(GraphQLRouter[Context, None]):
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        answer = await super().process_result(request, result)
+        if request.state.graphql_response and is_request_error(result):
+            answer.pop("data", None)
+            request.state.graphql_request_error = True
+        return answer
+
     def decode_json(self, data: str | bytes) -> object:
         """A request is a JSON object (a list is a batch) of text with a UTF-8 form, its
         members of their types. Strawberry would fail with a server error on another JSON
