@@ -5,6 +5,8 @@ import itertools
 import threading
 import time
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
@@ -34,6 +36,7 @@ from tests.conftest import (
     unique_address,
     unreachable,
 )
+from tests.test_outbox import outbox
 
 
 async def login(
@@ -329,6 +332,54 @@ async def test_a_refresh_that_fails_for_a_database_outage_can_be_retried(
     retried = await refresh(services, account.tokens.refresh_token)
     await services.tokens.authenticate(retried.access_token)
     await services.tokens.authenticate(account.tokens.access_token)
+
+
+async def test_refreshes_racing_with_one_token_leave_one_record_of_a_refresh(
+    services: Services, account: Account
+) -> None:
+    """Each was checked before any rotated, and each recorded a refresh before the
+    rotation that refused all but one: refused refreshes left records of success."""
+    token = account.tokens.refresh_token
+    attempts = await asyncio.gather(
+        *(refresh(services, token) for _ in range(4)), return_exceptions=True
+    )
+    assert sum(isinstance(attempt, TokenPair) for attempt in attempts) == 1, attempts
+    assert all(isinstance(a, TokenPair | UnauthorizedError) for a in attempts), attempts
+    written = await outbox(services, "aggregate_id", str(account.user.id))
+    kinds = [event.event_type for event in written]
+    assert kinds.count("session.token_refreshed") == 1, kinds
+    # The first refused is reuse; the others may find every session already ended.
+    assert kinds.count("session.refresh_reuse_detected") >= 1, kinds
+
+
+class CommitFails:
+    """The real database, whose units of work all fail as they commit (rolled back)."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, read_only: bool = False) -> AsyncIterator[Any]:
+        async with self.database.unit_of_work(read_only=read_only) as uow:
+            yield uow
+            raise RuntimeError(FailingDatabase.SECRET)
+
+
+async def test_a_refresh_whose_record_fails_to_commit_can_be_retried(
+    services: Services, account: Account
+) -> None:
+    """The rotation happens before the commit, and is undone when the commit fails."""
+    with pytest.raises(RuntimeError, match="secret-detail"):
+        await auth.refresh(
+            database=CommitFails(services.database),  # type: ignore[arg-type]
+            tokens=services.tokens,
+            refresh_token=account.tokens.refresh_token,
+        )
+    retried = await refresh(services, account.tokens.refresh_token)
+    await services.tokens.authenticate(retried.access_token)
+    await services.tokens.authenticate(account.tokens.access_token)
+    written = await outbox(services, "aggregate_id", str(account.user.id))
+    assert [event.event_type for event in written].count("session.token_refreshed") == 1
 
 
 async def test_a_role_change_ends_the_users_sessions(services: Services) -> None:

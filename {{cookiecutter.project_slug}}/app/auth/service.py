@@ -2,6 +2,7 @@
 
 Each of them leaves a security event, published like every other event."""
 
+import contextlib
 from uuid import UUID
 
 from app.auth.passwords import PasswordHasher
@@ -92,32 +93,38 @@ def _enforce(limit: RateLimit) -> None:
 
 
 async def refresh(*, database: Database, tokens: Tokens, refresh_token: str) -> TokenPair:
-    """Checked in Redis, recorded in the database, then rotated in Redis: a refresh
-    that fails for an outage of either leaves the presented token usable for a retry.
-    A refused token is recorded as one refused anywhere (forged, expired, an access
-    token, of an ended session); reuse as reuse."""
+    """Rotated in Redis inside the unit of work that records it: a refresh refused there
+    (reuse, a race lost to another refresh of the same token, an ended session) leaves
+    no record of a refresh, and one whose record does not commit is rotated back, so the
+    presented token stays usable for a retry. A refused token is recorded as one refused
+    anywhere (forged, expired, an access token, of an ended session); reuse as reuse."""
     try:
         claims = tokens.subject_of_refresh(refresh_token)
     except UnauthorizedError as exc:
         raise with_event(exc, TokenRejected(user_id=None)) from None
+    pair: TokenPair | None = None
     try:
-        await tokens.check_refresh(claims)
         user_id = UUID(claims["sub"])
         async with database.unit_of_work() as uow:
             user = await uow.users.get(user_id)
-            current = user is not None and user.token_version == claims["ver"]
-            if current:
+            if user is not None and user.token_version == claims["ver"]:
+                pair = await tokens.rotate(claims, user=user)
                 uow.emit(TokenRefreshed(user_id=user_id, actor_id=str(user_id)))
-        if user is None or not current:
+        if pair is None:
             # A change ended every session while Redis could not be told: finish the job.
             await tokens.revoke_all(claims["sub"], claims["sid"])
             raise session_ended()
-        return await tokens.rotate(claims, user=user)
+        return pair
     except RefreshReuseError as reuse:
         await _record(database, RefreshReuseDetected(user_id=UUID(reuse.user_id)))
         raise
     except UnauthorizedError as exc:
         raise with_event(exc, TokenRejected(user_id=UUID(claims["sub"]))) from None
+    except BaseException:
+        if pair is not None:  # rotated, and not recorded: the token made usable again
+            with contextlib.suppress(Exception):  # Redis down too: the user logs in again
+                await tokens.rotate_back(claims, pair)
+        raise
 
 
 async def logout(*, database: Database, tokens: Tokens, principal: Principal) -> None:

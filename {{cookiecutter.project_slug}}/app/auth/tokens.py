@@ -47,12 +47,11 @@ redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
-# The same test without the write: a refresh is checked before its database write and
-# rotated after it, so a refresh that fails for an outage leaves the token usable.
-_CHECK = """
-local current = redis.call('HGET', KEYS[1], 'jti')
-if not current then return 0 end
-if current ~= ARGV[1] then return -1 end
+# A rotation undone: the presented token current again, if the session's token is still
+# the one the rotation issued (1), and nothing changed otherwise (0).
+_ROTATE_BACK = """
+if redis.call('HGET', KEYS[1], 'jti') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'jti', ARGV[2])
 return 1
 """
 
@@ -101,7 +100,7 @@ class Tokens:
         self.access_seconds = settings.access_token_minutes * 60
         self.refresh_seconds = settings.refresh_token_days * 86400
         self._rotate = cache.redis.register_script(_ROTATE)
-        self._check = cache.redis.register_script(_CHECK)
+        self._rotate_back = cache.redis.register_script(_ROTATE_BACK)
 
     def _session_key(self, session_id: str) -> str:
         return self.cache.key(f"session:{session_id}")
@@ -170,11 +169,6 @@ class Tokens:
             version=user.token_version,
         )
 
-    async def check_refresh(self, claims: dict[str, Any]) -> None:
-        """The refresh token is its session's current one; reuse ends every session."""
-        outcome = await self._check(keys=[self._session_key(claims["sid"])], args=[claims["jti"]])
-        await self._settle(claims, outcome)
-
     async def rotate(self, claims: dict[str, Any], *, user: User) -> TokenPair:
         """Issue the session's next pair, with the role and token version of `user` as
         the database has them now."""
@@ -190,6 +184,14 @@ class Tokens:
             session_id=claims["sid"],
             refresh_jti=new_jti,
             version=user.token_version,
+        )
+
+    async def rotate_back(self, claims: dict[str, Any], pair: TokenPair) -> None:
+        """Undo `rotate` (its pair was never given out): the presented token is the
+        session's current one again, unless the session has moved on since."""
+        issued = self.decode(pair.refresh_token, kind="refresh")["jti"]
+        await self._rotate_back(
+            keys=[self._session_key(claims["sid"])], args=[issued, claims["jti"]]
         )
 
     async def _settle(self, claims: dict[str, Any], outcome: int) -> None:
