@@ -137,8 +137,9 @@ class RateLimitSettings(BaseModel):
     # Password changes and account erasures from one address: each verifies a password.
     password_per_ip_per_minute: int = Field(default=10, ge=1)
     # Records of refused or failed actions (wrong password, 403, invalid token, ...)
-    # written per address a minute; the rest are only counted in a metric, so a flood of
-    # bad requests cannot fill the trail or the outbox.
+    # written per account a minute for a signed-in caller, per address for an anonymous
+    # one; the rest are only counted in a metric, so a flood of bad requests cannot fill
+    # the trail or the outbox.
     failure_records_per_ip_per_minute: int = Field(default=20, ge=1)
 
 

@@ -883,6 +883,29 @@ async def test_a_flood_of_refusals_is_recorded_only_up_to_the_address_allowance(
     ]
 
 
+async def test_a_users_refusals_are_recorded_though_anonymous_junk_spent_their_address(
+    app: FastAPI, settings: Settings, services: Services, account: Account
+) -> None:
+    """The allowance was one per address for everyone: anonymous junk from a shared
+    address (an office, a NAT) left a signed-in user's refusals there unrecorded."""
+    strict = override(settings, "rate_limit", failure_records_per_ip_per_minute=2)
+    owner = await new_account(services)
+    office = (f"2001:db8:{uuid4().int % 65536:x}:{uuid4().int % 65536:x}::1", 4321)
+    async with serving(app, settings=strict):
+        transport = ASGITransport(app=app, client=office)
+        async with AsyncClient(transport=transport, base_url="http://t") as shared:
+            created = await api.create_item(shared, owner, unique("private"))
+            junk = [await api.create_item(shared, with_bad_token(account), "x") for _ in range(3)]
+            denied = [await api.read_item(shared, account, api.item_id(created)) for _ in range(2)]
+    records = await services.audit.recent(limit=200)
+    failed = [("session.authenticate", "failed")]
+    assert [records_of(records, response) for response in junk] == [failed, failed, []]
+    assert [records_of(records, response) for response in denied] == [
+        [("item.access", "denied")],
+        [("item.access", "denied")],
+    ]
+
+
 async def test_an_erasure_committed_while_redis_is_down_still_ends_every_session(
     services: Services, settings: Settings, account: Account
 ) -> None:

@@ -1,10 +1,12 @@
 """Data-subject rights and the audit query over GraphQL, against the real services."""
 
+from uuid import uuid4
+
 import pytest
 from httpx import AsyncClient
 
 from app.services import Services
-from tests.conftest import Account
+from tests.conftest import Account, new_account, unique
 from tests.test_graphql_api import (
     CREATE,
     ME,
@@ -164,3 +166,42 @@ async def test_refused_password_checks_and_admin_calls_are_audited(
         ("user.erase", "denied"),
         ("admin.access", "denied"),
     } <= mine
+
+
+async def test_every_refused_field_is_recorded_when_one_nulls_the_response(
+    client: AsyncClient, services: Services, account: Account
+) -> None:
+    """A non-null field's error nulled the whole response and cancelled the fields still
+    running beside it: of the refusals here, one was recorded."""
+    owner = await new_account(services)
+    mine = [
+        data(await graphql(client, CREATE, owner.tokens.access_token, input={"name": name}))
+        for name in (unique("a"), unique("b"))
+    ]
+    x, y = (created["createItem"]["id"] for created in mine)
+    document = (
+        "query($x: ID!, $y: ID!) { a: item(id: $x) { id } b: item(id: $y) { id } "
+        "u: users(first: 1) { edges { cursor } } c: node(id: $x) { id } }"
+    )
+    request_id = f"refusals-{uuid4().hex}"
+    headers = {"Authorization": f"Bearer {account.tokens.access_token}", "X-Request-ID": request_id}
+    response = await client.post(
+        "/graphql", json={"query": document, "variables": {"x": x, "y": y}}, headers=headers
+    )
+    assert response.json()["data"] == {"a": None, "b": None, "u": None, "c": None}
+    records = await services.audit.recent(limit=100)
+    found = sorted(
+        (r.entry.action, r.entry.resource_id or "")
+        for r in records
+        if r.entry.request_id == request_id
+    )
+    # `node(id: $x)` refuses the item `a` refused: a refusal of its own.
+    item = "item.access"
+    assert found == sorted(
+        [
+            ("admin.access", str(account.user.id)),
+            (item, key_of(x)),
+            (item, key_of(x)),
+            (item, key_of(y)),
+        ]
+    ), found

@@ -99,13 +99,17 @@ async def record_refusal(request: Request, error: AppError) -> None:
     services = getattr(request.app.state, "services", None)
     if services is None:
         return
+    # A signed-in caller's refusals spend the account's own allowance: anonymous junk
+    # from a shared address must not leave them unrecorded. An anonymous caller's are
+    # counted per client as every per-address limit is: an IPv6 client by its /64.
+    principal = getattr(request.state, "principal", None)
+    caller = f"user:{principal.user_id}" if principal is not None else client_ip(request)
     await record_failure(
         error,
         database=services.database,
         limiter=services.limiter,
         limit=services.settings.rate_limit.failure_records_per_ip_per_minute,
-        # Counted per client as every per-address limit is: an IPv6 client by its /64.
-        client_ip=client_ip(request),
+        caller=caller,
     )
 
 

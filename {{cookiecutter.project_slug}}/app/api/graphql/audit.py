@@ -65,7 +65,7 @@ class AuditFilter:
 @strawberry.type
 class Query:
     @strawberry.field
-    async def my_personal_data(self, info: GraphQLInfo) -> JSON:
+    async def my_personal_data(self, info: GraphQLInfo) -> JSON | None:
         """Everything held about the caller. It reads every item and record about them,
         so it takes the request's whole node budget: one export a request, and nothing
         else that fetches beside it."""
@@ -86,7 +86,7 @@ class Query:
         last: int | None = None,
         before: str | None = None,
         filter: AuditFilter | None = None,
-    ) -> relay.Connection[AuditRecordType]:
+    ) -> relay.Connection[AuditRecordType] | None:
         """Administrators only: records newest first."""
         await info.context.admin()
         page = window(info, first=first, after=after, last=last, before=before)

@@ -17,6 +17,7 @@ names are hidden, or the messages would tell what introspection refuses to.
 import functools
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from graphql import (
     GraphQLEnumType,
@@ -31,9 +32,10 @@ from graphql import (
     TokenKind,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.api.graphql.limits import MAX_TOKENS
-from app.core.errors import BadRequestError, as_app_error
+from app.core.errors import AppError, BadRequestError, as_app_error
 from app.core.problems import record_refusal
 
 UNEXPECTED = "An unexpected error occurred."
@@ -49,15 +51,41 @@ class TooCostlyError(BadRequestError):
     code = "query_too_costly"
 
 
+def refusal(error: BaseException | None) -> AppError | None:
+    """The application's error, if it is a refusal to record."""
+    if isinstance(error, GraphQLError):
+        error = error.original_error
+    known = as_app_error(error) if error is not None else None
+    return known if known is not None and known.security_event is not None else None
+
+
+class RefusalsSeen(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's execution, noting each field's refusal as the field fails. The
+    result does not keep them all: a non-null field's error nulls its parent, up to the
+    whole response, and the fields failing beside it leave no error there."""
+
+    def handle_field_error(self, raw_error: Exception, *args: Any) -> None:
+        known = refusal(raw_error)
+        refusals = getattr(self.context_value, "refusals", None)
+        if known is not None and refusals is not None:
+            refusals.setdefault(known.security_event.id, known)  # type: ignore[union-attr]
+        super().handle_field_error(raw_error, *args)
+
+
 class RecordRefusals(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         yield
+        context = self.execution_context.context
+        # Each refused field of the document is recorded (aliases too), once however
+        # often it failed with the same refusal (an id asked for twice).
+        refusals: dict[object, AppError] = dict(getattr(context, "refusals", {}))
         result = self.execution_context.result
         for error in (result.errors if result else None) or []:
-            known = as_app_error(error.original_error) if error.original_error else None
-            if known is not None and known.security_event is not None:
-                # Each refused operation of the document is recorded, aliases too.
-                await record_refusal(self.execution_context.context.http_request, known)
+            known = refusal(error)
+            if known is not None:
+                refusals.setdefault(known.security_event.id, known)  # type: ignore[union-attr]
+        for known in refusals.values():
+            await record_refusal(context.http_request, known)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -190,7 +190,9 @@ class Query:
         return await refetch(info, id)
 
     @strawberry.field
-    def nodes(self, info: Info[Any, Any], ids: list[strawberry.ID]) -> list[relay.Node | None]:
+    def nodes(
+        self, info: Info[Any, Any], ids: list[strawberry.ID]
+    ) -> list[relay.Node | None] | None:
         """Objects by their ids, in the same order: each one answered as `node` would.
         Every id counts towards the nodes one request may fetch, as a list's page does."""
         if len(ids) > PAGE_MAX:

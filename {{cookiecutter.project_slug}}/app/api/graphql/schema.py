@@ -40,6 +40,7 @@ from app.api.dependencies import ServicesDep, authenticate, client_ip, limit_pas
 from app.api.graphql import relay as ids
 from app.api.graphql.errors import (
     RecordRefusals,
+    RefusalsSeen,
     SchemaNames,
     is_unexpected,
     retry_after,
@@ -67,7 +68,7 @@ from app.api.graphql.relay import (
 from app.api.graphql.tracing import OperationSpans
 from app.auth import service as auth
 from app.auth.tokens import Principal
-from app.core.errors import InvalidInputError, UnauthorizedError
+from app.core.errors import AppError, InvalidInputError, UnauthorizedError
 from app.core.idempotency import scope
 from app.core.pagination import PAGE_MAX, cursor_for
 from app.items import service as item_service
@@ -116,6 +117,8 @@ class Context(BaseContext):
         self._admin_confirmed = False
         self._session_ended = False
         self.budget = NodeBudget(MAX_NODES)
+        # The refusals of the fields that failed, by event (errors.RefusalsSeen).
+        self.refusals: dict[object, AppError] = {}
         # One batched query per request for all the owners a response needs.
         self.users = DataLoader(load_fn=self._load_users)
         # The items `node` and `nodes` fetch: an item asked for twice is read once.
@@ -306,8 +309,13 @@ def _set(**fields: Any) -> dict[str, Any]:
 
 @strawberry.type
 class Query:
+    """Every field's result is nullable, as the mutations' are: one that fails is null
+    with its error, and the others keep theirs. Were they non-null, one failure would
+    null the whole response and cancel the fields still running beside it: their answers
+    lost, and their refusals, had they been refused, never recorded."""
+
     @strawberry.field
-    async def me(self, info: GraphQLInfo) -> User:
+    async def me(self, info: GraphQLInfo) -> User | None:
         principal = await info.context.principal()
         user = await user_service.get_user(
             database=info.context.services.database, user_id=principal.user_id
@@ -322,7 +330,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> relay.Connection[User]:
+    ) -> relay.Connection[User] | None:
         """Administrators only: users in id order."""
         await info.context.admin()
         page = window(info, first=first, after=after, last=last, before=before)
@@ -335,7 +343,7 @@ class Query:
         return connection(users, User.from_public, lambda user: str(user.id))
 
     @strawberry.field
-    async def item(self, info: GraphQLInfo, id: strawberry.ID) -> Item:
+    async def item(self, info: GraphQLInfo, id: strawberry.ID) -> Item | None:
         """The owner's or an admin's: forbidden for anyone else."""
         services = info.context.services
         item = await item_service.get_item(
@@ -357,7 +365,7 @@ class Query:
         before: str | None = None,
         filter: ItemFilter | None = None,
         sort: ItemSort = ItemSort.CREATED_AT_DESC,
-    ) -> relay.Connection[Item]:
+    ) -> relay.Connection[Item] | None:
         """The caller's items (an admin's: everyone's, `ownerId` to pick one owner), up to
         PAGE_MAX a page: `first` after pageInfo.endCursor for the next page, `last` before
         pageInfo.startCursor for the previous one."""
@@ -636,6 +644,7 @@ def build_schema(*extra: tuple[type, type], introspection: bool = True) -> Schem
     schema = Schema(
         query=merge_types("Query", (Query, ids.Query, *(query for query, _ in extra))),
         mutation=merge_types("Mutation", (Mutation, *(mutation for _, mutation in extra))),
+        execution_context_class=RefusalsSeen,
         # Parsing and validating a query costs far more than running it, and clients send
         # the same few query documents over and over: both are cached by document.
         extensions=[
