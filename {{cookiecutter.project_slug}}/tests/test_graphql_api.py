@@ -32,7 +32,6 @@ from app.api.graphql.schema import (
     overlong_int,
 )
 from app.core.errors import BadRequestError, InvalidInputError
-from app.core.metrics import BoundedNames
 from app.core.pagination import PAGE_MAX
 from app.main import create_app
 from app.services import Services
@@ -1007,19 +1006,6 @@ async def test_a_request_member_of_the_wrong_json_type_is_a_400_problem(
     assert problem["status"] == 400
     member = next(key for key in request_body if key != "query" or len(request_body) == 1)
     assert f"`{member}`" in problem["detail"]
-
-
-def test_operation_names_of_any_json_type_are_counted_not_failed() -> None:
-    names = BoundedNames(2)
-    assert [names(name) for name in (5, {"a": 1}, ["x"], True, None, "", "Op")] == [
-        "other",
-        "other",
-        "other",
-        "other",
-        "anonymous",
-        "anonymous",
-        "Op",
-    ]
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
-from app.core.metrics import BoundedNames, rate_limit_name
+from app.core.metrics import rate_limit_name
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import Account, eventually, new_item
@@ -76,19 +76,6 @@ async def test_rate_limit_rejections_are_counted_by_limit(services: Services) ->
 )
 def test_rate_limit_label_is_the_limit_never_the_key(key: str, name: str) -> None:
     assert rate_limit_name(key) == name
-
-
-def test_client_chosen_names_are_bounded() -> None:
-    names = BoundedNames(2)
-    assert names(None) == names("") == "anonymous"
-    assert names("ListItems") == "ListItems"
-    assert names("not a name!") == "other"
-    assert names("x" * 65) == "other"
-    assert names("GetItem") == "GetItem"
-    # Past the limit, a new name collapses; the names already kept stay themselves.
-    assert names("ThirdName") == "other"
-    assert names("ListItems") == "ListItems"
-    assert len({names(f"Name{n}") for n in range(1000)}) == 1
 
 
 async def test_outbox_backlog_is_measured_at_scrape(

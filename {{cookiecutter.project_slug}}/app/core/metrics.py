@@ -7,8 +7,6 @@ the dependencies) are measured when /metrics is scraped (app/api/metrics.py), no
 timer: one cheap query per scrape, and a stuck background task cannot freeze them.
 """
 
-import re
-
 from prometheus_client import Counter, Gauge, Histogram
 
 OUTBOX_PENDING = Gauge(
@@ -52,32 +50,3 @@ RATE_LIMIT_NAMES = frozenset(
 def rate_limit_name(key: str) -> str:
     name = key.split(":", 1)[0]
     return name if name in RATE_LIMIT_NAMES else "other"
-
-
-class BoundedNames:
-    """Names a client chooses, as label values: at most `limit` distinct ones are kept
-    (the first seen); a missing name is `anonymous`, one that is not a plain identifier
-    (or no text at all) or comes after the limit is `other`. So the series stay bounded,
-    and nothing fails, whatever is sent."""
-
-    ANONYMOUS = "anonymous"
-    OTHER = "other"
-    _PLAIN = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._seen: set[str] = set()
-
-    def __call__(self, name: object) -> str:
-        if name is None or name == "":
-            return self.ANONYMOUS
-        if not isinstance(name, str):
-            return self.OTHER
-        if name in self._seen:
-            return name
-        if len(self._seen) >= self.limit or not self._PLAIN.fullmatch(name):
-            return self.OTHER
-        if name in {self.ANONYMOUS, self.OTHER}:
-            return name
-        self._seen.add(name)
-        return name
