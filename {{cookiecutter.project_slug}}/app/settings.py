@@ -155,6 +155,9 @@ class EventsSettings(BaseModel):
     # A failing handler is tried this many times, then its message is dead-lettered.
     consumer_attempts: int = Field(default=3, ge=1)
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+    # A message that cannot be processed yet (its event claimed by another delivery,
+    # Redis down) is held this long before the broker gets it back to redeliver.
+    consumer_retry_later_seconds: float = Field(default=1.0, ge=0)
     # How long a consumer remembers an event it processed, to ignore redeliveries.
     processed_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     # On shutdown, messages being processed get this long to finish.

@@ -5,6 +5,11 @@ duplicate, or moved to the dead-letter destination. A malformed message goes
 there at once; a failing handler is retried a bounded number of times first.
 If even the dead-letter send fails, the error propagates and the broker keeps
 the message.
+
+A message that cannot be processed yet (its event claimed by another delivery, or
+Redis, which holds the claims, unreachable) is held for
+`EVENTS_CONSUMER_RETRY_LATER_SECONDS` and then given back to the broker, with a log
+line: given back at once, it came straight back, thousands of times a second.
 """
 
 import asyncio
@@ -17,6 +22,7 @@ from faststream.message import StreamMessage
 from prometheus_client import Counter as Metric
 from pydantic import ValidationError
 
+from app.core.errors import REDIS_DOWN
 from app.core.metrics import DEAD_LETTERED, HANDLING
 from app.events.bus import EventBus, Subscription
 from app.observability.sentry import report_error
@@ -62,6 +68,16 @@ class EventConsumer:
         started = time.perf_counter()
         try:
             await self._handle(body)
+        except (EventInProgressError, *REDIS_DOWN) as exc:
+            self._count("deferred")
+            log.warning(
+                "event_deferred",
+                consumer=self.subscription.name,
+                reason=type(exc).__name__,
+                retry_in_seconds=self.settings.consumer_retry_later_seconds,
+            )
+            await asyncio.sleep(self.settings.consumer_retry_later_seconds)
+            raise
         finally:
             HANDLING.labels(self.subscription.name, self.subscription.event.event_type).observe(
                 time.perf_counter() - started
