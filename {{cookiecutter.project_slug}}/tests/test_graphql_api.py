@@ -709,6 +709,39 @@ async def test_a_body_giving_a_key_twice_is_refused(client: AsyncClient, body: b
     assert "twice" in response.json()["detail"]
 
 
+NOT_JSON = {
+    "UTF-16": '{"query": "{ __typename }"}'.encode("utf-16"),
+    "a byte order mark": b'\xef\xbb\xbf{"query": "{ __typename }"}',
+    "NaN": b'{"query": "{ __typename }", "variables": {"p": NaN}}',
+    "Infinity": b'{"query": "{ __typename }", "variables": {"p": Infinity}}',
+}
+
+
+@pytest.mark.parametrize("body", NOT_JSON.values(), ids=NOT_JSON.keys())
+async def test_a_body_that_is_no_strict_json_is_refused(client: AsyncClient, body: bytes) -> None:
+    """Python's JSON reader took them; a proxy or firewall in front would not."""
+    response = await client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "not valid" in response.json()["detail"]
+
+
+async def test_a_body_in_another_charset_is_refused(client: AsyncClient) -> None:
+    """It was read as UTF-8 whatever the charset said."""
+    body = b'{"query": "{ __typename }"}'
+    for content_type in ("application/json; charset=latin-1", 'application/json; charset="UTF-16"'):
+        response = await client.post(
+            "/graphql", content=body, headers={"content-type": content_type}
+        )
+        assert response.status_code == 400, response.text
+        assert "charset" in response.json()["detail"]
+    utf8 = {"content-type": "application/json; charset=utf-8"}
+    response = await client.post("/graphql", content=body, headers=utf8)
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
 def fragment_bomb(levels: int) -> str:
     """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
     spreads = [f"...F{n + 1} ...F{n + 1}" for n in range(levels)]

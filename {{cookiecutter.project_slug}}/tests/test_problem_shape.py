@@ -165,9 +165,10 @@ API_LAYERS = [
         (("header", "Idempotency-Key"),),
     ),
     Layer(
-        "body parsing: JSON that is not UTF-8",
-        400,
+        "validation: JSON that is not UTF-8",
+        422,
         lambda c: c.client.post(REGISTER, content=b'{"email": "\xff"}', headers=JSON),
+        (("body", 0),),
     ),
     Layer(
         "body parsing: multipart that does not parse",

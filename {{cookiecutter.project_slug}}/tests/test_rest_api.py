@@ -595,6 +595,44 @@ async def test_a_body_giving_a_key_twice_is_refused_on_every_operation(
     assert all(isinstance(route, JSONRoute) for route, _ in routes)
 
 
+# What `json.loads` took that is no JSON (RFC 8259) or that another reader would take
+# otherwise, and what failed as a 400 of another shape: each a 422, `json_invalid`.
+NOT_JSON = {
+    "UTF-16": '{"name": "utf16"}'.encode("utf-16"),
+    "UTF-16 without a mark": '{"name": "utf16"}'.encode("utf-16-le"),
+    "a byte order mark": b'\xef\xbb\xbf{"name": "bom"}',
+    "NaN": b'{"name": "nan", "price_cents": NaN}',
+    "Infinity": b'{"name": "inf", "price_cents": -Infinity}',
+    "not UTF-8": b'{"name": "\xff"}',
+    "nested too deeply": b'{"name": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "a number too long": b'{"name": "long", "price_cents": ' + b"9" * 5000 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", NOT_JSON.values(), ids=NOT_JSON.keys())
+async def test_a_body_that_is_no_strict_json_is_refused_in_the_one_shape(
+    client: AsyncClient, account: Account, body: bytes
+) -> None:
+    """Taken (UTF-16, a BOM, NaN) or a 400 of another shape (the others)."""
+    headers = account.headers | {"content-type": "application/json"}
+    response = await client.post(ITEMS, content=body, headers=headers)
+    assert [e["type"] for e in problem(422, response)["errors"]] == ["json_invalid"]
+
+
+async def test_a_json_body_in_another_charset_is_refused(
+    client: AsyncClient, account: Account
+) -> None:
+    """It was read as UTF-8 whatever the charset said."""
+    body = '{"name": "caf\u00e9"}'.encode("latin-1")
+    for content_type in ("application/json; charset=latin-1", "application/json;charset=UTF-16"):
+        headers = account.headers | {"content-type": content_type}
+        response = await client.post(ITEMS, content=body, headers=headers)
+        assert [e["type"] for e in problem(422, response)["errors"]] == ["json_invalid"]
+    headers = account.headers | {"content-type": "application/json; charset=UTF-8"}
+    accepted = await client.post(ITEMS, json={"name": unique("utf8")}, headers=headers)
+    assert accepted.status_code == 201, accepted.text
+
+
 async def test_a_422_lists_a_bounded_number_of_errors_and_says_how_many(
     client: AsyncClient, account: Account
 ) -> None:

@@ -1,9 +1,13 @@
-"""JSON request bodies read strictly: an object may not give one key twice.
+"""JSON request bodies read strictly, as RFC 8259 has JSON: what another reader (a
+proxy, a firewall, a log) could take for another request is refused.
 
-`json.loads` keeps the last value of a repeated key, so `{"name": "a", "name": "b"}` is
-taken as `{"name": "b"}`: which was meant is not known, and a proxy or a log that reads
-the first value sees another request than the service does. Refused, as a repeated
-query parameter is.
+- An object may not give one key twice. `json.loads` keeps the last value of a
+  repeated key, so `{"name": "a", "name": "b"}` is taken as `{"name": "b"}`: which was
+  meant is not known, and a reader that keeps the first sees another request. Refused,
+  as a repeated query parameter is.
+- The body is UTF-8, with no byte order mark: `json.loads` of bytes guessed UTF-16 and
+  UTF-32 too, and skipped a BOM.
+- `NaN`, `Infinity` and `-Infinity` are no JSON: `json.loads` took them as numbers.
 """
 
 import json
@@ -18,6 +22,17 @@ class DuplicateKeyError(json.JSONDecodeError):
         self.key = key
 
 
+class NotJSONError(json.JSONDecodeError):
+    """A body `json.loads` would take that is no JSON (FastAPI answers 422)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+
+
+def _constant(name: str) -> Any:
+    raise NotJSONError(f"{name} is not a JSON number")
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):
@@ -30,4 +45,17 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(data: str | bytes) -> Any:
-    return json.loads(data, object_pairs_hook=_object)
+    """The JSON value of a body; UnicodeDecodeError if it is not UTF-8."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    if text.startswith("\ufeff"):
+        raise NotJSONError("a JSON body has no byte order mark")
+    return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+
+
+def charset(content_type: str) -> str | None:
+    """The `charset` a Content-Type names, in lower case; None if it names none."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None

@@ -22,13 +22,17 @@ def media_type_read(request: Request) -> Request:
     """The request, its media type in lower case: media types are case-insensitive
     (RFC 9110), and Strawberry refused `APPLICATION/JSON` as unsupported. A body under
     another type is refused: Strawberry took any holding the words `application/json`
-    (`application/jsonx`, `application/json-patch+json`)."""
+    (`application/jsonx`, `application/json-patch+json`); so is one of another charset
+    than UTF-8, which it read as UTF-8."""
     headers = request.scope["headers"]
     for index, (name, value) in enumerate(headers):
         if name == b"content-type":
             media, separator, parameters = value.partition(b";")
             if request.method != "GET" and media.strip().lower() != b"application/json":
                 raise HTTPException(400, "Unsupported content type: send application/json.")
+            charset = strict_json.charset(value.decode("latin-1"))
+            if charset not in (None, "utf-8"):
+                raise HTTPException(400, "Unsupported charset: a JSON body is UTF-8.")
             if media != media.lower():
                 lowered = [*headers]
                 lowered[index] = (name, media.lower() + separator + parameters)
@@ -123,7 +127,9 @@ class Router(GraphQLRouter[Context, None]):
         value, such as a bare string, on invalid UTF-8, on JSON nested past the
         interpreter's recursion limit and on a number longer than it converts; a lone
         surrogate (a JSON escape can carry one) would fail wherever it is encoded; it
-        takes an `operationName` of any type, and the last of a key given twice."""
+        takes an `operationName` of any type, and the last of a key given twice; and
+        what is no JSON but Python reads (UTF-16, a byte order mark, NaN) is refused
+        (app/core/strict_json.py)."""
         try:
             decoded = strict_json.loads(data)
             # Fails on a lone surrogate anywhere, keys included.
@@ -132,6 +138,8 @@ class Router(GraphQLRouter[Context, None]):
             raise HTTPException(400, "The request body is not valid UTF-8 JSON.") from exc
         except strict_json.DuplicateKeyError as exc:
             raise HTTPException(400, f"The request body gives {exc.key!r} twice.") from exc
+        except strict_json.NotJSONError as exc:
+            raise HTTPException(400, f"The request body is not valid JSON: {exc.msg}.") from exc
         except RecursionError as exc:
             raise HTTPException(400, "The request body is nested too deeply.") from exc
         except ValueError as exc:
