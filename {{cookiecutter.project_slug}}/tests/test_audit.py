@@ -1468,6 +1468,14 @@ MASKED_AS = [
     ),
     ("\uce74\ub4dc4111111111111111", "\uce74\ub4dc[card]"),
     ("card 4111111111111111 12/25", "card [card] 12/25"),
+    # Percent-encoded separators, as a path decoded once holds them, and passports.
+    ("GET /x/4111%201111%201111%201111", "GET /x/[card]"),
+    ("GET /x/4111%25201111%25201111%25201111", "GET /x/[card]"),
+    ("GET /x/900101%2D1234567", "GET /x/[rrn]"),
+    ("GET /x/010%2d1234%2D5678?a=1", "GET /x/[phone]?a=1"),
+    ("tel 010%2B1234%2B5678", "tel [phone]"),
+    ("GET /x/M12345678", "GET /x/[passport]"),
+    ("passport M123A4567.", "passport [passport]."),
 ]
 # Text that looks a little like personal data and must come through unchanged.
 MUST_KEEP = [
@@ -1532,6 +1540,11 @@ MUST_KEEP = [
     "at 2026-11-30_23-47-21",
     "took 1 2 3 4 5 6 7 8 9 10 11 12 13 ms",
     "at 2026.11.30.101500",
+    # Percent-encoded text that is no number of a person; a model number too short or
+    # long for a passport.
+    "GET /search?q=2024%20sales%20report&page=12",
+    "GET /files/a%20b%20c.txt",
+    "model M1234567 and M123456789",
 ]
 
 

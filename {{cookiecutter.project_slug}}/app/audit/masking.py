@@ -2,16 +2,17 @@
 
 Applied to every value of every log line, including exception text: email addresses
 (quoted, percent-encoded once or twice, a domain without a dot too, spaced around the
-`@`), phone numbers, Korean resident registration numbers, payment card numbers (only
-Luhn-valid digit runs, so order numbers survive), bank account numbers written in groups
-(110-123-456789), bearer tokens, JWTs (their dots also percent-encoded, their header
-left out too) and Basic credentials, `Authorization` and `Cookie` values, secrets
-written as `name=value` or `name: value` in text (`=` percent-encoded too), and whole
-fields whose name says they hold a secret. Numbers are found whatever their digits
-(full-width, Arabic-Indic, ...) and separators (any dash, a double one too, `.`, `_`,
-`/`, `*`, `~`, `|`, any space; for cards `+`, `:` and `,` too), also glued to a word by
-`_` (`user_4111111111111111`); a card number of the usual length and a Korean mobile
-number also glued to letters (`cardNo4111111111111111`).
+`@`), phone numbers, Korean resident registration and passport numbers, payment card
+numbers (only Luhn-valid digit runs, so order numbers survive), bank account numbers
+written in groups (110-123-456789), bearer tokens, JWTs (their dots also
+percent-encoded, their header left out too) and Basic credentials, `Authorization` and
+`Cookie` values, secrets written as `name=value` or `name: value` in text (`=`
+percent-encoded too), and whole fields whose name says they hold a secret. Numbers are
+found whatever their digits (full-width, Arabic-Indic, ...) and separators (any dash, a
+double one too, `.`, `_`, `/`, `*`, `~`, `|`, any space; for cards `+`, `:` and `,` too;
+each also percent-encoded once or twice), also glued to a word by `_`
+(`user_4111111111111111`); a card number of the usual length and a Korean mobile number
+also glued to letters (`cardNo4111111111111111`).
 Masking is by pattern: it catches the usual forms, not every form.
 """
 
@@ -124,8 +125,12 @@ _EMAIL = re.compile(
 _ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_*~|-])"
 _END = r"(?![0-9A-Za-z]|[./_*~|-][0-9]|-[0-9A-Fa-f]{4})"
 # Between the groups of a number: a dash (or two), dot, underscore, slash, `*`, `~` or `|`,
-# spaced or not, or one to three spaces, tabs or line breaks.
-_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3})"
+# spaced or not, or one to three spaces, tabs or line breaks; or one of these (a space,
+# `+` and `:` too) percent-encoded once or twice, which the folded text holds as NULs.
+_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3}|\x00{3}(?:\x00\x00)?)"
+# The separators above, percent-encoded once or twice (`%20`, `%252D`): a path decoded
+# once still holds them (`/cards/4111%201111%201111%201111`).
+_PERCENT_SEP = re.compile(r"%(?:25)?(?:20|2[bBdDeEfF]|3[aA]|5[fF]|7[cCeE]|09)")
 
 
 def _number(pattern: str) -> re.Pattern[str]:
@@ -147,6 +152,9 @@ _CARD = re.compile(_ALONE + r"\d(?:(?:" + _SEP + r"|[+,:])?\d){12,18}" + _END)
 _GLUED_CARD = re.compile(
     r"(?<!\d)(?:[2-69]\d{3}(?:~?\d{4}){3}|3[47]\d{2}~?\d{6}~?\d{5})(?!\d)".replace("~", _SEP)
 )
+# Korean passport numbers: a letter for the kind, then eight digits, or (since 2021)
+# three digits, a letter and four digits (M12345678, M123A4567).
+_PASSPORT = _number(r"[MSRODG](?:\d{8}|\d{3}[A-Z]\d{4})")
 # Bank account numbers as Korean banks group them: three or four groups, 10 to 14 digits
 # (checked by `_account`). Not as one run of digits, which a timestamp in ms also is.
 _ACCOUNT = _number(r"\d{2,6}(?:~\d{2,7}){2,3}")
@@ -276,6 +284,7 @@ _TOKEN = _whole("[token]")
 _BEARER_TOKEN = _whole("[token]", "value")
 _RRN_NUMBER = _whole("[rrn]")
 _PHONE_NUMBER = _whole("[phone]")
+_PASSPORT_NUMBER = _whole("[passport]")
 
 
 def _splice(text: str, spans: list[tuple[int, int, str]]) -> str:
@@ -331,6 +340,8 @@ def mask_text(text: str) -> str:
         text, folded = _replace(_BASIC, _basic, text, folded)
     if "@" in folded or "%" in folded:
         text, folded = _replace(_EMAIL, _email, text, folded)
+    if "%" in folded:  # for the numbers only: the patterns above read the escapes
+        folded = _PERCENT_SEP.sub(lambda match: "\x00" * len(match.group()), folded)
     if _DIGIT_RUN.search(folded):
         text, folded = _replace(_RRN, _RRN_NUMBER, text, folded)
         text, folded = _replace(_CARD, _card, text, folded)
@@ -338,6 +349,7 @@ def mask_text(text: str) -> str:
         text, folded = _replace(_ACCOUNT, _account, text, folded)
         text, folded = _replace(_PHONE, _PHONE_NUMBER, text, folded)
         text, folded = _replace(_GLUED_PHONE, _PHONE_NUMBER, text, folded)
+        text, folded = _replace(_PASSPORT, _PASSPORT_NUMBER, text, folded)
     return text
 
 
