@@ -86,7 +86,30 @@ NOT_ADDRESSES = [
 ]
 
 
-@pytest.mark.parametrize("text", NOT_ADDRESSES)
+# Addresses that pass for another: the Turkish dotted capital I, which lower-cases to an
+# `i` with a combining dot; a Cyrillic a or Greek o among Latin letters, in the local
+# part or a label of the domain; a stroke over a letter. Each was an account of its own.
+LOOK_ALIKES = [
+    "AL\u0130CE@example.com",
+    "\u0430lice@example.com",
+    "alice@ex\u0430mple.com",
+    "b\u03bfb@example.com",
+    "bo\u0336b@example.com",
+]
+# Names in one script, and marks that compose with their letter: accounts like any.
+NOT_LOOK_ALIKES = [
+    "jos\u00e9@example.com",
+    "jose\u0301@example.com",
+    "\ud64d\uae38\ub3d9@example.kr",
+]
+
+
+def test_an_address_in_one_script_is_no_look_alike() -> None:
+    for text in NOT_LOOK_ALIKES:
+        assert UserCreate(email=text, password=PASSWORD).email.startswith(text[:2])
+
+
+@pytest.mark.parametrize("text", NOT_ADDRESSES + LOOK_ALIKES)
 async def test_a_text_that_is_no_bare_address_is_refused_everywhere(
     services: Services, text: str
 ) -> None:

@@ -1,3 +1,4 @@
+import itertools
 import unicodedata
 from functools import cache
 from importlib.resources import files
@@ -60,6 +61,31 @@ def _strong(password: str) -> str:
     return password
 
 
+# Scripts whose letters pass for one another (a Cyrillic a for a Latin one).
+_CONFUSABLE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "").partition(" ")[0]
+
+
+def _look_alike(address: str) -> str | None:
+    """How an address could pass for another one, if it could: its local part or a
+    label of its domain mixing Latin, Cyrillic and Greek letters (alice with a Cyrillic
+    a), or such a letter with a combining mark that no single letter composes with
+    (ALICE with a Turkish dotted capital I is, in lower case, an i with a dot above it).
+    A name in one script (`josé`, `münchen`, Hangul) is no look-alike."""
+    local, _, domain = address.rpartition("@")
+    for part in (local, *domain.split(".")):
+        scripts = {_script(char) for char in part if char.isalpha()}
+        if len(scripts & _CONFUSABLE_SCRIPTS) > 1:
+            return "mixes Latin, Cyrillic or Greek letters in one part"
+        for before, char in itertools.pairwise(part):
+            if unicodedata.combining(char) and _script(before) in _CONFUSABLE_SCRIPTS:
+                return "puts a combining mark on a letter"
+    return None
+
+
 def normalise_email(text: str) -> str:
     """The one form of an email address that registration stores and every lookup
     (login, the command line) searches by; ValueError when the text is no address.
@@ -67,7 +93,8 @@ def normalise_email(text: str) -> str:
     NFKC first, as for passwords: the same address typed with full-width letters or in
     decomposed form is the same account, never a look-alike second one. Then lower case,
     and the checks and form of email-validator: no display name ("Bob <bob@ex.com>"), no
-    invisible characters, the domain in Unicode (xn--mnchen-3ya.de is münchen.de)."""
+    invisible characters, the domain in Unicode (xn--mnchen-3ya.de is münchen.de). An
+    address that could pass for another (`_look_alike`) is refused."""
     # Checked before any work (the text may be arbitrarily long) and after (what is
     # stored must fit).
     if len(text) <= EMAIL_MAX:
@@ -78,6 +105,9 @@ def normalise_email(text: str) -> str:
             raise ValueError(f"value is not a valid email address: {exc}") from None
         # Again: the domain's Unicode form can bring back capitals (Cherokee).
         address = unicodedata.normalize("NFKC", address.lower())
+        look_alike = None if address.isascii() else _look_alike(address)
+        if look_alike is not None:
+            raise ValueError(f"value is not a valid email address: it {look_alike}")
         if len(address) <= EMAIL_MAX:
             return address
     raise ValueError(f"an email address has at most {EMAIL_MAX} characters")
