@@ -639,6 +639,17 @@ async def test_the_media_type_is_read_whatever_its_case(
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
+async def test_invalid_input_says_why_as_rest_does(client: AsyncClient) -> None:
+    """It named the field only: `Invalid input: password.`, and a client could not tell
+    its user what to change."""
+    register = "mutation($e: String!, $p: String!) { register(email: $e, password: $p) { detail } }"
+    body = await graphql(client, register, e=f"{unique('why')}@example.com", p="abcdefghijk")
+    assert code(body) == ("invalid_input", 422)
+    assert error(body)["message"] == (
+        "Invalid input: password: Value error, password needs letters, digits and a symbol."
+    )
+
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 REQUEST_ERRORS = [
     ({"query": "{ __typename"}, "graphql_parse_failed"),

@@ -71,6 +71,7 @@ from app.auth.tokens import Principal
 from app.core.errors import AppError, InvalidInputError, UnauthorizedError
 from app.core.idempotency import scope
 from app.core.pagination import PAGE_MAX, cursor_for
+from app.core.problems import MAX_LISTED_ERRORS
 from app.items import service as item_service
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.observability.sentry import report_error
@@ -100,12 +101,17 @@ LIMITS = [
 
 
 def validated(model: type[M], **data: Any) -> M:
-    """Input checked by the same pydantic model the service expects."""
+    """Input checked by the same pydantic model the service expects. Refused, each field
+    is named with why, as REST's errors give them (the rule, never the value sent)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, error["loc"])) or "input" for error in exc.errors())
-        raise InvalidInputError(f"Invalid input: {fields}.") from exc
+        found = exc.errors(include_url=False, include_input=False)
+        reasons = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'input'}: {error['msg']}"
+            for error in found[:MAX_LISTED_ERRORS]
+        )
+        raise InvalidInputError(f"Invalid input: {reasons}.") from exc
 
 
 class Context(BaseContext):
