@@ -532,6 +532,20 @@ async def test_the_login_form_refuses_a_field_it_does_not_have_or_given_twice(
     assert (await client.post(f"{API}/auth/token", data=form)).status_code == 200
 
 
+async def test_the_login_forms_document_refuses_the_empty_fields_the_service_refuses(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """An empty field is a missing one to the form parser, but the document allowed it:
+    generated tests sent `username=&password=` as valid and got a 422."""
+    refused = await client.post(f"{API}/auth/token", data={"username": "", "password": ""})
+    assert [e["loc"] for e in problem(422, refused)["errors"]] == [
+        ["body", "username"],
+        ["body", "password"],
+    ]
+    schema = app.openapi()["components"]["schemas"]["TokenForm"]["properties"]
+    assert (schema["username"]["minLength"], schema["password"]["minLength"]) == (1, 1)
+
+
 async def test_a_query_parameter_the_operation_does_not_read_is_refused(
     client: AsyncClient, account: Account, admin_account: Account
 ) -> None:

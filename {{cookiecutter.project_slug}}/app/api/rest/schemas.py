@@ -34,8 +34,9 @@ class TokenForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grant_type: Literal["password"] | None = None
-    username: str
-    password: str
+    # An empty field is a missing one to the form parser: the document says so.
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
     scope: str = ""
     client_id: str | None = None
     client_secret: str | None = None
