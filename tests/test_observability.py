@@ -148,8 +148,9 @@ def test_the_alerts_fire_on_their_first_sign(
     combination: Combination, project: Path, tmp_path: Path
 ) -> None:
     """promtool's unit tests of the shipped rules: the first dead letter of a consumer
-    (its count starts at zero), and an audit verification that never reported (the
-    overdue rule needs a result to compare)."""
+    (its count starts at zero), an audit verification that never reported (the
+    overdue rule needs a result to compare), and a scrape that fails under the job the
+    shipped prometheus.yml names."""
     files = sorted((project / "observability" / "prometheus" / "rules").glob("*.yml"))
     shipped = {
         rule["alert"]: rule
@@ -168,6 +169,7 @@ def test_the_alerts_fire_on_their_first_sign(
             {"eval_time": at, "alertname": alert, "exp_alerts": [expected]},
         ]
 
+    up = 'up{job="' + project.name + '"}'
     dead = {"consumer": "activity-feed", "event_type": "item.created"}
     series = "events_dead_lettered_total{" + ",".join(f'{k}="{v}"' for k, v in dead.items()) + "}"
     cases = {
@@ -181,8 +183,15 @@ def test_the_alerts_fire_on_their_first_sign(
             },
             {
                 "interval": "1m",
-                "input_series": [{"series": 'up{job="service"}', "values": "1x300"}],
+                "input_series": [{"series": up, "values": "1x300"}],
                 "alert_rule_test": fires("AuditVerificationMissing", "4h"),
+            },
+            {
+                # A Prometheus of the user's own names the job after the service, as the
+                # shipped one does: ServiceDown selected a job named `service` only.
+                "interval": "1m",
+                "input_series": [{"series": up, "values": "1 1 0x10"}],
+                "alert_rule_test": fires("ServiceDown", "5m", job=project.name),
             },
         ],
     }
@@ -256,7 +265,8 @@ def test_a_real_prometheus_scrapes_a_served_render(
         run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
     token = _metrics_token(project)
     shipped = yaml.safe_load((project / "observability/prometheus/prometheus.yml").read_text())
-    (job,) = [job for job in shipped["scrape_configs"] if job["job_name"] == "service"]
+    # The job named after the service, as ServiceDown selects it.
+    (job,) = [job for job in shipped["scrape_configs"] if job["job_name"] == project.name]
     with serving(project, env, tmp_path / "service.log") as app_port:
         for _ in range(20):
             assert call(app_port, "GET", "/health/live")[0] == 200
