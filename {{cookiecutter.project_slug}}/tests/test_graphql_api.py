@@ -194,6 +194,9 @@ async def test_scripted_flow(app: FastAPI, client: AsyncClient, settings: Settin
     assert isinstance(wait, int)
     assert 0 < wait <= 60
     assert response.headers["retry-after"] == str(wait)
+    # The rate-limit headers describe the limit that refused, not the API-wide one.
+    assert response.headers["x-ratelimit-limit"] == "2"
+    assert response.headers["x-ratelimit-remaining"] == "0"
 
 
 async def test_owners_are_loaded_in_one_batch(

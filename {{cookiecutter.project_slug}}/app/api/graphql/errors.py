@@ -123,14 +123,18 @@ def shaped(error: GraphQLError, hide: Callable[[str], str] | None = None) -> Gra
     return copy
 
 
-def retry_after(errors: list[GraphQLError]) -> int | None:
-    """The longest wait the errors ask for, if any does (the `Retry-After` header)."""
-    waits = [
-        int(error.extensions[RETRY_AFTER])
+def wait_headers(errors: list[GraphQLError]) -> dict[str, str]:
+    """The headers of the error that asks for the longest wait, if any does: its
+    `Retry-After`, and a rate limit's `X-RateLimit-*` with it, so that they describe the
+    same limit (the API-wide limit's, set before, said 591 left beside a login's wait)."""
+    waiting = [
+        known.headers
         for error in errors
-        if error.extensions and RETRY_AFTER in error.extensions
+        if error.original_error is not None
+        and (known := as_app_error(error.original_error)) is not None
+        and "Retry-After" in known.headers
     ]
-    return max(waits) if waits else None
+    return max(waiting, key=lambda headers: int(headers["Retry-After"]), default={})
 
 
 # graphql-core's `did_you_mean`: at most five quoted names (or selections: 'me { ... }'),

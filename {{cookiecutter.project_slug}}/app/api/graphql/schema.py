@@ -43,8 +43,8 @@ from app.api.graphql.errors import (
     RefusalsSeen,
     SchemaNames,
     is_unexpected,
-    retry_after,
     shaped,
+    wait_headers,
 )
 from app.api.graphql.idempotency import IdempotencyKey, mark_replay
 from app.api.graphql.limits import (
@@ -605,12 +605,12 @@ class Schema(strawberry.Schema):
                     data=None, errors=[GraphQLError(exc.as_http_error_reason())]
                 )
         if result.errors:
+            waits = wait_headers(result.errors)
+            response = getattr(context_value, "response", None)
+            if waits and response is not None:
+                response.headers.update(waits)
             hide = None if self.introspection else self.names.hider(query, variable_values)
             result.errors = [shaped(error, hide) for error in result.errors]
-            wait = retry_after(result.errors)
-            response = getattr(context_value, "response", None)
-            if wait is not None and response is not None:
-                response.headers["Retry-After"] = str(wait)
         return result
 
 
