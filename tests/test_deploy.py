@@ -278,6 +278,7 @@ def test_deploy_matches_dockerfile_settings_and_app(
     offered = set(re.findall(r"^\s*# - ([A-Z][A-Z0-9_]*)=", kustomization, re.M))
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in offered
     assert offered <= env_names, offered - env_names
+    mongo_purge = combination.database == "mongodb" and combination.compliance_logging
     for name, docs in built(project, tmp_path).items():
         config = by_kind(docs, "ConfigMap")[0]
         assert set(config["data"]) <= env_names, f"{name}: {set(config['data']) - env_names}"
@@ -286,13 +287,15 @@ def test_deploy_matches_dockerfile_settings_and_app(
             assert spec["securityContext"]["runAsGroup"] == gid
             for container in containers(spec):
                 assert container["image"].rsplit(":", 1)[0] == image, container["image"]
-                refs = {
-                    next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]
-                }
-                assert refs == {
-                    "configMapRef": config["metadata"]["name"],
-                    "secretRef": "app-secrets",
-                }
+                refs = [(kind, ref[kind]["name"]) for ref in container["envFrom"] for kind in ref]
+                assert refs[:2] == [
+                    ("configMapRef", config["metadata"]["name"]),
+                    ("secretRef", "app-secrets"),
+                ]
+                # On MongoDB the purge reads its own database user last, when given.
+                purge = mongo_purge and container.get("command", [])[-1:] == ["purge"]
+                optional = {"name": "audit-purge-secrets", "optional": True}
+                assert container["envFrom"][2:] == ([{"secretRef": optional}] if purge else [])
                 unknown = {var["name"] for var in container.get("env", [])} - env_names
                 assert not unknown, f"{name}/{container['name']}: not settings: {unknown}"
 

@@ -14,7 +14,13 @@ from fastapi import FastAPI
 from app.core.startup import ServiceUnreachableError, addresses, ensure_reachable, hide_password
 from app.main import YOUNG_OBJECTS
 from app.settings import Settings
+{%- if cookiecutter.database == "mongodb" %}
+from app.storage.mongodb.database import MongoDatabase
+{%- endif %}
 from tests.conftest import closed_port, override
+{%- if cookiecutter.database == "mongodb" %}
+from tests.cursors import captured_logs
+{%- endif %}
 
 PROJECT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-pw"
@@ -135,3 +141,18 @@ def test_urls_are_read_as_the_drivers_read_them() -> None:
     assert addresses("db://u:p@a:1,b/db?replicaSet=rs0", 27017) == [("a", 1), ("b", 27017)]
     assert addresses("h1:9092,h2:9093", 9092) == [("h1", 9092), ("h2", 9093)]
     assert addresses("db+driver://u:p@[::1]:5433/db", 5432) == [("::1", 5433)]
+{%- if cookiecutter.database == "mongodb" %}
+
+
+async def test_a_server_without_transactions_is_named_at_every_start(settings: Settings) -> None:
+    """On a standalone server a change and the events it writes are separate writes: it
+    started saying nothing. (The test's server is a standalone one, so here it warns.)"""
+    database = MongoDatabase(settings.mongodb)
+    try:
+        with captured_logs() as logs:
+            await database.connect()
+    finally:
+        await database.close()
+    warned = "mongodb_without_transactions" in logs.getvalue()
+    assert warned == (not database.transactions)
+{%- endif %}

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import structlog
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,6 +29,8 @@ from app.storage.mongodb.items import (
 from app.storage.mongodb.outbox import MongoOutbox, add_to_outbox, create_outbox_indexes
 from app.storage.mongodb.users import MongoUserRepository, create_user_indexes
 from app.storage.unit_of_work import OnCommit, ReadOnlyError
+
+log = structlog.get_logger(__name__)
 
 # Runs with the unit of work's events before it completes, in its transaction if any.
 BeforeCommit = Callable[[AsyncClientSession | None, Sequence[DomainEvent]], Awaitable[None]]
@@ -154,6 +157,13 @@ class MongoDatabase:
             await setup(self.db)
         hello: dict[str, Any] = await self.db.command("hello")
         self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+        if not self.transactions:
+            # Said at every start: a change and the events (and records) it writes are
+            # then separate writes, and a crash between them loses the latter.
+            log.warning(
+                "mongodb_without_transactions",
+                reason="a standalone server: run a replica set, even of one node",
+            )
 
     async def close(self) -> None:
         await self.client.close()
