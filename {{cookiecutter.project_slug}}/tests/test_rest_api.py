@@ -609,6 +609,24 @@ async def test_a_body_giving_a_key_twice_is_refused_on_every_operation(
     assert all(isinstance(route, JSONRoute) for route, _ in routes)
 
 
+async def test_an_integer_is_any_number_without_a_fraction_and_nothing_else(
+    client: AsyncClient, account: Account
+) -> None:
+    """The document says `integer`, which JSON Schema takes 5.0 to be (and a client's
+    float serialises to): it was refused. A fraction, text or a boolean still are."""
+    created = await client.post(
+        ITEMS, json={"name": unique("float"), "price_cents": 500.0}, headers=account.headers
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["price_cents"] == 500
+    path = f"{ITEMS}/{created.json()['id']}"
+    patched = await client.patch(path, json={"price_cents": 7.0}, headers=account.headers)
+    assert patched.json()["price_cents"] == 7
+    for wrong in (5.5, "5", True, 1e300):
+        refused = await client.patch(path, json={"price_cents": wrong}, headers=account.headers)
+        assert [e["loc"] for e in problem(422, refused)["errors"]] == [["body", "price_cents"]]
+
+
 # What `json.loads` took that is no JSON (RFC 8259) or that another reader would take
 # otherwise, and what failed as a 400 of another shape: each a 422, `json_invalid`.
 NOT_JSON = {

@@ -4,7 +4,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import CursorTime, DisplayText, Name, UtcDateTime
+from app.core.types import CursorTime, DisplayText, Integer, Name, UtcDateTime
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -27,7 +27,7 @@ class ItemCreate(BaseModel):
 
     name: Name = Field(min_length=1, max_length=NAME_MAX)
     description: DisplayText = Field(default="", max_length=DESCRIPTION_MAX)
-    price_cents: int = Field(default=0, ge=0, le=PRICE_MAX)
+    price_cents: Integer = Field(default=0, ge=0, le=PRICE_MAX)
     status: ItemStatus = "draft"
 
 
@@ -52,7 +52,7 @@ class ItemUpdate(BaseModel):
 
     name: Name | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     description: DisplayText | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    price_cents: int | None = Field(default=None, ge=0, le=PRICE_MAX)
+    price_cents: Integer | None = Field(default=None, ge=0, le=PRICE_MAX)
     status: ItemStatus | None = None
 
     @field_validator("*", mode="before")
