@@ -106,6 +106,29 @@ def test_weak_passwords_are_refused(password: str) -> None:
         UserCreate(email="a@example.com", password=password)
 
 
+# Past the rules and the list, and guessed in few tries all the same: words dressed up,
+# keyboard walks, repetitions, the account's own address.
+GUESSABLE = ["Passw0rd!!", "P@ssw0rd2024", "qwer1234!!", "1q2w3e4r!!", "zxcv1234!@", "a1!a1!a1!a1!"]
+
+
+@pytest.mark.parametrize("password", GUESSABLE)
+def test_passwords_that_pass_the_rules_but_are_easy_to_guess_are_refused(password: str) -> None:
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        UserCreate(email="a@example.com", password=password)
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        PasswordChange(current_password="anything", new_password=password)
+
+
+def test_a_password_made_of_the_accounts_address_is_refused() -> None:
+    for email, password in (
+        ("minji.kim@example.com", "Minji.Kim2024!"),
+        ("pwtest0@example.com", "pwtest@example.com1"),
+    ):
+        with pytest.raises(ValidationError, match="name of the email address"):
+            UserCreate(email=email, password=password)
+    assert UserCreate(email="someone@example.com", password="Minji.Kim2024!")
+
+
 def test_passwords_are_normalised() -> None:
     # Full-width letters and digits (an East Asian input method) are the same password.
     assert UserCreate(email="a@example.com", password=FULL_WIDTH).password == PASSWORD

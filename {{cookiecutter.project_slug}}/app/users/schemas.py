@@ -1,4 +1,5 @@
 import itertools
+import re
 import unicodedata
 from functools import cache
 from importlib.resources import files
@@ -6,7 +7,8 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from zxcvbn import zxcvbn
 
 from app.core.types import UtcDateTime
 
@@ -41,6 +43,14 @@ def common_passwords() -> frozenset[str]:
     )
 
 
+# zxcvbn's scale of how guessable a password is, from 0 to 4: 3 is "safely unguessable"
+# (about 10^8 guesses and more, against a slow hash such as Argon2).
+MIN_GUESS_SCORE = 3
+# zxcvbn reads at most 72 characters and takes longer the longer the text (70 ms at 72):
+# the first 32 are judged, so a password weak at its start is weak.
+GUESS_CHECKED = 32
+
+
 def _strong(password: str) -> str:
     password = normalise_password(password)
     if any(unicodedata.category(c) in _INVISIBLE for c in password):
@@ -58,6 +68,12 @@ def _strong(password: str) -> str:
         and any(not c.isalnum() and not c.isspace() for c in password)
     ):
         raise ValueError("password needs letters, digits and a symbol")
+    # Past the rules and the list, a word dressed up (`P@ssw0rd2024`), a keyboard walk
+    # (`1q2w3e4r!!`), a repetition (`a1!a1!a1!a1!`) or a date is still guessed in few tries.
+    guessed = zxcvbn(password[:GUESS_CHECKED])
+    if guessed["score"] < MIN_GUESS_SCORE:
+        warning = str(guessed["feedback"]["warning"] or "").rstrip(".")
+        raise ValueError(f"password is too easy to guess{': ' if warning else ''}{warning}")
     return password
 
 
@@ -137,6 +153,18 @@ class UserCreate(BaseModel):
 
     email: Email
     password: NewPassword
+
+    @field_validator("password")
+    @classmethod
+    def _not_the_address(cls, password: str, info: ValidationInfo) -> str:
+        """The name in the account's own address is the first guess at its password
+        (`pwtest@example.com1` for pwtest0@example.com): its words of four letters or
+        more, without their digits, may not be in it."""
+        local = str(info.data.get("email", "")).partition("@")[0]
+        words = {re.sub(r"\d", "", word) for word in re.split(r"\W+|_", local)}
+        if any(len(word) >= 4 and word in password.lower() for word in words):
+            raise ValueError("password contains the name of the email address")
+        return password
 
 
 class RegistrationAccepted(BaseModel):
