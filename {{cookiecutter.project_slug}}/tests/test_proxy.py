@@ -24,16 +24,22 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
+from uvicorn.server import ServerState
 
 from app.api.dependencies import address_key
-from app.core.server import HEAD_MAX_BYTES
+from app.core.server import HEAD_MAX_BYTES, BoundedHttpToolsProtocol
 from app.services import Services
 from app.settings import ForwardedSettings, Settings
 from tests.conftest import closed_port, server_log, settings_env, until_answering
+from tests.cursors import captured_logs
+
+LABELS = {"method": "unknown", "route": "unmatched"}
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
@@ -41,17 +47,8 @@ PROXY = "127.0.0.2"
 PEER = "127.0.0.1"
 # Anonymous API requests an address may make a minute, on the servers started here.
 API_LIMIT = 3
-{%- if cookiecutter.api == "rest" %}
 # An anonymous API request: refused (401), but counted against its address's limit first.
 API_REQUEST: dict[str, Any] = {"method": "GET", "url": "/api/v1/items"}
-{%- else %}
-# An anonymous API request, counted against its address's limit.
-API_REQUEST: dict[str, Any] = {
-    "method": "POST",
-    "url": "/graphql",
-    "json": {"query": "{ __typename }"},
-}
-{%- endif %}
 
 
 def image_command(port: int) -> list[str]:
@@ -369,6 +366,64 @@ async def test_a_request_head_over_the_images_bound_is_refused(
     async with servers["image"].client(PEER) as client:
         assert not await refused(client, bound - 4096)
         assert await refused(client, bound + 1024)
+
+
+class Written(asyncio.Transport):
+    """A connection's transport that keeps what the server writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"),
+    [(b"GARBAGE\r\n\r\n", 400), (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000, 431)],
+    ids=["not HTTP", "head over the bound"],
+)
+async def test_what_the_server_answers_itself_is_the_apps_answer_but_for_the_route(
+    app: FastAPI, sent: bytes, status: int
+) -> None:
+    """A request that does not parse, or whose head is too large, is answered by the
+    protocol before the app sees it: it had no request id, none of the security headers,
+    no access line and no count in the metrics."""
+    protocol = BoundedHttpToolsProtocol(
+        config=uvicorn.Config(app), server_state=ServerState(), app_state={}
+    )
+    transport = Written()
+    counted = REGISTRY.get_sample_value("http_requests_total", LABELS | {"status": str(status)})
+    with captured_logs() as logs:
+        protocol.connection_made(transport)
+        protocol.data_received(sent)
+    head, _, body = transport.written.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} ")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert headers["x-request-id"] == problem["request_id"]
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    assert transport.closed
+    line = next(json.loads(text) for text in logs.getvalue().splitlines() if '"request"' in text)
+    assert (line["status"], line["request_id"]) == (status, problem["request_id"])
+    after = REGISTRY.get_sample_value("http_requests_total", LABELS | {"status": str(status)})
+    assert (after or 0) == (counted or 0) + 1
 
 
 def test_the_kubernetes_deployment_believes_the_pod_network_and_no_one_else() -> None:

@@ -278,6 +278,13 @@ _COMMON_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+# What every answer that is data gets (HSTS aside, which needs the scheme): also those
+# the HTTP server writes itself (app/core/server.py).
+API_HEADERS = [
+    *_COMMON_HEADERS,
+    (b"content-security-policy", API_CSP.encode()),
+    (b"cache-control", b"no-store"),
+]
 
 
 class SecurityHeadersMiddleware:

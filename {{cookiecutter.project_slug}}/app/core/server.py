@@ -5,7 +5,9 @@ of headers took 6 s and 115 MB of memory to be answered 200. This protocol answe
 and closes the connection once a head passes HEAD_MAX_BYTES, having kept no more than
 that and one read of the socket. (uvicorn's h11 has such a bound too, but costs about
 100 µs a request more than httptools.) A request that is not HTTP at all is answered 400
-in the API's problem shape as well, not in uvicorn's plain text. The API has no WebSocket
+in the API's problem shape as well, not in uvicorn's plain text. Both answers are the
+app's in all but the route: a request id, the security headers, an access log line and
+the request metrics (under the `unknown` method and the `unmatched` route). The API has no WebSocket
 routes, so a WebSocket upgrade is not taken up: the request is served as the plain HTTP
 request it also is, with the API's answer and headers (uvicorn would answer it 403 or
 400 in plain text, with none of them).
@@ -14,14 +16,20 @@ Served by `uvicorn app.main:app --http app.core.server:BoundedHttpToolsProtocol`
 Dockerfile and the Makefile do.
 """
 
-import json
+import uuid
 from typing import Any
 
+from starlette.responses import JSONResponse
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.core.errors import status_code, status_title
+from app.core.middleware import API_HEADERS, REQUEST_ID_HEADER, REQUESTS, UNMATCHED
+from app.core.middleware import log as access_log
+from app.core.problems import PROBLEM_JSON
 
 HEAD_MAX_BYTES = 64 * 1024
+# The method label of a request that did not parse far enough to have one.
+UNKNOWN_METHOD = "unknown"
 
 
 class HeadTooLargeError(Exception):
@@ -89,18 +97,36 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         else:
             status = 400
             detail = "The request is not valid HTTP/1.1."
+        request_id = uuid.uuid4().hex
         problem = {
             "type": "about:blank",
             "title": status_title(status),
             "status": status,
             "detail": detail,
+            "request_id": request_id,
             "code": status_code(status),
         }
-        body = json.dumps(problem).encode()
+        body = JSONResponse(problem).body
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
+            *API_HEADERS,
+        ]
         self.transport.write(
             f"HTTP/1.1 {status} {status_title(status)}\r\n".encode()
-            + b"content-type: application/problem+json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + body
+            + b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            + b"\r\n"
+            + body
         )
         self.transport.close()
+        REQUESTS.labels(UNKNOWN_METHOD, UNMATCHED, str(status)).inc()
+        access_log.info(
+            "request",
+            method=UNKNOWN_METHOD,
+            path=None,
+            status=status,
+            duration_ms=0.0,
+            request_id=request_id,
+        )
