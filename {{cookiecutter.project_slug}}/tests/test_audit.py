@@ -1476,6 +1476,12 @@ MASKED_AS = [
     ("tel 010%2B1234%2B5678", "tel [phone]"),
     ("GET /x/M12345678", "GET /x/[passport]"),
     ("passport M123A4567.", "passport [passport]."),
+    # Any sign percent-encoded, at any depth, and characters that show nothing.
+    ("GET /x?passport%3DM12345678", "GET /x?passport%3D[passport]"),
+    ("card 4111%2C1111%2C1111%2C1111", "card [card]"),
+    ("tel 010%25252D1234%25252D5678", "tel [phone]"),
+    ("mail alice\ufe0f@example.com", "mail [email]"),
+    ("card 4111\u034f1111\u034f1111\u034f1111", "card [card]"),
 ]
 # Text that looks a little like personal data and must come through unchanged.
 MUST_KEEP = [

@@ -95,12 +95,22 @@ LOOK_ALIKES = [
     "alice@ex\u0430mple.com",
     "b\u03bfb@example.com",
     "bo\u0336b@example.com",
+    # Characters that show nothing; Armenian and Cherokee letters among Latin ones; a
+    # mark on a digit.
+    "ali\u034fce@example.com",
+    "alice\ufe0f@example.com",
+    "alice\u3164@example.com",
+    "b\u0585b@example.com",
+    "bob@g\u0585\u0585gle.com",
+    "\uab7alice@example.com",
+    "alice1\u0307@example.com",
 ]
 # Names in one script, and marks that compose with their letter: accounts like any.
 NOT_LOOK_ALIKES = [
     "jos\u00e9@example.com",
     "jose\u0301@example.com",
     "\ud64d\uae38\ub3d9@example.kr",
+    "kim@\uc0bc\uc131shop.kr",
 ]
 
 

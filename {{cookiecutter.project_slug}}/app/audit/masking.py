@@ -10,7 +10,7 @@ percent-encoded, their header left out too) and Basic credentials, `Authorizatio
 percent-encoded too), and whole fields whose name says they hold a secret. Numbers are
 found whatever their digits (full-width, Arabic-Indic, ...) and separators (any dash, a
 double one too, `.`, `_`, `/`, `*`, `~`, `|`, any space; for cards `+`, `:` and `,` too;
-each also percent-encoded once or twice), also glued to a word by `_`
+each also percent-encoded), also glued to a word by `_`
 (`user_4111111111111111`); a card number of the usual length and a Korean mobile number
 also glued to letters (`cardNo4111111111111111`).
 Masking is by pattern: it catches the usual forms, not every form.
@@ -125,12 +125,13 @@ _EMAIL = re.compile(
 _ALONE = r"(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{4}-)(?<![0-9][./_*~|-])"
 _END = r"(?![0-9A-Za-z]|[./_*~|-][0-9]|-[0-9A-Fa-f]{4})"
 # Between the groups of a number: a dash (or two), dot, underscore, slash, `*`, `~` or `|`,
-# spaced or not, or one to three spaces, tabs or line breaks; or one of these (a space,
-# `+` and `:` too) percent-encoded once or twice, which the folded text holds as NULs.
-_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3}|\x00{3}(?:\x00\x00)?)"
-# The separators above, percent-encoded once or twice (`%20`, `%252D`): a path decoded
-# once still holds them (`/cards/4111%201111%201111%201111`).
-_PERCENT_SEP = re.compile(r"%(?:25)?(?:20|2[bBdDeEfF]|3[aA]|5[fF]|7[cCeE]|09)")
+# spaced or not, or one to three spaces, tabs or line breaks; or a sign percent-encoded
+# (below), which the folded text holds as NULs.
+_SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3}|\x00{3,})"
+# Signs and spaces percent-encoded, once or more (`%20`, `%252D`, `%3D`): a path
+# decoded once still holds them (`/cards/4111%201111%201111%201111`). Read as
+# separators, and as no letter that a number after `passport%3D` would be glued to.
+_PERCENT_SEP = re.compile(r"%(?:25)*(?:2[0-9A-Fa-f]|3[A-Fa-f]|40|5[B-Fb-f]|60|7[B-Eb-e]|09)")
 
 
 def _number(pattern: str) -> re.Pattern[str]:
@@ -310,10 +311,13 @@ def _replace(pattern: re.Pattern[str], find: Find, text: str, folded: str) -> tu
     return masked, masked if folded is text else _splice(folded, spans)
 
 
-# Invisible characters (zero-width spaces and joiners, the soft hyphen, direction marks):
-# taken out first, so that they split nothing (`alice\u200b@example.com`).
+# Invisible characters (zero-width spaces and joiners, the soft hyphen, direction marks,
+# the combining grapheme joiner, variation selectors, fillers): taken out first, so that
+# they split nothing (`alice\u200b@example.com`, `4111\u034f1111...`).
 _INVISIBLE = re.compile(
-    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\U000e0100-\U000e01ef]"
 )
 # Text longer than this is cut before it is masked: the log cuts its values shorter
 # first (app/core/logging.py), and so the cost of any text is bounded.

@@ -77,8 +77,18 @@ def _strong(password: str) -> str:
     return password
 
 
-# Scripts whose letters pass for one another (a Cyrillic a for a Latin one).
+# Characters that show nothing, or a blank, which email-validator lets through (it
+# refuses the format characters): the combining grapheme joiner, variation selectors,
+# the Hangul and other fillers.
+SHOWS_NOTHING = (
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef"
+)
+_SHOWS_NOTHING = re.compile(f"[{SHOWS_NOTHING}]")
+# Scripts whose letters pass for Latin ones (or each other's).
 _CONFUSABLE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+# Scripts Latin letters are written beside (Korean, Chinese, Japanese): none of their
+# letters passes for a Latin one.
+_BESIDE_LATIN = frozenset({"LATIN", "CJK", "HANGUL", "HIRAGANA", "KATAKANA", "BOPOMOFO"})
 
 
 def _script(char: str) -> str:
@@ -86,19 +96,24 @@ def _script(char: str) -> str:
 
 
 def _look_alike(address: str) -> str | None:
-    """How an address could pass for another one, if it could: its local part or a
-    label of its domain mixing Latin, Cyrillic and Greek letters (alice with a Cyrillic
-    a), or such a letter with a combining mark that no single letter composes with
-    (ALICE with a Turkish dotted capital I is, in lower case, an i with a dot above it).
-    A name in one script (`josé`, `münchen`, Hangul) is no look-alike."""
+    """How an address could pass for another one, if it could: a character that shows
+    nothing; its local part or a label of its domain mixing scripts (alice with a
+    Cyrillic or Armenian o), other than Latin beside Korean, Chinese or Japanese; or a
+    combining mark on a Latin, Cyrillic or Greek letter, a digit or a sign, which no
+    single character composes with (ALICE with a Turkish dotted capital I is, in lower
+    case, an i with a dot above it). A name in one script (`josé`, `münchen`, Hangul)
+    is no look-alike; one wholly in a script whose letters look Latin is not caught."""
+    if _SHOWS_NOTHING.search(address):
+        return "holds a character that shows nothing"
     local, _, domain = address.rpartition("@")
     for part in (local, *domain.split(".")):
         scripts = {_script(char) for char in part if char.isalpha()}
-        if len(scripts & _CONFUSABLE_SCRIPTS) > 1:
-            return "mixes Latin, Cyrillic or Greek letters in one part"
+        if len(scripts) > 1 and not scripts <= _BESIDE_LATIN:
+            return "mixes the letters of several scripts in one part"
         for before, char in itertools.pairwise(part):
-            if unicodedata.combining(char) and _script(before) in _CONFUSABLE_SCRIPTS:
-                return "puts a combining mark on a letter"
+            mark = unicodedata.category(char).startswith("M")
+            if mark and (not before.isalpha() or _script(before) in _CONFUSABLE_SCRIPTS):
+                return "puts a combining mark on a character"
     return None
 
 
