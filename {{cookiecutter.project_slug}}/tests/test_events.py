@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from app.core.errors import REDIS_DOWN
 from app.events.bus import DeadLetter, EventBus, Subscription
-from app.events.consumer import EventConsumer
+from app.events.consumer import EventConsumer, EventInProgressError
 from app.events.schemas import Envelope, ItemCreated
 from app.services import Services, build_bus, build_services
 from app.settings import Settings
@@ -93,6 +93,45 @@ async def test_duplicate_deliveries_are_ignored(services: Services) -> None:
     # Other tests' events may be processed meanwhile: at least these are counted.
     assert await eventually(lambda: _grew(consumer.outcomes, before, processed=1, duplicate=2))
     assert (await services.activity.recent()).count(activity_of(event.item_id)) == 1
+
+
+async def test_a_claim_is_kept_while_its_message_is_processed(services: Services) -> None:
+    """A claim outlived a dead worker by two minutes (on Kafka, its partition waited as
+    long); now it lapses soon (CLAIM_SECONDS), and a live worker renews it while it
+    processes."""
+    started, release, runs = asyncio.Event(), asyncio.Event(), []
+
+    async def slow(event: ItemCreated) -> None:
+        runs.append(event.id)
+        started.set()
+        await release.wait()
+
+    events = services.settings.events.model_copy(update={"consumer_retry_later_seconds": 0})
+    subscription = Subscription(f"slow-{uuid4().hex[:8]}", ItemCreated, slow)
+    consumer = EventConsumer(subscription, bus=services.bus, cache=services.cache, settings=events)
+    consumer.claim_seconds = 0.3
+    body = Envelope.of(ItemCreated(item_id=uuid4(), owner_id=uuid4())).payload.encode()
+    first = asyncio.create_task(consumer.handle(body))
+    await started.wait()
+    await asyncio.sleep(1.0)  # three claims long: renewed meanwhile
+    with pytest.raises(EventInProgressError):
+        await consumer.handle(body)
+    release.set()
+    await first
+    await consumer.handle(body)
+    assert len(runs) == 1
+    assert consumer.outcomes == {"processed": 1, "deferred": 1, "duplicate": 1}
+
+    # A worker that dies with the message in hand renews nothing: its claim lapses.
+    release.clear()
+    other = Envelope.of(ItemCreated(item_id=uuid4(), owner_id=uuid4())).payload.encode()
+    dying = asyncio.create_task(consumer.handle(other))
+    await asyncio.sleep(0.1)
+    dying.cancel()
+    await asyncio.sleep(0.6)  # two claims long
+    release.set()
+    await consumer.handle(other)
+    assert len(runs) == 3
 
 
 def handled(consumer: EventConsumer) -> float:

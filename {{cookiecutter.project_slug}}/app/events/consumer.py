@@ -13,6 +13,7 @@ line: given back at once, it came straight back, thousands of times a second.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from typing import Any
@@ -32,13 +33,18 @@ from app.storage.cache import Cache
 
 CONSUMED = Metric("events_consumed_total", "Delivered events by outcome.", ["consumer", "outcome"])
 log = structlog.get_logger(__name__)
-# Longer than the slowest processing with every retry: a claim outliving its worker
-# only delays the redelivery that finishes the job.
-CLAIM_SECONDS = 120
+# How long a claim outlives a worker that died holding it: the worker renews it every
+# third of that while it processes, so a claim lapses this long after its worker died
+# (a message of it waits as long, and on Kafka its partition too).
+CLAIM_SECONDS = 10
 
 
 class EventInProgressError(Exception):
     """Raised so the broker redelivers a message whose event is being processed."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
 
 
 async def raw_body(message: StreamMessage[Any]) -> bytes:
@@ -56,6 +62,7 @@ class EventConsumer:
         self.cache = cache
         self.settings = settings
         self.outcomes: Counter[str] = Counter()
+        self.claim_seconds: float = CLAIM_SECONDS
         # The series from zero: an alert on its increase misses the first dead letter of a
         # series that is born at 1.
         DEAD_LETTERED.labels(subscription.name, subscription.event.event_type)
@@ -73,6 +80,7 @@ class EventConsumer:
             log.warning(
                 "event_deferred",
                 consumer=self.subscription.name,
+                event_id=getattr(exc, "event_id", None),
                 reason=type(exc).__name__,
                 retry_in_seconds=self.settings.consumer_retry_later_seconds,
             )
@@ -93,13 +101,33 @@ class EventConsumer:
         # Claimed, then remembered, per consumer: each consumer processes an event once
         # however often, and however concurrently, the broker delivers it.
         key = self.cache.key(f"processed:{self.subscription.name}:{event.id}")
-        if not await self.cache.redis.set(key, "processing", nx=True, ex=CLAIM_SECONDS):
+        claim = self._claim_ms()
+        if not await self.cache.redis.set(key, "processing", nx=True, px=claim):
             if await self.cache.redis.get(key) == "done":
                 self._count("duplicate")
                 return
             # Another delivery of it is being processed right now: the broker retries this
             # one later, when it will be a duplicate (or, if that worker died, work).
             raise EventInProgressError(str(event.id))
+        renewal = asyncio.create_task(self._keep(key))
+        try:
+            await self._process(event, body)
+        finally:
+            renewal.cancel()
+        await self.cache.redis.set(key, "done", ex=self.settings.processed_ttl_seconds)
+
+    async def _keep(self, key: str) -> None:
+        """Renew the claim while the message is processed (the handler and its retries
+        may take longer than one claim lasts)."""
+        while True:
+            await asyncio.sleep(self.claim_seconds / 3)
+            with contextlib.suppress(Exception):  # an outage: the claim may lapse
+                await self.cache.redis.pexpire(key, self._claim_ms())
+
+    def _claim_ms(self) -> int:
+        return max(1, round(self.claim_seconds * 1000))
+
+    async def _process(self, event: Any, body: bytes) -> None:
         for attempt in range(1, self.settings.consumer_attempts + 1):
             try:
                 await self.subscription.handler(event)
@@ -119,7 +147,6 @@ class EventConsumer:
             else:
                 self._count("processed")
                 break
-        await self.cache.redis.set(key, "done", ex=self.settings.processed_ttl_seconds)
 
     async def _dead_letter(self, body: bytes, error: str, attempts: int) -> None:
         headers = {
