@@ -26,6 +26,11 @@ async def list_page(client: AsyncClient, account: Account) -> Response:
     return await client.get("/api/v1/items", params={"limit": 5}, headers=account.headers)
 
 
+async def list_of_owner(client: AsyncClient, account: Account, owner: Account) -> Response:
+    params = {"owner_id": str(owner.user.id)}
+    return await client.get("/api/v1/items", params=params, headers=account.headers)
+
+
 def succeeded(response: Response) -> bool:
     return response.status_code in {200, 201}
 
@@ -92,6 +97,12 @@ async def read_item(client: AsyncClient, account: Account, item_id: str) -> Resp
 
 async def list_page(client: AsyncClient, account: Account) -> Response:
     return await _graphql(client, account, "{ items(first: 5) { edges { node { id } } } }")
+
+
+async def list_of_owner(client: AsyncClient, account: Account, owner: Account) -> Response:
+    query = "query L($owner: ID!) { items(filter: {ownerId: $owner}) { edges { cursor } } }"
+    owner_id = str(GlobalID("User", str(owner.user.id)))
+    return await _graphql(client, account, query, owner=owner_id)
 
 
 def succeeded(response: Response) -> bool:

@@ -820,9 +820,12 @@ async def test_refusals_are_audited(
     created = await api.create_item(client, account, unique("private"))
     denied = await api.read_item(client, other_account, api.item_id(created))
     rejected = await api.read_item(client, with_bad_token(other_account), api.item_id(created))
+    # Another owner's list: an administrators' operation (it was refused unrecorded).
+    listed = await api.list_of_owner(client, other_account, account)
     records = await services.audit.recent(limit=200)
     assert records_of(records, denied) == [("item.access", "denied")]
     assert records_of(records, rejected) == [("session.authenticate", "failed")]
+    assert records_of(records, listed) == [("admin.access", "denied")]
 
 
 async def test_refused_refreshes_and_credentials_of_another_kind_are_audited(

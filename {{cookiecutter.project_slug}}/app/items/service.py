@@ -6,7 +6,13 @@ from uuid import UUID
 from app.auth.tokens import Principal
 from app.core.errors import AppError, with_event
 from app.core.pagination import Cursor, Page, Slice, Window, reversed_sort, slice_window, to_page
-from app.events.schemas import ItemAccessDenied, ItemCreated, ItemDeleted, ItemUpdated
+from app.events.schemas import (
+    AdminAccessDenied,
+    ItemAccessDenied,
+    ItemCreated,
+    ItemDeleted,
+    ItemUpdated,
+)
 from app.items.errors import ItemNotFoundError, NotItemOwnerError
 from app.items.schemas import ItemCreate, ItemPublic, ItemQuery, ItemUpdate
 from app.storage.cache import Cache
@@ -107,10 +113,11 @@ async def delete_item(*, database: Database, cache: Cache, item: ItemPublic) -> 
 
 
 def _visible(query: ItemQuery, principal: Principal) -> ItemQuery:
-    """Admins list everyone's items; other users only their own."""
+    """Admins list everyone's items; other users only their own: asking for another
+    owner's is refused, and recorded as an administrators' operation refused."""
     if not principal.is_admin:
         if query.owner_id not in (None, principal.user_id):
-            raise NotItemOwnerError
+            raise with_event(NotItemOwnerError(), AdminAccessDenied(user_id=principal.user_id))
         query = query.model_copy(update={"owner_id": principal.user_id})
     return query
 
