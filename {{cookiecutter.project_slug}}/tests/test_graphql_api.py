@@ -686,6 +686,34 @@ async def test_a_request_error_is_a_400_without_data_for_a_graphql_response_clie
         assert response.json()["data"] is None
 
 
+@pytest.mark.parametrize(
+    ("accept", "wanted"),
+    [
+        # Two Accept lines are one list (RFC 9110).
+        ([("accept", "application/json;q=0.5"), ("accept", GRAPHQL_RESPONSE)], True),
+        # q is 0 to 1: anything else counts as not acceptable; quoted, it is read.
+        ([("accept", f"{GRAPHQL_RESPONSE};q=2, application/json;q=0.1")], False),
+        ([("accept", f"{GRAPHQL_RESPONSE};q=inf")], False),
+        ([("accept", f'{GRAPHQL_RESPONSE};q="1"')], True),
+        # A range given twice counts at its best.
+        ([("accept", f"{GRAPHQL_RESPONSE}, application/json;q=0.8, application/json")], True),
+    ],
+)
+async def test_the_accept_header_is_read_as_rfc_9110_has_it(
+    client: AsyncClient, accept: list[tuple[str, str]], wanted: bool
+) -> None:
+    response = await client.post("/graphql", json={"query": "{ __typename }"}, headers=accept)
+    expected = GRAPHQL_RESPONSE if wanted else "application/json"
+    assert response.headers["content-type"] == expected
+
+
+async def test_a_body_of_no_type_is_refused(client: AsyncClient) -> None:
+    """A cross-site page may send one with no preflight (a Blob of no type)."""
+    response = await client.post("/graphql", content=b'{"query": "{ __typename }"}')
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 async def test_a_graphql_response_client_gets_its_media_type_and_200_once_anything_ran(
     client: AsyncClient,
 ) -> None:
@@ -728,6 +756,7 @@ NOT_JSON = {
     "a byte order mark": b'\xef\xbb\xbf{"query": "{ __typename }"}',
     "NaN": b'{"query": "{ __typename }", "variables": {"p": NaN}}',
     "Infinity": b'{"query": "{ __typename }", "variables": {"p": Infinity}}',
+    "past a float": b'{"query": "{ __typename }", "extensions": {"x": 1e999}}',
 }
 
 
@@ -745,7 +774,11 @@ async def test_a_body_that_is_no_strict_json_is_refused(client: AsyncClient, bod
 async def test_a_body_in_another_charset_is_refused(client: AsyncClient) -> None:
     """It was read as UTF-8 whatever the charset said."""
     body = b'{"query": "{ __typename }"}'
-    for content_type in ("application/json; charset=latin-1", 'application/json; charset="UTF-16"'):
+    for content_type in (
+        "application/json; charset=latin-1",
+        'application/json; charset="UTF-16"',
+        "application/json; charset=utf-8; charset=utf-16",
+    ):
         response = await client.post(
             "/graphql", content=body, headers={"content-type": content_type}
         )

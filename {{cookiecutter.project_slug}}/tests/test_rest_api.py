@@ -638,6 +638,7 @@ NOT_JSON = {
     "not UTF-8": b'{"name": "\xff"}',
     "nested too deeply": b'{"name": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "a number too long": b'{"name": "long", "price_cents": ' + b"9" * 5000 + b"}",
+    "past a float": b'{"name": "huge", "price_cents": 1e999}',
 }
 
 
@@ -656,7 +657,11 @@ async def test_a_json_body_in_another_charset_is_refused(
 ) -> None:
     """It was read as UTF-8 whatever the charset said."""
     body = '{"name": "caf\u00e9"}'.encode("latin-1")
-    for content_type in ("application/json; charset=latin-1", "application/json;charset=UTF-16"):
+    for content_type in (
+        "application/json; charset=latin-1",
+        "application/json;charset=UTF-16",
+        "application/json; charset=utf-8; charset=utf-16",
+    ):
         headers = account.headers | {"content-type": content_type}
         response = await client.post(ITEMS, content=body, headers=headers)
         assert [e["type"] for e in problem(422, response)["errors"]] == ["json_invalid"]

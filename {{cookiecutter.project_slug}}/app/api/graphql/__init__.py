@@ -1,6 +1,7 @@
 """The GraphQL API, served at /graphql."""
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,6 +26,9 @@ def media_type_read(request: Request) -> Request:
     (`application/jsonx`, `application/json-patch+json`); so is one of another charset
     than UTF-8, which it read as UTF-8."""
     headers = request.scope["headers"]
+    if request.method == "POST" and b"content-type" not in dict(headers):
+        # A body of no type is what a cross-site page may send with no preflight.
+        raise HTTPException(400, "Unsupported content type: send application/json.")
     for index, (name, value) in enumerate(headers):
         if name == b"content-type":
             media, separator, parameters = value.partition(b";")
@@ -47,22 +51,26 @@ REQUEST_ERRORS = {PARSE_FAILED[0], VALIDATION_FAILED[0]}
 
 def accepts_graphql_response(accept: str) -> bool:
     """Whether the client asks for GraphQL over HTTP's own media type at least as much as
-    for `application/json` (RFC 9110 quality values). Only a client that names it gets
-    it: `application/json` is what every other client has always been answered."""
-    quality = {}
+    for `application/json` (RFC 9110 quality values; a range given twice counts at its
+    best). Only a client that names it gets it: `application/json` is what every other
+    client has always been answered."""
+    quality: dict[str, float] = {}
     for media_range in accept.split(","):
         media, *parameters = media_range.split(";")
         weight = 1.0
         for parameter in parameters:
             name, _, value = parameter.partition("=")
             if name.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        quality[media.strip().lower()] = weight
+                weight = _quality(value.strip().strip('"'))
+        media = media.strip().lower()
+        quality[media] = max(weight, quality.get(media, 0.0))
     wanted = quality.get(GRAPHQL_RESPONSE, 0.0)
     return wanted > 0 and wanted >= quality.get("application/json", 0.0)
+
+
+def _quality(value: str) -> float:
+    """A q value, 0 to 1 with at most three decimals (RFC 9110); anything else is 0."""
+    return float(value) if re.fullmatch(r"0(\.\d{0,3})?|1(\.0{0,3})?", value) else 0.0
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -86,9 +94,9 @@ class ProblemRoute(APIRoute):
 
         async def handle_as_problem(request: Request) -> Response:
             # Set before the request may be copied: the copy shares its state.
-            request.state.graphql_response = wants = accepts_graphql_response(
-                request.headers.get("accept", "")
-            )
+            # Every Accept line, as one list (RFC 9110).
+            accept = ",".join(request.headers.getlist("accept"))
+            request.state.graphql_response = wants = accepts_graphql_response(accept)
             request.state.graphql_request_error = False
             response = await handle(media_type_read(request))
             if isinstance(response, PlainTextResponse) and response.status_code >= 400:
