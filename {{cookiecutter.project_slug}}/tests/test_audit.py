@@ -1485,6 +1485,12 @@ MASKED_AS = [
     ("tel 010%25252D1234%25252D5678", "tel [phone]"),
     ("mail alice\ufe0f@example.com", "mail [email]"),
     ("card 4111\u034f1111\u034f1111\u034f1111", "card [card]"),
+    # A mark on a letter of an address; dashes in UTF-8 percent-encoded; a full-width
+    # `@` so; a passport number in lower case.
+    ("mail al\u0307ice@ex.com", "mail [email]"),
+    ("GET /x/010%E2%80%931234%E2%80%935678", "GET /x/[phone]"),
+    ("GET /x/alice%EF%BC%A0example.com", "GET /x/[email]"),
+    ("pp m12345678", "pp [passport]"),
 ]
 # Text that looks a little like personal data and must come through unchanged.
 MUST_KEEP = [

@@ -104,6 +104,12 @@ LOOK_ALIKES = [
     "bob@g\u0585\u0585gle.com",
     "\uab7alice@example.com",
     "alice1\u0307@example.com",
+    # The blank Braille cell; Latin letters drawn as ASCII ones (dotless i, a small
+    # capital, the Latin alpha).
+    "alice\u2800@example.com",
+    "al\u0131ce@example.com",
+    "\u1d00lice@example.com",
+    "\u0251lice@example.com",
 ]
 # Names in one script, and marks that compose with their letter: accounts like any.
 NOT_LOOK_ALIKES = [
@@ -170,7 +176,16 @@ HIDDEN = [
     "\ufeffname",
     "tab\there",
     "line\u2028separator",
+    # Beside a name of the same letters, one with a character that shows nothing: a
+    # variation selector after a digit, the combining grapheme joiner, a filler.
+    "bob1\ufe0f",
+    "bo\u034fb",
+    "bob\u3164",
 ]
+
+
+def test_an_emojis_variation_selector_is_part_of_a_name() -> None:
+    assert ItemUpdate(name="Coffee \u2615\ufe0f").name == "Coffee \u2615\ufe0f"
 
 
 @pytest.mark.parametrize("name", HIDDEN)

@@ -24,6 +24,8 @@ import unicodedata
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from app.core.types import SHOWS_NOTHING
+
 # Short names only as whole words: `otp`, `pw` and `pass` are secrets, `footprint` and
 # `compass` not.
 SECRET_FIELD = re.compile(
@@ -59,6 +61,10 @@ class _Folding(dict[int, str]):
             folded = "."
         elif category in {"Zs", "Cf"}:
             folded = " "
+        elif category[0] == "M":
+            # A mark is part of the word it is on (`al\u0307ice@`): an address's start
+            # was left unmasked before one.
+            folded = "_"
         else:
             compatible = unicodedata.normalize("NFKC", char)
             # Only one character for one (lengths must match), and no digit: `²` is none.
@@ -116,7 +122,8 @@ _BASIC = re.compile(r"(?i)\b(basic(?:\s+|\+|%20))(?P<value>[A-Za-z0-9+/]{4,}={0,
 _LOCAL = r"\w.!#$%&'*+^`{|}~-"
 _EMAIL = re.compile(
     r"(?:\"(?:[^\"\\\r\n]|\\.)+\"|(?<![" + _LOCAL + r"])[" + _LOCAL + r"]+)"
-    r"(?:(?:@|%(?:25)*40)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*|(?:[ \t]@|@)[ \t][\w-]+(?:\.[\w-]+)+)"
+    r"(?:(?:@|%(?:25)*40|%[eE][fF]%[bB][cC]%[aA]0)[\w-]+(?:(?:\.|%2[eE])[\w-]+)*"
+    r"|(?:[ \t]@|@)[ \t][\w-]+(?:\.[\w-]+)+)"
 )
 # Numbers stand alone: not glued to an ASCII letter or digit, as in an id (Korean is
 # written without spaces: 010-1234-5678로; `_` glues nothing: user_4111111111111111), nor
@@ -131,7 +138,13 @@ _SEP = r"(?: ?(?:--?|[./_*~|]) ?|\s{1,3}|\x00{3,})"
 # Signs and spaces percent-encoded, once or more (`%20`, `%252D`, `%3D`): a path
 # decoded once still holds them (`/cards/4111%201111%201111%201111`). Read as
 # separators, and as no letter that a number after `passport%3D` would be glued to.
-_PERCENT_SEP = re.compile(r"%(?:25)*(?:2[0-9A-Fa-f]|3[A-Fa-f]|40|5[B-Fb-f]|60|7[B-Eb-e]|09)")
+_PERCENT_SEP = re.compile(
+    r"%(?:25)*(?:2[0-9A-F]|3[A-F]|40|5[B-F]|60|7[B-E]|09)"
+    # And dashes and spaces in UTF-8: U+2010 to U+2015, the minus sign, a no-break and
+    # an ideographic space, a full-width hyphen, the Hangul vowel ㅡ, middle dots.
+    r"|%E2%80%9[0-5]|%E2%88%92|%C2%A0|%E3%80%80|%EF%BC%8D|%E3%85%A1|%C2%B7|%E3%83%BB",
+    re.IGNORECASE,
+)
 
 
 def _number(pattern: str) -> re.Pattern[str]:
@@ -155,7 +168,7 @@ _GLUED_CARD = re.compile(
 )
 # Korean passport numbers: a letter for the kind, then eight digits, or (since 2021)
 # three digits, a letter and four digits (M12345678, M123A4567).
-_PASSPORT = _number(r"[MSRODG](?:\d{8}|\d{3}[A-Z]\d{4})")
+_PASSPORT = _number(r"[MSRODGmsrodg](?:\d{8}|\d{3}[A-Za-z]\d{4})")
 # Bank account numbers as Korean banks group them: three or four groups, 10 to 14 digits
 # (checked by `_account`). Not as one run of digits, which a timestamp in ms also is.
 _ACCOUNT = _number(r"\d{2,6}(?:~\d{2,7}){2,3}")
@@ -315,9 +328,8 @@ def _replace(pattern: re.Pattern[str], find: Find, text: str, folded: str) -> tu
 # the combining grapheme joiner, variation selectors, fillers): taken out first, so that
 # they split nothing (`alice\u200b@example.com`, `4111\u034f1111...`).
 _INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
-    "\U000e0100-\U000e01ef]"
+    "[\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]|"
+    + SHOWS_NOTHING.pattern
 )
 # Text longer than this is cut before it is masked: the log cuts its values shorter
 # first (app/core/logging.py), and so the cost of any text is bounded.

@@ -89,6 +89,16 @@ StorableText = Annotated[str, AfterValidator(_storable)]
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Letters and symbols that are drawn blank: the Hangul fillers and the blank Braille cell.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Characters that show nothing and are no format character (those are Cf): the blank
+# ones above, the combining grapheme joiner, Khmer and Mongolian invisible marks, and
+# variation selectors.
+SHOWS_NOTHING = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
+# Variation selectors choose how the symbol before them is drawn (an emoji's colour):
+# after anything else they show nothing.
+_VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 # Explicit direction controls (embeddings, overrides, isolates): they reorder what follows.
 _DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
@@ -103,8 +113,20 @@ def _visible(char: str) -> bool:
     return unicodedata.category(char)[0] not in "ZCM" and char not in _BLANK
 
 
+def _shows_nothing(text: str) -> bool:
+    """Whether the text holds a character that shows nothing (a variation selector but
+    after a symbol, as in an emoji: `bob1` and `bob1` with one are told apart by none)."""
+    for found in SHOWS_NOTHING.finditer(text):
+        start = found.start()
+        after_symbol = start > 0 and unicodedata.category(text[start - 1]) == "So"
+        if not (_VARIATION_SELECTOR.match(found.group()) and after_symbol):
+            return True
+    return False
+
+
 def _name(text: str) -> str:
-    if any(unicodedata.category(char) in _HIDDEN for char in text):
+    hidden = any(unicodedata.category(char) in _HIDDEN for char in text)
+    if hidden or _shows_nothing(text):
         raise ValueError("a name cannot contain invisible, control or direction characters")
     if not any(map(_visible, text)):
         raise ValueError("a name needs a visible character")

@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from zxcvbn import zxcvbn
 
-from app.core.types import UtcDateTime
+from app.core.types import SHOWS_NOTHING, UtcDateTime
 
 Role = Literal["user", "admin"]
 PASSWORD_MIN = 10
@@ -77,13 +77,9 @@ def _strong(password: str) -> str:
     return password
 
 
-# Characters that show nothing, or a blank, which email-validator lets through (it
-# refuses the format characters): the combining grapheme joiner, variation selectors,
-# the Hangul and other fillers.
-SHOWS_NOTHING = (
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef"
-)
-_SHOWS_NOTHING = re.compile(f"[{SHOWS_NOTHING}]")
+# Latin letters drawn as ASCII ones: dotless i and j, kra, and the phonetic alphabets'
+# (small capitals, the Latin alpha). No name needs them in an address.
+_LATIN_LOOK_ALIKES = re.compile("[\u0131\u0138\u0237\u0250-\u02af\u1d00-\u1dbf]")
 # Scripts whose letters pass for Latin ones (or each other's).
 _CONFUSABLE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
 # Scripts Latin letters are written beside (Korean, Chinese, Japanese): none of their
@@ -103,8 +99,10 @@ def _look_alike(address: str) -> str | None:
     single character composes with (ALICE with a Turkish dotted capital I is, in lower
     case, an i with a dot above it). A name in one script (`josé`, `münchen`, Hangul)
     is no look-alike; one wholly in a script whose letters look Latin is not caught."""
-    if _SHOWS_NOTHING.search(address):
+    if SHOWS_NOTHING.search(address):
         return "holds a character that shows nothing"
+    if _LATIN_LOOK_ALIKES.search(address):
+        return "holds a letter drawn as another"
     local, _, domain = address.rpartition("@")
     for part in (local, *domain.split(".")):
         scripts = {_script(char) for char in part if char.isalpha()}
