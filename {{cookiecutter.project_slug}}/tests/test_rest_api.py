@@ -1,5 +1,6 @@
 """The REST API end to end, over HTTP against the real services."""
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -544,6 +545,8 @@ async def test_the_login_forms_document_refuses_the_empty_fields_the_service_ref
     ]
     schema = app.openapi()["components"]["schemas"]["TokenForm"]["properties"]
     assert (schema["username"]["minLength"], schema["password"]["minLength"]) == (1, 1)
+    # Nor does it offer null, which a form cannot send.
+    assert "null" not in json.dumps(schema)
 
 
 async def test_a_query_parameter_the_operation_does_not_read_is_refused(

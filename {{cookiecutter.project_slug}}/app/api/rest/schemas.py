@@ -33,10 +33,11 @@ class TokenForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grant_type: Literal["password"] | None = None
+    # A form cannot send null: these are left out, not null (the grant is the one there is).
+    grant_type: Literal["password"] = "password"
     # An empty field is a missing one to the form parser: the document says so.
     username: str = Field(min_length=1)
     password: str = Field(min_length=1)
     scope: str = ""
-    client_id: str | None = None
-    client_secret: str | None = None
+    client_id: str = ""
+    client_secret: str = ""
