@@ -96,9 +96,9 @@ async def test_duplicate_deliveries_are_ignored(services: Services) -> None:
 
 
 async def test_a_claim_is_kept_while_its_message_is_processed(services: Services) -> None:
-    """A claim outlived a dead worker by two minutes (on Kafka, its partition waited as
-    long); now it lapses soon (CLAIM_SECONDS), and a live worker renews it while it
-    processes."""
+    """A claim outlived a dead worker by two minutes (where the broker reads a partition
+    in order, the partition waited as long); now it lapses soon (CLAIM_SECONDS), and a
+    live worker renews it while it processes."""
     started, release, runs = asyncio.Event(), asyncio.Event(), []
 
     async def slow(event: ItemCreated) -> None:

@@ -47,8 +47,17 @@ PROXY = "127.0.0.2"
 PEER = "127.0.0.1"
 # Anonymous API requests an address may make a minute, on the servers started here.
 API_LIMIT = 3
+{%- if cookiecutter.api == "rest" %}
 # An anonymous API request: refused (401), but counted against its address's limit first.
 API_REQUEST: dict[str, Any] = {"method": "GET", "url": "/api/v1/items"}
+{%- else %}
+# An anonymous API request, counted against its address's limit.
+API_REQUEST: dict[str, Any] = {
+    "method": "POST",
+    "url": "/graphql",
+    "json": {"query": "{ __typename }"},
+}
+{%- endif %}
 
 
 def image_command(port: int) -> list[str]:

@@ -90,8 +90,8 @@ _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Letters and symbols that are drawn blank: the Hangul fillers and the blank Braille cell.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Characters that show nothing and are no format character (those are Cf): the blank
-# ones above, the combining grapheme joiner, Khmer and Mongolian invisible marks, and
-# variation selectors.
+# ones above, the combining grapheme joiner, Khmer invisible vowels, the free variation
+# selectors U+180B to U+180F, and variation selectors.
 SHOWS_NOTHING = re.compile(
     "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
     "\U000e0100-\U000e01ef]"

@@ -35,7 +35,7 @@ CONSUMED = Metric("events_consumed_total", "Delivered events by outcome.", ["con
 log = structlog.get_logger(__name__)
 # How long a claim outlives a worker that died holding it: the worker renews it every
 # third of that while it processes, so a claim lapses this long after its worker died
-# (a message of it waits as long, and on Kafka its partition too).
+# (a message of it waits as long, and where a partition is read in order, the partition).
 CLAIM_SECONDS = 10
 
 
