@@ -249,7 +249,8 @@ def check_observability_profile(project: Path, services: dict[str, Any]) -> None
     assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
     assert collector["service"]["pipelines"]["traces"]["exporters"] == ["otlp/jaeger"]
     prometheus = load_yaml(project / "observability" / "prometheus" / "prometheus.yml")
-    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "service"]
+    # The job named after the service, as the ServiceDown alert selects it.
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == project.name]
     assert job["static_configs"] == [{"targets": ["app:8000"]}]
     mounted = {config["target"] for config in services["prometheus"]["configs"]}
     token = "/etc/prometheus/" + job["authorization"]["credentials_file"]

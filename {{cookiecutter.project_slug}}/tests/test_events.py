@@ -252,6 +252,10 @@ async def test_failing_handler_is_dead_lettered_and_shutdown_waits_for_the_messa
         await bus.publish(Envelope.of(doomed))
         letter = await find_dead_letter(bus, Envelope.of(doomed).payload.encode())
         assert "RuntimeError" in letter.headers["x-error"]
+        # Where it came from: the event's own headers (it kept none of them).
+        assert letter.headers["event_id"] == str(doomed.id)
+        assert letter.headers["aggregate_id"] == str(doomed.item_id)
+        assert letter.headers["event_type"] == "item.created"
         assert letter.headers["x-attempts"] == str(settings.events.consumer_attempts)
         assert attempts == [doomed.id] * settings.events.consumer_attempts
 

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 import structlog
+from faststream import Context
 from faststream.message import StreamMessage
 from prometheus_client import Counter as Metric
 from pydantic import ValidationError
@@ -53,6 +54,31 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+# What a dead letter keeps of the headers it was delivered with: where it came from, and
+# the trace it was part of (the broker's own properties are not kept).
+KEPT_HEADERS = (
+    "event_id",
+    "event_type",
+    "aggregate_id",
+    "correlation_id",
+    "traceparent",
+    "tracestate",
+)
+
+
+def _origin(headers: object) -> dict[str, str]:
+    if not isinstance(headers, dict):
+        return {}
+    kept = {}
+    for name in KEPT_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            kept[name] = value[:200]
+    return kept
+
+
 class EventConsumer:
     def __init__(
         self, subscription: Subscription, *, bus: EventBus, cache: Cache, settings: EventsSettings
@@ -71,10 +97,13 @@ class EventConsumer:
         self.outcomes[outcome] += 1
         CONSUMED.labels(self.subscription.name, outcome).inc()
 
-    async def handle(self, body: bytes) -> None:
+    async def handle(self, body: bytes, message: Any = Context()) -> None:
+        """One delivered message; `message` is FastStream's, whose headers a dead letter
+        keeps (called with the body alone, there are none)."""
         started = time.perf_counter()
+        origin = _origin(getattr(message, "headers", None))
         try:
-            await self._handle(body)
+            await self._handle(body, origin)
         except (EventInProgressError, *REDIS_DOWN) as exc:
             self._count("deferred")
             log.warning(
@@ -91,11 +120,12 @@ class EventConsumer:
                 time.perf_counter() - started
             )
 
-    async def _handle(self, body: bytes) -> None:
+    async def _handle(self, body: bytes, origin: dict[str, str]) -> None:
         try:
             event = self.subscription.event.model_validate_json(body)
         except ValidationError as exc:
-            await self._dead_letter(body, f"malformed: {exc.error_count()} validation errors", 0)
+            reason = f"malformed: {exc.error_count()} validation errors"
+            await self._dead_letter(body, reason, 0, origin)
             return
         annotate_event(event)
         # Claimed, then remembered, per consumer: each consumer processes an event once
@@ -111,7 +141,7 @@ class EventConsumer:
             raise EventInProgressError(str(event.id))
         renewal = asyncio.create_task(self._keep(key))
         try:
-            await self._process(event, body)
+            await self._process(event, body, origin)
         finally:
             renewal.cancel()
         await self.cache.redis.set(key, "done", ex=self.settings.processed_ttl_seconds)
@@ -127,7 +157,7 @@ class EventConsumer:
     def _claim_ms(self) -> int:
         return max(1, round(self.claim_seconds * 1000))
 
-    async def _process(self, event: Any, body: bytes) -> None:
+    async def _process(self, event: Any, body: bytes, origin: dict[str, str]) -> None:
         for attempt in range(1, self.settings.consumer_attempts + 1):
             try:
                 await self.subscription.handler(event)
@@ -141,15 +171,18 @@ class EventConsumer:
                 )
                 if attempt == self.settings.consumer_attempts:
                     report_error(exc)
-                    await self._dead_letter(body, repr(exc), attempt)
+                    await self._dead_letter(body, repr(exc), attempt, origin)
                     break
                 await asyncio.sleep(self.settings.consumer_backoff_seconds * 2 ** (attempt - 1))
             else:
                 self._count("processed")
                 break
 
-    async def _dead_letter(self, body: bytes, error: str, attempts: int) -> None:
+    async def _dead_letter(
+        self, body: bytes, error: str, attempts: int, origin: dict[str, str]
+    ) -> None:
         headers = {
+            **origin,
             "x-error": error[:500],
             "x-attempts": str(attempts),
             "x-consumer": self.subscription.name,
@@ -158,4 +191,9 @@ class EventConsumer:
         await self.bus.dead_letter(self.subscription.name, body, headers)
         self._count("dead_lettered")
         DEAD_LETTERED.labels(self.subscription.name, self.subscription.event.event_type).inc()
-        log.error("event_dead_lettered", consumer=self.subscription.name, error=error[:500])
+        log.error(
+            "event_dead_lettered",
+            consumer=self.subscription.name,
+            event_id=origin.get("event_id"),
+            error=error[:500],
+        )
