@@ -41,7 +41,8 @@ def test_service_survives_a_database_restart(
         run(["uv", "run", "--no-sync", "alembic", "upgrade", "head"], cwd=project, env=env)
         log = tmp_path / "service.log"
         with serving(project, env, log) as port:
-            email = f"restart-{uuid.uuid4().hex[:8]}@example.com"
+            # An address whose name the password does not hold (registration refuses that).
+            email = f"survivor-{uuid.uuid4().hex[:8]}@example.com"
             registered = call(
                 port, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD}
             )

@@ -59,6 +59,10 @@ class Services:
 
     async def start(self) -> None:
         await self.database.connect()
+{%- if cookiecutter.database == "mongodb" %}
+        if isinstance(self.database, MongoDatabase):
+            self.database.say_if_standalone()
+{%- endif %}
         await self.bus.start()
         self.relay.start()
 {%- if cookiecutter.compliance_logging %}

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from app.api.rest import auth, items, query_names, users
 from app.api.rest.routing import JSONRoute
 from app.core.problems import MAX_LISTED_ERRORS
+from app.items.schemas import PRICE_MAX
 from app.services import Services
 from app.settings import Settings
 from tests.conftest import (
@@ -589,6 +590,9 @@ async def test_a_patch_refuses_null_and_its_schema_offers_none(
     assert unchanged.json() == item
     schema = app.openapi()["components"]["schemas"]["ItemUpdate"]
     assert "null" not in str(schema["properties"]), schema
+    # Bounds as JSON Schema writes them (they were `ge` and `le`, which it does not know).
+    price = schema["properties"]["price_cents"]
+    assert (price["minimum"], price["maximum"], "ge" in price) == (0, PRICE_MAX, False)
 
 
 async def test_a_body_giving_a_key_twice_is_refused_on_every_operation(

@@ -13,6 +13,9 @@ from fastapi import FastAPI
 
 from app.core.startup import ServiceUnreachableError, addresses, ensure_reachable, hide_password
 from app.main import YOUNG_OBJECTS
+{%- if cookiecutter.database == "mongodb" %}
+from app.services import build_services, command_services
+{%- endif %}
 from app.settings import Settings
 {%- if cookiecutter.database == "mongodb" %}
 from app.storage.mongodb.database import MongoDatabase
@@ -146,13 +149,19 @@ def test_urls_are_read_as_the_drivers_read_them() -> None:
 
 async def test_a_server_without_transactions_is_named_at_every_start(settings: Settings) -> None:
     """On a standalone server a change and the events it writes are separate writes: it
-    started saying nothing. (The test's server is a standalone one, so here it warns.)"""
-    database = MongoDatabase(settings.mongodb)
+    started saying nothing. (The test's server is a standalone one, so here it warns.)
+    A command's output is its answer: it says nothing of it."""
+    services = build_services(settings)
     try:
         with captured_logs() as logs:
-            await database.connect()
+            await services.start()
     finally:
-        await database.close()
+        await services.stop()
+    assert isinstance(services.database, MongoDatabase)
     warned = "mongodb_without_transactions" in logs.getvalue()
-    assert warned == (not database.transactions)
+    assert warned == (not services.database.transactions)
+    with captured_logs() as logs:
+        async with command_services(settings):
+            pass
+    assert "mongodb_without_transactions" not in logs.getvalue()
 {%- endif %}

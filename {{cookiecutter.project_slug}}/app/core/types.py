@@ -12,17 +12,13 @@ INT64_MAX = 2**63 - 1
 StorableInt = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 
 
-def _integral(value: object) -> object:
+def integral(value: object) -> object:
     """A number with no fraction is an integer, as JSON Schema's `integer` (which the
     OpenAPI document says) has it: `5.0`, which a client's float serialises to, is 5.
     Anything else is left to strict validation: 5.5, "5" and true are refused."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-# An integer in a strict model's body.
-Integer = Annotated[int, BeforeValidator(_integral)]
 
 
 def _utc_in_range(value: datetime) -> datetime:

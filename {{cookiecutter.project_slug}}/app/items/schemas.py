@@ -1,15 +1,19 @@
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from app.core.pagination import PAGE_DEFAULT, PAGE_MAX
-from app.core.types import CursorTime, DisplayText, Integer, Name, UtcDateTime
+from app.core.types import CursorTime, DisplayText, Name, UtcDateTime, integral
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
 PRICE_MAX = 1_000_000_000
 ItemStatus = Literal["draft", "active", "archived"]
+# An integer (5.0 too: app/core/types.py `integral`), its bounds set before the
+# validator: after it they were no constraint of the schema's (`ge` and `le` where
+# `minimum` and `maximum` belong).
+Price = Annotated[int, Field(ge=0, le=PRICE_MAX), BeforeValidator(integral)]
 # The sort orders offered: a field, descending with a leading "-".
 ItemSort = Literal["created_at", "-created_at", "name", "-name", "price_cents", "-price_cents"]
 # Each sort field's type and range: a cursor's value is checked against them (cursors are
@@ -27,7 +31,7 @@ class ItemCreate(BaseModel):
 
     name: Name = Field(min_length=1, max_length=NAME_MAX)
     description: DisplayText = Field(default="", max_length=DESCRIPTION_MAX)
-    price_cents: Integer = Field(default=0, ge=0, le=PRICE_MAX)
+    price_cents: Price = 0
     status: ItemStatus = "draft"
 
 
@@ -52,7 +56,7 @@ class ItemUpdate(BaseModel):
 
     name: Name | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     description: DisplayText | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    price_cents: Integer | None = Field(default=None, ge=0, le=PRICE_MAX)
+    price_cents: Price | None = None
     status: ItemStatus | None = None
 
     @field_validator("*", mode="before")

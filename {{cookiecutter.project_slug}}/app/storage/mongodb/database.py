@@ -157,9 +157,12 @@ class MongoDatabase:
             await setup(self.db)
         hello: dict[str, Any] = await self.db.command("hello")
         self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+
+    def say_if_standalone(self) -> None:
+        """Said at every start of the service (not of a command, whose output is its
+        answer): without transactions a change and the events (and records) it writes
+        are separate writes, and a crash between them loses the latter."""
         if not self.transactions:
-            # Said at every start: a change and the events (and records) it writes are
-            # then separate writes, and a crash between them loses the latter.
             log.warning(
                 "mongodb_without_transactions",
                 reason="a standalone server: run a replica set, even of one node",
