@@ -22,7 +22,8 @@ def main(base_url: str) -> None:
     seen: dict[str, Any] = {}
 
     client = client_module.Client(base_url=base_url, raise_on_unexpected_status=True)
-    email = f"contract-{uuid.uuid4().hex[:12]}@example.com"
+    # An address whose name the password does not hold (registration refuses that).
+    email = f"client-{uuid.uuid4().hex[:12]}@example.com"
     password = "Contract-test-passw0rd!"
     registered = _module(api("auth", "register")).sync_detailed(
         client=client, body=models.UserCreate(email=email, password=password)
