@@ -70,7 +70,7 @@ ALL = [Combination(*values) for values in itertools.product(DATABASES, APIS, BRO
 # Command 2 runs the rendered suite in full for these five: every value of every option
 # next to every value of every other option (a pairwise covering set; the matrix test
 # `test_the_full_suites_in_command_2_pair_every_two_option_values` checks it). The other
-# eleven run a smoke part of their suite there (smoke_modules) and their full suite in
+# eleven run a smoke part of their suite there (smoke_tests) and their full suite in
 # command 3: all sixteen suites would take command 2 past its five minutes on two cores.
 FULL_IN_COMMAND_2 = (
     "postgres-rest-rabbitmq-plain",
@@ -81,14 +81,21 @@ FULL_IN_COMMAND_2 = (
 )
 
 
-def smoke_modules(combination: Combination) -> list[str]:
+def smoke_tests(combination: Combination) -> list[str]:
     """The part of a rendered suite command 2 runs where it does not run it all: the app
-    started against the real services, readiness, the API's scripted flows, events
-    through the outbox to the consumer, and the migrations or the audit trail if chosen."""
-    modules = ["tests/test_health.py", "tests/test_events.py"]
-    modules.append(f"tests/test_{combination.api}_api.py")
+    started against the real services and its readiness, the API's scripted flow, an
+    event through the outbox to the consumer (once, a duplicate ignored, a malformed one
+    dead-lettered), and the migrations or each audited action's record if chosen."""
+    events = "tests/test_events.py::test_"
+    tests = [
+        "tests/test_health.py",
+        f"tests/test_{combination.api}_api.py::test_scripted_flow",
+        f"{events}an_action_produces_one_event_processed_once",
+        f"{events}duplicate_deliveries_are_ignored",
+        f"{events}malformed_message_is_dead_lettered_and_consuming_goes_on",
+    ]
     if combination.database == "postgres":
-        modules.append("tests/test_migrations.py")
+        tests.append("tests/test_migrations.py")
     if combination.compliance_logging:
-        modules.append("tests/test_audited_actions.py")
-    return modules
+        tests.append("tests/test_audited_actions.py")
+    return tests
