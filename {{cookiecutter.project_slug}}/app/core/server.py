@@ -12,11 +12,21 @@ routes, so a WebSocket upgrade is not taken up: the request is served as the pla
 request it also is, with the API's answer and headers (uvicorn would answer it 403 or
 400 in plain text, with none of them).
 
+A client that sends slowly cannot hold a connection as long as it likes either (what
+nginx's client_header_timeout and client_body_timeout bound): a request's head must be
+whole within READ_TIMEOUT_SECONDS of its first byte, or of the connection's opening,
+else a head begun is answered 408 and the connection closed (one with nothing sent is
+just closed, as uvicorn closes an idle keep-alive connection); and a body the app is
+waiting for may pause no longer than that between reads, else the connection is closed
+and the app sees the client gone (499 in its access log). uvicorn itself bounds neither.
+
 Served by `uvicorn app.main:app --http app.core.server:BoundedHttpToolsProtocol`, as the
 Dockerfile and the Makefile do.
 """
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -28,6 +38,8 @@ from app.core.middleware import log as access_log
 from app.core.problems import PROBLEM_JSON
 
 HEAD_MAX_BYTES = 64 * 1024
+# How long a head may take to arrive whole, and a body the app waits for may pause.
+READ_TIMEOUT_SECONDS = 15.0
 # The method label of a request that did not parse far enough to have one.
 UNKNOWN_METHOD = "unknown"
 
@@ -45,6 +57,50 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _unsupported_upgrade_warning(self) -> None:
         """uvicorn warns that no WebSocket library is installed: none is wanted here."""
 
+    # The timer of the read the connection waits for (a head, or a body's next bytes).
+    _read_timer: asyncio.TimerHandle | None = None
+    _head_begun = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, expired: Callable[[], None]) -> None:
+        self._disarm()
+        self._read_timer = self.loop.call_later(READ_TIMEOUT_SECONDS, expired)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_begun:
+            self._send_problem(408, f"The request head took over {READ_TIMEOUT_SECONDS:g} s.")
+        else:
+            self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._read_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None:
+            return
+        if cycle.response_complete or not cycle.more_body:
+            return  # nothing more of the body is waited for
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            # The app has not taken what came, or not asked for the body yet: the client
+            # is not the one keeping it waiting.
+            self._arm(self._body_timed_out)
+        else:
+            self.transport.close()
+
     # The head's bytes the parser has handed over (request line, whole headers), and
     # those it has buffered while the head is still coming.
     _head_bytes = 0
@@ -56,6 +112,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_bytes = self._buffered_bytes = 0
         self._head_complete = False
+        # A request's first byte: its head is timed from here (the first request's from
+        # the connection's opening).
+        self._head_begun = True
+        if self._read_timer is None:
+            self._arm(self._head_timed_out)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -68,7 +129,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_complete = True
+        self._head_begun = False
         super().on_headers_complete()
+        # Then the body, if any, is timed by its pauses.
+        self._arm(self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
@@ -78,6 +146,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._head_complete and self._read_timer is not None:
+            self._arm(self._body_timed_out)  # the body moved: its pause starts again
         # The parser hands a header over only once it is whole: while a head is still
         # coming, count what it has buffered. (Counted from the read in which the head
         # began, so a request sent right behind a large body may be refused early.)
@@ -92,11 +162,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's answer to a request it cannot parse (its message names no more than
         that), in the problem shape: 431 when the head was too large, 400 otherwise."""
         if self._head_too_large:
-            status = 431
-            detail = f"The request line and headers are over {HEAD_MAX_BYTES} bytes."
+            self._send_problem(
+                431, f"The request line and headers are over {HEAD_MAX_BYTES} bytes."
+            )
         else:
-            status = 400
-            detail = "The request is not valid HTTP/1.1."
+            self._send_problem(400, "The request is not valid HTTP/1.1.")
+
+    def _send_problem(self, status: int, detail: str) -> None:
+        """An answer of the server's own, in the API's shape, and the connection closed."""
+        self._disarm()
         request_id = uuid.uuid4().hex
         problem = {
             "type": "about:blank",
