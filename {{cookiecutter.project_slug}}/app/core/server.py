@@ -57,9 +57,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _unsupported_upgrade_warning(self) -> None:
         """uvicorn warns that no WebSocket library is installed: none is wanted here."""
 
-    # The timer of the read the connection waits for (a head, or a body's next bytes).
+    # The timer of what the connection waits for from the client: a head (the first one
+    # timed from the connection's opening, a later one from the read it began in), or
+    # more of a body (from its last read). It is set only when a read leaves the wait
+    # unfinished: a request that comes whole in one read sets none.
     _read_timer: asyncio.TimerHandle | None = None
     _head_begun = False
+    _body_pending = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -112,11 +116,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_bytes = self._buffered_bytes = 0
         self._head_complete = False
-        # A request's first byte: its head is timed from here (the first request's from
-        # the connection's opening).
         self._head_begun = True
-        if self._read_timer is None:
-            self._arm(self._head_timed_out)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -129,13 +129,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_complete = True
-        self._head_begun = False
+        self._head_begun, self._body_pending = False, True
+        self._disarm()
         super().on_headers_complete()
-        # Then the body, if any, is timed by its pauses.
-        self._arm(self._body_timed_out)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._body_pending = False
         self._disarm()
 
     def _count(self, size: int) -> None:
@@ -146,7 +146,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._head_complete and self._read_timer is not None:
+        if self._head_begun:
+            if self._read_timer is None:
+                self._arm(self._head_timed_out)
+        elif self._body_pending:
             self._arm(self._body_timed_out)  # the body moved: its pause starts again
         # The parser hands a header over only once it is whole: while a head is still
         # coming, count what it has buffered. (Counted from the read in which the head
