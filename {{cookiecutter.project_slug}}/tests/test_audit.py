@@ -45,7 +45,7 @@ from app.audit.records import (
     seal,
     verify_chain,
 )
-from app.audit.sealer import stored_checkpoint
+from app.audit.sealer import AuditSealer, stored_checkpoint
 from app.audit.service import Erasure
 from app.auth import service as auth
 from app.auth.tokens import Tokens
@@ -1015,6 +1015,35 @@ async def records_removed(services: Services, sequences: list[int] | None) -> As
                 text(f"INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM {backup}")  # noqa: S608
             )
             await connection.execute(text(f"DROP TABLE {backup}"))
+
+
+# Every column of a record but its sequence, which the table numbers.
+_FORGED = """
+INSERT INTO audit_log (occurred_at, actor, action, resource_type, resource_id, outcome,
+    client_ip, user_agent, request_id, detail, position, previous, seal)
+SELECT occurred_at, actor, action, resource_type, resource_id, outcome, client_ip,
+    user_agent, request_id, detail, position + 1, seal, :seal
+FROM audit_log WHERE position = (SELECT max(position) FROM audit_log)
+RETURNING sequence
+"""
+
+
+@asynccontextmanager
+async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
+    """A copy of the newest record put after it as the next in the chain, with a seal the
+    key did not make, as the database's superuser can with triggers off; taken away
+    afterwards."""
+    async with _engine(services).begin() as connection:
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        sequence = await connection.scalar(text(_FORGED), {"seal": seal})
+    try:
+        yield
+    finally:
+        async with _engine(services).begin() as connection:
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            await connection.execute(
+                text("DELETE FROM audit_log WHERE sequence = :sequence"), {"sequence": sequence}
+            )
 {%- else %}
 
 
@@ -1032,6 +1061,31 @@ async def records_removed(services: Services, sequences: list[int] | None) -> As
     finally:
         if documents:
             await collection.insert_many(documents)
+
+
+@asynccontextmanager
+async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
+    """A copy of the newest record put after it as the next in the chain, with a seal the
+    key did not make, as any user with write access to the collection can; taken away
+    afterwards."""
+    assert isinstance(services.database, MongoDatabase)
+    collection = services.database.db["audit_log"]
+    newest = await collection.find_one({"sealed": True}, sort=[("position", -1)])
+    last = await collection.find_one({}, sort=[("sequence", -1)])
+    assert newest is not None
+    assert last is not None
+    newest.pop("_id")
+    forged = newest | {
+        "sequence": last["sequence"] + 1000,
+        "position": newest["position"] + 1,
+        "previous": newest["seal"],
+        "seal": seal,
+    }
+    await collection.insert_one(forged)
+    try:
+        yield
+    finally:
+        await collection.delete_one({"sequence": forged["sequence"]})
 {%- endif %}
 
 
@@ -1097,6 +1151,32 @@ def test_verify_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[s
         audit_command(["verify", "--checkpoint", "nonsense"])
     assert exit_.value.code == 2
     assert "not a checkpoint: 'nonsense'" in capsys.readouterr().err
+
+
+async def test_the_sealer_signs_no_checkpoint_of_a_head_it_did_not_seal(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """A row put at the head of the chain behind the service's back, chained to the real
+    head but sealed without the key, is never vouched for by a checkpoint: not by the
+    sealer running, nor by one started afresh (whose next broadcast is due at once)."""
+    await create_items(services, account, 1)
+    real = await all_sealed(services)
+    fresh = AuditSealer(
+        services.audit,
+        database=services.database,
+        cache=services.cache,
+        settings=settings.audit,
+        key=settings.audit.secret_key.get_secret_value().encode(),
+    )
+    async with record_forged(services, seal="a" * 64):
+        for sealer in (services.sealer, fresh):
+            await eventually(lambda sealer=sealer: in_turn(sealer.run_once))
+            checkpoint = await stored_checkpoint(services.cache)
+            assert checkpoint is not None
+            assert (checkpoint.position, checkpoint.seal) == (real.position, real.seal)
+        report = await services.audit.verify()
+        assert not report.intact
+    assert (await services.audit.verify()).intact
 
 
 @COMMANDS_SLOW

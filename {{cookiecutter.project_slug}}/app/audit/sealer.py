@@ -76,8 +76,12 @@ class AuditSealer:
         self.cache = cache
         self.settings = settings
         self.key = key
+        # The newest head this instance sealed, and the one whose checkpoint it has not
+        # broadcast yet. A head it did not seal (another instance's, or a row put there
+        # behind the service's back) is never signed: a checkpoint vouches for records
+        # whose seals were made with the key.
         self.head: Head | None = None
-        self._broadcast: Head | None = None
+        self._unannounced: Head | None = None
         self._broadcast_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -100,31 +104,30 @@ class AuditSealer:
             if round_ is None:
                 return None
             sealed += round_.sealed
-            expect = self.head = round_.head
+            expect = round_.head
+            if round_.sealed:
+                self.head = round_.head
             if round_.sealed < self.settings.seal_batch_size:
                 break
         SEALED.inc(sealed)
         HEAD.set(round_.head.position)
-        if sealed:
+        if not sealed and self._unannounced != round_.head:
+            # Sealed past it since (another instance, which announces its own), or gone.
+            self._unannounced = None
+        if sealed or self._unannounced is not None:
+            # Redis at once; the broker and the log at most every checkpoint_seconds.
             now = asyncio.get_running_loop().time()
             due = now - self._broadcast_at >= self.settings.checkpoint_seconds
-            checkpoint = Checkpoint.issue(
-                self.key, round_.head, purged_through=round_.purged_through
-            )
-            await publish_checkpoint(
-                checkpoint, database=self.database, cache=self.cache, broker=due
-            )
-            if due:
-                self._broadcast, self._broadcast_at = round_.head, now
-        elif self._broadcast != round_.head and self.head is not None:
-            # Sealed earlier but not broadcast yet (it was not due): broadcast when due.
-            now = asyncio.get_running_loop().time()
-            if now - self._broadcast_at >= self.settings.checkpoint_seconds:
+            if sealed or due:
                 checkpoint = Checkpoint.issue(
                     self.key, round_.head, purged_through=round_.purged_through
                 )
-                await publish_checkpoint(checkpoint, database=self.database, cache=self.cache)
-                self._broadcast, self._broadcast_at = round_.head, now
+                await publish_checkpoint(
+                    checkpoint, database=self.database, cache=self.cache, broker=due
+                )
+            self._unannounced = None if due else round_.head
+            if due:
+                self._broadcast_at = now
         return SealRound(sealed=sealed, head=round_.head, purged_through=round_.purged_through)
 
     async def _run(self) -> None:
