@@ -856,6 +856,23 @@ async def test_refused_refreshes_and_credentials_of_another_kind_are_audited(
         assert found == [("session.authenticate", "failed")], name
 
 
+async def test_a_token_of_an_ended_session_is_recorded_against_its_account(
+    client: AsyncClient, services: Services
+) -> None:
+    """A valid token replayed after its session ended (a logout, a password or role
+    change, an erasure) names the account it was used against; a bad token names none."""
+    owner = await new_account(services)
+    created = await api.create_item(client, owner, unique("kept"))
+    await services.tokens.revoke_all(str(owner.user.id))
+    replayed = await api.read_item(client, owner, api.item_id(created))
+    forged = await api.read_item(client, with_bad_token(owner), api.item_id(created))
+    records = {r.entry.request_id: r.entry for r in await services.audit.recent(limit=200)}
+    for response, named in ((replayed, str(owner.user.id)), (forged, "anonymous")):
+        record = records[response.headers["x-request-id"]]
+        assert (record.action, record.outcome) == ("session.authenticate", "failed")
+        assert (record.actor, record.resource_id) == ("anonymous", named)
+
+
 def with_bad_token(account: Account) -> Account:
     tokens = account.tokens.model_copy(update={"access_token": "not.a.token"})
     return dataclasses.replace(account, tokens=tokens)

@@ -7,7 +7,7 @@ from typing import Annotated, cast
 import structlog
 from fastapi import Depends, Request, Response
 
-from app.auth.tokens import Principal
+from app.auth.tokens import Principal, SessionEndedError
 from app.core.context import set_actor
 from app.core.errors import REDIS_DOWN, UnauthorizedError, with_event
 from app.events.schemas import TokenRejected
@@ -72,7 +72,10 @@ async def authenticate(request: Request, services: Services) -> Principal:
     try:
         principal = await services.tokens.authenticate(token)
     except UnauthorizedError as exc:
-        raise with_event(exc, TokenRejected(user_id=None)) from None
+        # A valid token of an ended session (a logout, a password or role change, an
+        # erasure) names the account it was replayed against; a bad one names none.
+        user_id = exc.user_id if isinstance(exc, SessionEndedError) else None
+        raise with_event(exc, TokenRejected(user_id=user_id)) from None
     return _authenticated(request, principal)
 
 

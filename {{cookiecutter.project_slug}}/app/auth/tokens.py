@@ -60,6 +60,14 @@ def session_ended() -> UnauthorizedError:
     return UnauthorizedError("The session has ended; log in again.")
 
 
+class SessionEndedError(UnauthorizedError):
+    """A valid access token of a session that has ended: it names its account."""
+
+    def __init__(self, user_id: UUID) -> None:
+        super().__init__(session_ended().detail)
+        self.user_id = user_id
+
+
 class RefreshReuseError(UnauthorizedError):
     def __init__(self, user_id: str) -> None:
         super().__init__("Refresh token reuse detected: every session was revoked.")
@@ -221,10 +229,11 @@ class Tokens:
         return self._session_key(principal.session_id)
 
     async def authenticate(self, access_token: str) -> Principal:
-        """A valid access token of a live session, or 401."""
+        """A valid access token of a live session, or 401 (SessionEndedError when the
+        token is valid but its session has ended)."""
         principal = self.verify(access_token)
         if not await self._session_is_live(principal.session_id):
-            raise session_ended()
+            raise SessionEndedError(principal.user_id)
         return principal
 
     async def _session_is_live(self, session_id: str) -> bool:
