@@ -35,6 +35,7 @@ from app.events.schemas import (
     ItemAccessDenied,
     ItemCreated,
     ItemDeleted,
+    ItemsReadByAdmin,
     ItemUpdated,
     LoggedOut,
     LoginFailed,
@@ -413,6 +414,15 @@ async def _item_access_denied(client: AsyncClient, services: Services) -> Perfor
     return Performed(request_id, str(item.id), str(other.user.id))
 
 
+async def _admin_reads_an_item(client: AsyncClient, services: Services) -> Performed:
+    owner = await new_account(services)
+    admin = await new_account(services, admin=True)
+    item = await new_item(services, owner)
+    request_id = new_request_id()
+    assert await read_item(client, request_id, admin.tokens.access_token, str(item.id))
+    return Performed(request_id, str(owner.user.id), str(admin.user.id))
+
+
 async def _admin_access_denied(client: AsyncClient, services: Services) -> Performed:
     account = await new_account(services)
     request_id = new_request_id()
@@ -500,6 +510,7 @@ ACTIONS: dict[str, Action] = {
     PasswordChangeRefused.event_type: _change_password_refused,
     ItemAccessDenied.event_type: _item_access_denied,
     AdminAccessDenied.event_type: _admin_access_denied,
+    ItemsReadByAdmin.event_type: _admin_reads_an_item,
     TokenRejected.event_type: _token_rejected,
     LoginRateLimited.event_type: _login_rate_limited,
 {%- if cookiecutter.compliance_logging %}

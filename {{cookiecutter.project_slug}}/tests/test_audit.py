@@ -856,6 +856,44 @@ async def test_refused_refreshes_and_credentials_of_another_kind_are_audited(
         assert found == [("session.authenticate", "failed")], name
 
 
+async def test_an_admins_reads_of_other_users_items_are_recorded_per_owner(
+    client: AsyncClient, services: Services
+) -> None:
+    """Whose data an administrator read, and how much, by id or in a list; nobody's own
+    reads are recorded."""
+    owner, admin = await new_account(services), await new_account(services, admin=True)
+    theirs = [await api.create_item(client, owner, unique("theirs")) for _ in range(2)]
+    own = await api.create_item(client, admin, unique("own"))
+    by_id = await api.read_item(client, admin, api.item_id(theirs[0]))
+    listed = await api.list_of_owner(client, admin, owner)
+    own_reads = [
+        await api.read_item(client, admin, api.item_id(own)),
+        await api.list_of_owner(client, admin, admin),
+        await api.read_item(client, owner, api.item_id(theirs[1])),
+        await api.list_page(client, owner),
+    ]
+    assert all(map(api.succeeded, [by_id, listed, *own_reads]))
+    records = await services.audit.recent(limit=200)
+
+    def read(response: Response) -> list[tuple[str, str, str | None, object]]:
+        request_id = response.headers["x-request-id"]
+        return [
+            (r.entry.action, r.entry.actor, r.entry.resource_id, r.entry.detail.get("count"))
+            for r in records
+            if r.entry.request_id == request_id
+        ]
+
+    admin_id, owner_id = str(admin.user.id), str(owner.user.id)
+    assert read(by_id) == [("admin.read_items", admin_id, owner_id, 1)]
+    assert read(listed) == [("admin.read_items", admin_id, owner_id, 2)]
+    assert [read(response) for response in own_reads] == [[], [], [], []]
+    export = await audit_service.export_personal_data(
+        database=services.database, audit=services.audit, user_id=owner.user.id
+    )
+    exported = [(r.action, r.resource_id) for r in export.audit_trail]
+    assert exported.count(("admin.read_items", owner_id)) == 2
+
+
 async def test_a_token_of_an_ended_session_is_recorded_against_its_account(
     client: AsyncClient, services: Services
 ) -> None:

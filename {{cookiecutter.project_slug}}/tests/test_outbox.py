@@ -17,7 +17,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 {%- else %}
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 {%- endif %}
 {% if cookiecutter.compliance_logging %}
 from app.audit.events import AUDIT_EVENT_TYPES, AuditCheckpointed
@@ -228,7 +228,7 @@ async def test_a_transaction_failing_after_its_outbox_write_leaves_neither(
     it, after the first event was written. An outbox written in a transaction (or
     session) of its own would keep the change, or the first event, or both."""
     emitted: list[Any] = []
-    with pytest.raises({% if cookiecutter.database == "postgres" %}IntegrityError{% else %}DuplicateKeyError{% endif %}):
+    with pytest.raises({% if cookiecutter.database == "postgres" %}IntegrityError{% else %}BulkWriteError{% endif %}):
         await emit_the_same_event_twice(services, account, emitted)
     item, first = emitted
 {%- if cookiecutter.database == "mongodb" %}

@@ -34,6 +34,7 @@ from app.events.schemas import (
     ItemAccessDenied,
     ItemCreated,
     ItemDeleted,
+    ItemsReadByAdmin,
     ItemUpdated,
     LoggedOut,
     LoginFailed,
@@ -94,6 +95,7 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
     UserRegistered: ("user.register", "user", "success"),
     PasswordChanged: ("user.password_change", "user", "success"),
     UsersListed: ("user.list", "user", "success"),
+    ItemsReadByAdmin: ("admin.read_items", "user", "success"),
     LoginSucceeded: ("session.login", "user", "success"),
     LoginFailed: ("session.login", "user", "failed"),
     LoggedOut: ("session.logout", "user", "success"),
@@ -113,7 +115,10 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
 
 
 # Fields of an event the record keeps besides its id: what a record alone must tell.
-RECORDED_FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {RoleChanged: ("role",)}
+RECORDED_FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {
+    RoleChanged: ("role",),
+    ItemsReadByAdmin: ("count",),
+}
 
 
 def entry_for(event: DomainEvent) -> AuditEntry | None:

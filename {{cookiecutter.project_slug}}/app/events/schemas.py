@@ -155,6 +155,15 @@ class LoginRateLimited(SessionEvent):
     event_type: ClassVar[str] = "session.login_rate_limited"
 
 
+class ItemsReadByAdmin(UserEvent):
+    """An administrator read items of another user (by id, in a list, or by `node`): one
+    event per owner and request, so that whose data was read, and by whom, is kept."""
+
+    event_type: ClassVar[str] = "user.items_read_by_admin"
+
+    count: int
+
+
 class UsersListed(DomainEvent):
     """An administrator read other users' personal data."""
 
@@ -176,6 +185,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         PasswordChangeRefused,
         RoleChanged,
         AdminAccessDenied,
+        ItemsReadByAdmin,
         LoginSucceeded,
         LoginFailed,
         LoggedOut,

@@ -1,5 +1,6 @@
 """What can be done with items, whichever database and API serve them."""
 
+from collections import Counter
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from app.events.schemas import (
     ItemAccessDenied,
     ItemCreated,
     ItemDeleted,
+    ItemsReadByAdmin,
     ItemUpdated,
 )
 from app.items.errors import ItemNotFoundError, NotItemOwnerError
@@ -28,6 +30,19 @@ async def create_item(*, database: Database, owner: Principal, data: ItemCreate)
         item = await uow.items.add(data, owner_id=owner.user_id)
         uow.emit(ItemCreated(item_id=item.id, owner_id=item.owner_id))
     return item
+
+
+async def _record_reads_of_others(
+    database: Database, principal: Principal, items: Sequence[ItemPublic]
+) -> None:
+    """An administrator's read of other users' items: one event, and with compliance
+    logging one record, per owner whose items the answer holds."""
+    owners = Counter(item.owner_id for item in items if item.owner_id != principal.user_id)
+    if not owners:
+        return  # only an administrator is shown other users' items
+    async with database.unit_of_work() as uow:
+        for owner, count in owners.items():
+            uow.emit(ItemsReadByAdmin(user_id=owner, count=count))
 
 
 def _check_access(item: ItemPublic, principal: Principal) -> None:
@@ -77,6 +92,9 @@ async def get_items(
             answers.append(refusal)
         else:
             answers.append(item)
+    await _record_reads_of_others(
+        database, principal, [item for item in answers if isinstance(item, ItemPublic)]
+    )
     return answers
 
 
@@ -132,7 +150,9 @@ async def list_items(
         after = Cursor.decode(query.cursor, sort=query.sort).typed(query.sort_type)
     async with database.unit_of_work(read_only=True) as uow:
         rows = await uow.items.find(query, after=after, limit=query.limit + 1)
-    return to_page(rows, limit=query.limit, sort=query.sort, field=query.sort_field)
+    page = to_page(rows, limit=query.limit, sort=query.sort, field=query.sort_field)
+    await _record_reads_of_others(database, principal, page.items)
+    return page
 
 
 async def window_items(
@@ -157,4 +177,6 @@ async def window_items(
             way = backward if reverse else query
             return await uow.items.find(way, after=beyond, before=stop, limit=limit)
 
-        return await slice_window(travel, key, window, after=after, before=before)
+        window_slice = await slice_window(travel, key, window, after=after, before=before)
+    await _record_reads_of_others(database, principal, window_slice.rows)
+    return window_slice

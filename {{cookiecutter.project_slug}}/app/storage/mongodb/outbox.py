@@ -43,25 +43,30 @@ async def create_outbox_indexes(db: AsyncDatabase[Document]) -> None:
 async def add_to_outbox(
     db: AsyncDatabase[Document], session: AsyncClientSession | None, events: Sequence[DomainEvent]
 ) -> None:
-    for event in events:
-        counter = await db["counters"].find_one_and_update(
-            {"_id": "outbox"},
-            {"$inc": {"value": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        if counter is None:  # an upsert returning the new document always finds one
-            raise RuntimeError("the outbox sequence counter is missing")
-        envelope = Envelope.of(event, traceparent=outbox_trace_context(event))
-        document = {
-            **envelope.model_dump(mode="json"),
-            "sequence": counter["value"],
+    """The events, numbered in order: two round trips however many there are."""
+    if not events:
+        return
+    counter = await db["counters"].find_one_and_update(
+        {"_id": "outbox"},
+        {"$inc": {"value": len(events)}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if counter is None:  # an upsert returning the new document always finds one
+        raise RuntimeError("the outbox sequence counter is missing")
+    first = counter["value"] - len(events) + 1
+    documents = [
+        {
+            **Envelope.of(event, traceparent=outbox_trace_context(event)).model_dump(mode="json"),
+            "sequence": first + offset,
             "created_at": now_ms(),
             # A boolean flag, not a null date: the relay's query is a plain equality.
             "sent": False,
         }
-        await db["outbox"].insert_one(document, session=session)
+        for offset, event in enumerate(events)
+    ]
+    await db["outbox"].insert_many(documents, session=session)
 
 
 def _message(document: Document) -> OutboxMessage:
