@@ -143,6 +143,12 @@ def build_services(settings: Settings) -> Services:
 async def command_services(settings: Settings) -> AsyncIterator[Services]:
     """What a command-line tool runs on: the database connected, and Redis. The broker,
     the relay and the sealer are the running service's, and stay off."""
+{%- if cookiecutter.database == "postgres" %}
+    # A command's statement may run long (one may read a whole table): the statement
+    # timeout is the requests'.
+    unbounded = settings.database.model_copy(update={"command_timeout_seconds": None})
+    settings = settings.model_copy(update={"database": unbounded})
+{%- endif %}
     services = build_services(settings)
     await services.database.connect()
     try:

@@ -70,12 +70,21 @@ class DatabaseSettings(BaseModel):
     # A server that does not answer a new connection in this time counts as down
     # (asyncpg's own default is 60 s).
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A statement with no answer in this time fails (503, and a failure for the breaker):
+    # a server or network that hangs mid-conversation would otherwise hold the request
+    # and its pooled connection for as long as it lasts. asyncpg's own timeout, on the
+    # client: the server's statement_timeout cannot help when the network is what hangs.
+    # The commands (`python -m app....`) run without one: theirs may read a whole table.
+    command_timeout_seconds: float | None = Field(default=10.0, gt=0)
     echo: bool = False
 {% else %}
 
 class MongodbSettings(BaseModel):
     # The database name is the URL's path.
     url: str = f"mongodb://localhost:27017/{DATABASE_NAME}"
+    # Finding a server and connecting: longer, and the database counts as down (503, and
+    # a failure for the breaker). A server that hangs mid-conversation fails its driver's
+    # heartbeat in that time too, and the driver then drops the connections in use.
     timeout_ms: int = Field(default=5000, ge=100)
 {% endif %}
 

@@ -3,8 +3,10 @@
 `cut()` drops every open connection and refuses new ones, which is what a client
 sees of a server that restarts or goes down; `stall()` drops them too but then takes
 new connections and never answers, what a client sees of a server that hangs or of a
-network that loses packets: it waits for its timeout. `restore()` accepts and relays
-connections again. The server itself is shared with other tests and never touched.
+network that loses packets: it waits for its timeout. `freeze()` is a stall that keeps
+the open connections, silent: a server or network that hangs mid-conversation (a
+paused process, a link that goes dead). `restore()` accepts and relays connections
+again. The server itself is shared with other tests and never touched.
 """
 
 import asyncio
@@ -18,6 +20,9 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self.stalling = False
+        # Cleared while frozen: the open connections relay nothing.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         # Connections taken while stalled: how often a client tried the server.
         self.stalled = 0
 
@@ -41,10 +46,17 @@ class FaultProxy:
         if self._server is None:
             await self.start()
 
+    async def freeze(self) -> None:
+        self.stalling = True
+        self._flowing.clear()
+        if self._server is None:
+            await self.start()
+
     async def restore(self) -> None:
         if self.stalling:
             self.stalling = False
             await self._drop()
+            self._flowing.set()
         if self._server is None:
             await self.start()
 
@@ -85,10 +97,10 @@ class FaultProxy:
                 stream.transport.abort()
             self._pipes.discard(task)
 
-    @staticmethod
-    async def _copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _copy(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await source.read(65536):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         sink.transport.abort()

@@ -33,10 +33,15 @@ from tests.faults import FaultProxy
 QUICK: dict[str, Any] = {"timeout_ms": 500}
 # A stalled server: each try waits this long (server selection and connecting).
 STALLED: dict[str, Any] = {"timeout_ms": 1000}
+# A server that hangs mid-conversation: each read or write on a connection waits this long.
+HUNG: dict[str, Any] = {"timeout_ms": 1000}
 {%- else %}
 QUICK: dict[str, Any] = {}
 # A stalled server: each connection attempt waits this long.
 STALLED: dict[str, Any] = {"connect_timeout_seconds": 1.0}
+# A server that hangs mid-conversation: each statement, and each new connection, waits
+# this long.
+HUNG: dict[str, Any] = {"command_timeout_seconds": 1.0, "connect_timeout_seconds": 1.0}
 {%- endif %}
 # Answers timed once a breaker is open; the target is a p99 under 50 ms.
 ANSWERS = 100
@@ -91,6 +96,30 @@ async def test_database_outage_answers_503_and_recovers_without_losing_writes(
     assert all(succeeded(answer) or unavailable(answer) for answer in answers)
     assert any(unavailable(answer) for answer in answers)
     assert set(acknowledged) <= await owned_item_ids(services, account)
+
+
+async def test_a_database_that_hangs_mid_conversation_fails_requests_in_its_timeout(
+    app: FastAPI, client: AsyncClient, settings: Settings, account: Account
+) -> None:
+    """The connections already open go silent, and new ones are never answered: each
+    request is answered 503 once its timeout has passed (a few tries, as the driver makes
+    them), not when the outage ends; a connection it held is not given back hung."""
+    async with behind_proxy(app, settings, "database", **HUNG) as proxy:
+        assert succeeded(await list_page(client, account))  # a connection open and pooled
+        await proxy.freeze()
+        started = time.monotonic()
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(list_page(client, account) for _ in range(3))), timeout=20
+        )
+        took = time.monotonic() - started
+        assert all(map(unavailable, answers)), [answer.text for answer in answers]
+        assert took < 10, took
+        await proxy.restore()
+
+        async def recovered() -> bool:
+            return succeeded(await list_page(client, account))
+
+        await eventually(recovered)
 
 
 async def test_redis_outage_bypasses_the_cache_and_fails_open_by_default(

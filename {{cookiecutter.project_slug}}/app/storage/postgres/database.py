@@ -69,7 +69,10 @@ class PostgresDatabase:
             pool_pre_ping=settings.pool_pre_ping,
             pool_recycle=settings.pool_recycle_seconds,
             echo=settings.echo,
-            connect_args={"timeout": settings.connect_timeout_seconds},
+            connect_args={
+                "timeout": settings.connect_timeout_seconds,
+                "command_timeout": settings.command_timeout_seconds,
+            },
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Work of one statement needs no transaction around it: in autocommit, the
