@@ -12,6 +12,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.settings import Settings
 from app.storage.cache import Cache, TimedConnection
+from tests.conftest import override
+from tests.faults import FaultProxy
 
 
 @contextlib.asynccontextmanager
@@ -69,3 +71,24 @@ async def test_a_write_redis_does_not_take_fails_after_the_socket_timeout(
         with pytest.raises(RedisTimeoutError):
             await connection.send_command("SET", "stalled", b"x" * (64 << 20))
         assert not connection.is_connected
+
+
+async def test_a_command_a_hung_redis_does_not_answer_is_not_tried_again(
+    settings: Settings,
+) -> None:
+    """One socket timeout a command while Redis hangs, not one per try: only a dropped
+    connection is worth the quick second try (a hang would just wait again)."""
+    redis = urlsplit(settings.redis.url)
+    proxy = await FaultProxy(redis.hostname or "127.0.0.1", redis.port or 6379).start()
+    url = f"redis://127.0.0.1:{proxy.port}{redis.path}"
+    cache = Cache(override(settings, "redis", url=url, timeout_seconds=0.3).redis)
+    try:
+        assert await cache.ping()
+        await proxy.freeze()
+        with pytest.raises(RedisTimeoutError):
+            await cache.redis.get("anything")
+        # A second try would have connected again, to a server that never answers.
+        assert proxy.stalled == 0
+    finally:
+        await cache.close()
+        await proxy.close()

@@ -115,8 +115,9 @@ class Cache:
             socket_timeout=settings.timeout_seconds,
             socket_connect_timeout=settings.timeout_seconds,
             # One quick retry covers a dropped connection; more only delays the answer
-            # while Redis is down.
-            retry=Retry(NoBackoff(), retries=1),
+            # while Redis is down. Not a timeout: a Redis that hangs would take a second
+            # socket timeout to say so again.
+            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
         )
         self.prefix = settings.key_prefix
         self.fail_open = settings.fail_open
