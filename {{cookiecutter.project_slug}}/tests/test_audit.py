@@ -43,6 +43,8 @@ from app.audit.records import (
     SealedEntry,
     SealRound,
     seal,
+    seal_batch,
+    stored_record,
     verify_chain,
 )
 from app.audit.sealer import AuditSealer, stored_checkpoint
@@ -185,6 +187,33 @@ def test_verify_finds_the_first_edited_record() -> None:
     assert report.problems == (
         "record 3 at position 3 was altered: its seal does not match its content",
     )
+
+
+def test_a_record_that_cannot_be_read_back_is_named_not_raised() -> None:
+    """Values written behind the service's back that are not a record's (an outcome
+    outside its choices, a detail that is no object, a position that is no number) make
+    the record unreadable: verify names it, the sealer leaves it unsealed, nothing
+    raises for whoever reads the trail."""
+    key = b"k" * 32
+    records = _chain(key, 3)
+    document = records[1].entry.model_dump() | {"outcome": "tampered", "detail": [1]}
+    read = stored_record(2, document, position=2, previous=records[1].previous, seal="s")
+    assert read.unreadable == "detail, outcome"
+    report = verify_chain(key, [records[0], read, records[2]])
+    assert (report.intact, report.first_broken) == (False, 2)
+    assert report.problems == (
+        "record 2 at position 2 was altered: it cannot be read (detail, outcome)",
+        "record 3 at position 3 does not follow the record before it: a record was "
+        "replaced or reordered",
+    )
+    moved = stored_record(4, records[2].entry, position="6", previous=None, seal=None)
+    assert (moved.position, moved.unreadable) == (None, "position")
+    assert verify_chain(key, [*records, moved]).problems == (
+        "record 4 (unsealed) was altered: it cannot be read (position)",
+    )
+    fresh = SealedEntry(5, AuditEntry(action="item.create", resource_type="item"))
+    sealed = seal_batch(key, Head(3, records[2].seal or ""), [moved, fresh])
+    assert [(record.sequence, record.position) for record in sealed] == [(5, 4)]
 
 
 def test_verify_finds_a_deleted_record_and_a_wrong_key() -> None:
@@ -1099,6 +1128,36 @@ async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
             await connection.execute(
                 text("DELETE FROM audit_log WHERE sequence = :sequence"), {"sequence": sequence}
             )
+
+
+# Values no record has, as the database's types let them be written.
+NOT_A_RECORDS = {"outcome": "'tampered'", "detail": "'[1]'::jsonb"}
+
+
+@asynccontextmanager
+async def record_altered(services: Services, sequence: int, field: str) -> AsyncIterator[None]:
+    """One field of a record given a value no record has, as the database's superuser can
+    with triggers off; put back afterwards."""
+    async with _engine(services).begin() as connection:
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        kept = await connection.scalar(
+            text(f"SELECT CAST({field} AS text) FROM audit_log WHERE sequence = :s"),  # noqa: S608
+            {"s": sequence},
+        )
+        await connection.execute(
+            text(f"UPDATE audit_log SET {field} = {NOT_A_RECORDS[field]} WHERE sequence = :s"),  # noqa: S608
+            {"s": sequence},
+        )
+    try:
+        yield
+    finally:
+        cast_to = "jsonb" if field == "detail" else "text"
+        async with _engine(services).begin() as connection:
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            await connection.execute(
+                text(f"UPDATE audit_log SET {field} = CAST(:v AS {cast_to}) WHERE sequence = :s"),  # noqa: S608
+                {"v": kept, "s": sequence},
+            )
 {%- else %}
 
 
@@ -1141,6 +1200,25 @@ async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
         yield
     finally:
         await collection.delete_one({"sequence": forged["sequence"]})
+
+
+# Values no record has.
+NOT_A_RECORDS: dict[str, object] = {"outcome": "tampered", "detail": [1], "position": "6"}
+
+
+@asynccontextmanager
+async def record_altered(services: Services, sequence: int, field: str) -> AsyncIterator[None]:
+    """One field of a record given a value no record has, as any user with write access
+    to the collection can; put back afterwards."""
+    assert isinstance(services.database, MongoDatabase)
+    collection = services.database.db["audit_log"]
+    document = await collection.find_one({"sequence": sequence})
+    assert document is not None
+    await collection.update_one({"sequence": sequence}, {"$set": {field: NOT_A_RECORDS[field]}})
+    try:
+        yield
+    finally:
+        await collection.update_one({"sequence": sequence}, {"$set": {field: document[field]}})
 {%- endif %}
 
 
@@ -1231,6 +1309,28 @@ async def test_the_sealer_signs_no_checkpoint_of_a_head_it_did_not_seal(
             assert (checkpoint.position, checkpoint.seal) == (real.position, real.seal)
         report = await services.audit.verify()
         assert not report.intact
+    assert (await services.audit.verify()).intact
+
+
+@pytest.mark.parametrize("field", sorted(NOT_A_RECORDS))
+async def test_a_record_altered_past_reading_is_named_by_verify_and_shown_to_admins(
+    client: AsyncClient, services: Services, account: Account, admin_account: Account, field: str
+) -> None:
+    """A value of another type or outside its choices, written behind the service's back,
+    is reported with the record's number; the trail stays readable around it."""
+    await create_items(services, account, 1)
+    await all_sealed(services)
+    (newest,) = await services.audit.recent(limit=1)
+    async with record_altered(services, newest.sequence, field):
+        report = await services.audit.verify()
+        assert not report.intact
+        assert report.first_broken == newest.sequence
+        assert f"record {newest.sequence} " in report.problems[0]
+        assert f"cannot be read ({field})" in report.problems[0]
+        (shown,) = await services.audit.recent(limit=1)
+        assert (shown.sequence, shown.unreadable) == (newest.sequence, field)
+        token = admin_account.tokens.access_token
+        assert await actions.read_trail(client, actions.new_request_id(), token)
     assert (await services.audit.verify()).intact
 
 

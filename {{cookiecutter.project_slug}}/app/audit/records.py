@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.audit.events import AccountErased, AuditTrailRead, ErasureRefused, PersonalDataExported
 from app.core.context import current_request
@@ -158,6 +158,58 @@ class SealedEntry:
     position: int | None = None
     previous: str | None = None
     seal: str | None = None
+    # The fields that could not be read back as a record's (a value of another type or
+    # outside its choices, written behind the service's back); None for a sound record.
+    unreadable: str | None = None
+
+
+def stored_record(
+    sequence: object,
+    entry: object,
+    *,
+    position: object,
+    previous: object,
+    seal: object,
+    from_attributes: bool = False,
+) -> SealedEntry:
+    """A record read back from the database, whatever was written there: one that is not
+    a record's shape is kept as unreadable (its fields named, never its values), for
+    verify to report and the sealer to leave, instead of failing whoever reads it."""
+    wrong: list[str] = []
+    try:
+        read = AuditEntry.model_validate(entry, from_attributes=from_attributes)
+    except ValidationError as exc:
+        wrong += sorted({".".join(map(str, error["loc"])) or "record" for error in exc.errors()})
+        read = AuditEntry(
+            occurred_at=datetime(1970, 1, 1, tzinfo=UTC),
+            actor="unknown",
+            action="unreadable",
+            resource_type="unknown",
+            outcome="failed",
+        )
+
+    def field(name: str, value: object, kind: type) -> Any:
+        # bool is an int to Python, not to a record.
+        if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+            return value
+        wrong.append(name)
+        return None
+
+    checked = (
+        field("sequence", sequence, int),
+        field("position", position, int),
+        field("previous", previous, str),
+        field("seal", seal, str),
+    )
+    number, place, before, sealed_with = checked
+    return SealedEntry(
+        sequence=number or 0,
+        entry=read,
+        position=place,
+        previous=before,
+        seal=sealed_with,
+        unreadable=", ".join(wrong) or None,
+    )
 
 
 class AuditRecord(AuditEntry):
@@ -203,6 +255,8 @@ def seal_batch(key: bytes, head: Head, pending: Sequence[SealedEntry]) -> list[S
     sealed: list[SealedEntry] = []
     position, previous = head.position, head.seal
     for record in pending:
+        if record.unreadable:
+            continue  # not vouched for: left unsealed, and verify names it
         position += 1
         current = seal(key, previous, position, record.entry)
         sealed.append(replace(record, position=position, previous=previous, seal=current))
@@ -343,7 +397,13 @@ def verify_chain(
                 "before it: a record was replaced or reordered"
             )
             broken.append(record.sequence)
-        if hmac.compare_digest(
+        if record.unreadable:
+            problems.append(
+                f"record {record.sequence} at position {position} was altered: "
+                f"it cannot be read ({record.unreadable})"
+            )
+            broken.append(record.sequence)
+        elif hmac.compare_digest(
             record.seal or "", seal(key, record.previous or "", position, record.entry)
         ):
             checked += 1
@@ -373,6 +433,14 @@ def verify_chain(
                 f"record at position {checkpoint.position} is not the one the checkpoint "
                 f"of {issued} sealed"
             )
+    for record in pending:
+        if record.unreadable:
+            problems.append(
+                f"record {record.sequence} (unsealed) was altered: "
+                f"it cannot be read ({record.unreadable})"
+            )
+            broken.append(record.sequence)
+    pending = [r for r in pending if not r.unreadable]
     if window is not None and pending:
         cut_off = (now or datetime.now(UTC)) - window
         stale = [r for r in pending if r.entry.occurred_at < cut_off]

@@ -39,6 +39,7 @@ from app.audit.records import (
     entries_for,
     plan_purge,
     seal_batch,
+    stored_record,
     verify_chain,
 )
 from app.core.errors import ServiceUnavailableError
@@ -56,9 +57,9 @@ _PURGE_BATCH = 1000
 
 
 def _stored(document: Document) -> SealedEntry:
-    return SealedEntry(
-        sequence=document["sequence"],
-        entry=AuditEntry.model_validate(document),
+    return stored_record(
+        document.get("sequence"),
+        document,
         position=document.get("position"),
         previous=document.get("previous"),
         seal=document.get("seal"),

@@ -54,6 +54,7 @@ from app.audit.records import (
     entries_for,
     plan_purge,
     seal_batch,
+    stored_record,
     verify_chain,
 )
 from app.events.schemas import DomainEvent
@@ -95,13 +96,13 @@ APPEND = insert(AUDIT_LOG).inline()
 
 
 def _stored(row: AuditLogRow) -> SealedEntry:
-    entry = AuditEntry.model_validate(row, from_attributes=True)
-    return SealedEntry(
-        sequence=row.sequence,
-        entry=entry,
+    return stored_record(
+        row.sequence,
+        row,
         position=row.position,
         previous=row.previous,
         seal=row.seal,
+        from_attributes=True,
     )
 
 
