@@ -156,8 +156,8 @@ def test_the_alerts_fire_on_their_first_sign(
 ) -> None:
     """promtool's unit tests of the shipped rules: the first dead letter of a consumer
     (its count starts at zero), an audit verification that never reported (the
-    overdue rule needs a result to compare), and a scrape that fails under the job the
-    shipped prometheus.yml names."""
+    overdue rule needs a result to compare), audit records left unsealed past the
+    window, and a scrape that fails under the job the shipped prometheus.yml names."""
     files = sorted((project / "observability" / "prometheus" / "rules").glob("*.yml"))
     shipped = {
         rule["alert"]: rule
@@ -192,6 +192,14 @@ def test_the_alerts_fire_on_their_first_sign(
                 "interval": "1m",
                 "input_series": [{"series": up, "values": "1x300"}],
                 "alert_rule_test": fires("AuditVerificationMissing", "4h"),
+            },
+            {
+                # Records kept unsealed past the window by a sealer that is not let work.
+                "interval": "1m",
+                "input_series": [
+                    {"series": "audit_unsealed_oldest_age_seconds", "values": "0 0 45 105 165"}
+                ],
+                "alert_rule_test": fires("AuditSealingStalled", "4m"),
             },
             {
                 # A Prometheus of the user's own names the job after the service, as the

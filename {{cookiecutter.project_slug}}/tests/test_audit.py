@@ -22,6 +22,7 @@ import pytest
 import structlog
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
+from prometheus_client import REGISTRY
 {%- if cookiecutter.database == "postgres" %}
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
@@ -69,9 +70,10 @@ from app.services import Services
 from app.settings import Settings
 from app.storage.cache import Cache
 {%- if cookiecutter.database == "postgres" %}
-from app.storage.postgres.audit import PostgresAuditLog
+from app.storage.postgres.audit import SEALER_LOCK, PostgresAuditLog
 from app.storage.postgres.database import PostgresDatabase
 {%- else %}
+from app.storage.mongodb.audit import LEASE_ID
 from app.storage.mongodb.database import MongoDatabase
 from app.storage.mongodb.lease import MongoLease
 {%- endif %}
@@ -94,6 +96,7 @@ from tests.conftest import (
     unique,
     unreachable,
 )
+from tests.cursors import captured_logs
 from tests.test_auth import login
 
 
@@ -1130,6 +1133,18 @@ async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
             )
 
 
+@asynccontextmanager
+async def sealers_turn_held(services: Services) -> AsyncIterator[None]:
+    """The sealer's advisory lock held by another session, as any role that can connect
+    can hold it."""
+    async with _engine(services).connect() as connection:
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SEALER_LOCK})
+        try:
+            yield
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SEALER_LOCK})
+
+
 # Values no record has, as the database's types let them be written.
 NOT_A_RECORDS = {"outcome": "'tampered'", "detail": "'[1]'::jsonb"}
 
@@ -1200,6 +1215,19 @@ async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
         yield
     finally:
         await collection.delete_one({"sequence": forged["sequence"]})
+
+
+@asynccontextmanager
+async def sealers_turn_held(services: Services) -> AsyncIterator[None]:
+    """The sealer's lease taken by another owner, as any user with write access to the
+    collection can."""
+    assert isinstance(services.database, MongoDatabase)
+    lease = MongoLease(services.database.db, LEASE_ID)
+    assert await eventually(lambda: lease.take(3600)) is not None
+    try:
+        yield
+    finally:
+        await lease.release()
 
 
 # Values no record has.
@@ -1310,6 +1338,35 @@ async def test_the_sealer_signs_no_checkpoint_of_a_head_it_did_not_seal(
         report = await services.audit.verify()
         assert not report.intact
     assert (await services.audit.verify()).intact
+
+
+async def test_records_kept_unsealed_by_a_held_turn_show_in_a_metric_and_the_log(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """Whoever keeps the sealer from its turn keeps new records unsealed, protected by the
+    database's privileges alone: every instance reports their age, and logs an error
+    past the window (here none), for the AuditSealingStalled alert."""
+    watcher = AuditSealer(
+        services.audit,
+        database=services.database,
+        cache=services.cache,
+        settings=settings.audit.model_copy(update={"window_seconds": 0}),
+        key=settings.audit.secret_key.get_secret_value().encode(),
+    )
+    await all_sealed(services)
+    assert await watcher.watch_unsealed() == 0.0
+    async with sealers_turn_held(services):
+        await create_items(services, account, 1)
+        assert await services.sealer.run_once() is None  # not its turn
+        await asyncio.sleep(0.01)
+        with captured_logs() as logs:
+            age = await watcher.watch_unsealed()
+        assert age > 0
+        assert (REGISTRY.get_sample_value("audit_unsealed_oldest_age_seconds") or 0) > 0
+        (line,) = [json.loads(text) for text in logs.getvalue().splitlines()]
+        assert (line["event"], line["level"]) == ("audit_sealing_stalled", "error")
+    await all_sealed(services)
+    assert await watcher.watch_unsealed() == 0.0
 
 
 @pytest.mark.parametrize("field", sorted(NOT_A_RECORDS))

@@ -568,3 +568,7 @@ class AuditLog(Protocol):
     async def purge(self, *, before: datetime) -> PurgeReport:
         """Remove the records older than `before` and append a record of the purge."""
         ...
+
+    async def oldest_unsealed(self) -> datetime | None:
+        """When the oldest record not sealed yet was appended; None when all are sealed."""
+        ...

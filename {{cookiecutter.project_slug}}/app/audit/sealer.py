@@ -14,6 +14,7 @@ behind its back is refused, not extended, so the cut stays visible.
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -28,6 +29,11 @@ from app.storage.unit_of_work import Database
 CHECKPOINT_KEY = "audit:checkpoint"
 SEALED = Counter("audit_sealed_total", "Audit records sealed into the chain.")
 HEAD = Gauge("audit_chain_head_position", "Position of the newest sealed audit record.")
+UNSEALED_AGE = Gauge(
+    "audit_unsealed_oldest_age_seconds",
+    "Age of the oldest audit record not sealed yet (0: none). Past AUDIT_WINDOW_SECONDS it "
+    "could be removed unseen: the sealer is not running, or its turn is held elsewhere.",
+)
 log = structlog.get_logger(__name__)
 
 
@@ -83,6 +89,7 @@ class AuditSealer:
         self.head: Head | None = None
         self._unannounced: Head | None = None
         self._broadcast_at = 0.0
+        self._stalled_logged_at: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def _expected(self) -> Head | None:
@@ -130,6 +137,22 @@ class AuditSealer:
                 self._broadcast_at = now
         return SealRound(sealed=sealed, head=round_.head, purged_through=round_.purged_through)
 
+    async def watch_unsealed(self) -> float:
+        """The oldest unsealed record's age, as a metric, and as an error in the log once
+        past the window (at most once a window): unsealed, a record is protected by the
+        database's privileges alone, and anyone who can keep the sealer from its turn (a
+        lock or lease held elsewhere) keeps it so. Every instance watches, whoever seals."""
+        oldest = await self.audit.oldest_unsealed()
+        age = 0.0 if oldest is None else max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
+        UNSEALED_AGE.set(age)
+        window = self.settings.window_seconds
+        now = asyncio.get_running_loop().time()
+        last = self._stalled_logged_at
+        if age > window and (last is None or now - last >= window):
+            self._stalled_logged_at = now
+            log.error("audit_sealing_stalled", oldest_unsealed_seconds=round(age, 1))
+        return age
+
     async def _run(self) -> None:
         while True:
             try:
@@ -139,6 +162,10 @@ class AuditSealer:
                 log.error("audit_chain_truncated", error=str(exc))
             except Exception as exc:
                 log.warning("audit_sealer_failed", error=repr(exc))
+            try:
+                await self.watch_unsealed()
+            except Exception as exc:
+                log.warning("audit_unsealed_unknown", error=repr(exc))
             await asyncio.sleep(self.settings.seal_interval_seconds)
 
     def start(self) -> None:

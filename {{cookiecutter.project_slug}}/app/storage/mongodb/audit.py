@@ -208,6 +208,14 @@ class MongoAuditLog:
             head = Head(batch[-1].position or 0, batch[-1].seal or "")
         return SealRound(sealed=len(batch), head=head, purged_through=await self._anchor())
 
+    async def oldest_unsealed(self) -> datetime | None:
+        document = await self.collection.find_one(
+            {"sealed": False}, sort=[("sequence", ASCENDING)], projection={"occurred_at": 1}
+        )
+        oldest = document.get("occurred_at") if document else None
+        # A value that is no time (written behind the service's back): as old as can be.
+        return oldest if isinstance(oldest, datetime) or document is None else EPOCH
+
     async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
         lease = self._lease()
         refused = False

@@ -62,7 +62,7 @@ from app.storage.postgres.database import PostgresDatabase
 from app.storage.postgres.models import Base, table_of
 
 # One sealer at a time; the purge takes it too, so it sees the chain whole.
-_SEALER_LOCK = 0x61756469  # "audi"
+SEALER_LOCK = 0x61756469  # "audi"
 _PURGE_BATCH = 1000
 
 
@@ -214,9 +214,16 @@ class PostgresAuditLog:
     async def seal_pending(self, *, limit: int, expect: Head | None = None) -> SealRound | None:
         async with self.database.sessions() as session, session.begin():
             # Held by this transaction only: a sealer that dies loses it with its connection.
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(_SEALER_LOCK))):
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(SEALER_LOCK))):
                 return None
             return await self._seal(session, limit=limit, expect=expect)
+
+    async def oldest_unsealed(self) -> datetime | None:
+        async with self.database.sessions() as session:
+            oldest: datetime | None = await session.scalar(
+                select(func.min(AuditLogRow.occurred_at)).where(AuditLogRow.position.is_(None))
+            )
+        return oldest
 
     async def verify(
         self, *, checkpoints: Sequence[Checkpoint] = (), window: timedelta | None = None
@@ -229,7 +236,7 @@ class PostgresAuditLog:
 
     async def purge(self, *, before: datetime) -> PurgeReport:
         async with self.database.sessions() as session, session.begin():
-            await session.execute(select(func.pg_advisory_xact_lock(_SEALER_LOCK)))
+            await session.execute(select(func.pg_advisory_xact_lock(SEALER_LOCK)))
             while (await self._seal(session, limit=_PURGE_BATCH, expect=None)).sealed:
                 pass
             rows = await session.scalars(
