@@ -1,6 +1,7 @@
 """Events: through the outbox and the real broker to the real subscriber, exactly once."""
 
 import asyncio
+import json
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +17,7 @@ from app.services import Services, build_bus, build_services
 from app.settings import Settings
 from app.storage.cache import Cache
 from tests.conftest import Account, eventually, new_item, override, unreachable
+from tests.cursors import captured_logs
 
 
 def activity_of(item_id: UUID) -> str:
@@ -167,13 +169,17 @@ async def test_a_message_is_given_back_after_a_pause_while_redis_is_down(
     events = settings.events.model_copy(update={"consumer_retry_later_seconds": 0.05})
     subscription = services.bus.consumers[0].subscription
     consumer = EventConsumer(subscription, bus=services.bus, cache=down, settings=events)
-    body = Envelope.of(ItemCreated(item_id=uuid4(), owner_id=uuid4())).payload.encode()
+    event = ItemCreated(item_id=uuid4(), owner_id=uuid4())
+    body = Envelope.of(event).payload.encode()
     try:
-        with pytest.raises(REDIS_DOWN):
+        with captured_logs() as logs, pytest.raises(REDIS_DOWN):
             await consumer.handle(body)
     finally:
         await down.close()
     assert consumer.outcomes == {"deferred": 1}
+    # Which event waits, though Redis failed before the consumer had claimed it.
+    (line,) = [json.loads(text) for text in logs.getvalue().splitlines()]
+    assert (line["event"], line["event_id"]) == ("event_deferred", str(event.id))
 
 
 async def _grew(outcomes: Any, before: dict[str, int], **expected: int) -> bool:

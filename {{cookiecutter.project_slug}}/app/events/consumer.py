@@ -14,7 +14,9 @@ line: given back at once, it came straight back, thousands of times a second.
 
 import asyncio
 import contextlib
+import json
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -79,6 +81,14 @@ def _origin(headers: object) -> dict[str, str]:
     return kept
 
 
+def _event_id(body: bytes) -> str | None:
+    """The id of the event a message carries, for the log (Redis failed before the
+    consumer knew it): None when it carries none that is a UUID."""
+    with contextlib.suppress(ValueError, TypeError, KeyError, RecursionError):
+        return str(uuid.UUID(str(json.loads(body)["id"])))
+    return None
+
+
 class EventConsumer:
     def __init__(
         self, subscription: Subscription, *, bus: EventBus, cache: Cache, settings: EventsSettings
@@ -109,7 +119,7 @@ class EventConsumer:
             log.warning(
                 "event_deferred",
                 consumer=self.subscription.name,
-                event_id=getattr(exc, "event_id", None),
+                event_id=getattr(exc, "event_id", None) or _event_id(body),
                 reason=type(exc).__name__,
                 retry_in_seconds=self.settings.consumer_retry_later_seconds,
             )
