@@ -335,10 +335,28 @@ async def test_sign_in_actions_are_audited(services: Services, account: Account)
     assert (await services.audit.verify()).intact
 
 
-async def test_admin_reading_users_is_audited(services: Services, admin_account: Account) -> None:
+async def test_admin_reading_users_is_audited_with_how_many(
+    services: Services, admin_account: Account
+) -> None:
+    """What an administrator read, as a record alone tells it: how many users, how many
+    records (the event's own fields, not only its id)."""
+    await new_account(services)
     with acting_as(admin_account):
-        await user_service.list_users(database=services.database, after=None, limit=5)
-    assert ("user.list", "success") in await actions_of(services, str(admin_account.user.id))
+        users, _ = await user_service.list_users(database=services.database, after=None, limit=2)
+        records, _ = await audit_service.query_trail(
+            database=services.database,
+            audit=services.audit,
+            query=AuditQuery(),
+            before=None,
+            limit=3,
+        )
+    mine = await services.audit.query(
+        AuditQuery(actor=str(admin_account.user.id)), before_sequence=None, limit=2
+    )
+    assert [(r.entry.action, r.entry.detail.get("count")) for r in mine] == [
+        ("audit.read", len(records)),
+        ("user.list", len(users)),
+    ]
 
 
 def run_command(

@@ -118,6 +118,9 @@ AUDITED: dict[type[DomainEvent], tuple[str, str, Outcome]] = {
 RECORDED_FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {
     RoleChanged: ("role",),
     ItemsReadByAdmin: ("count",),
+    UsersListed: ("count",),
+    AuditTrailRead: ("count",),
+    AccountErased: ("items_deleted",),
 }
 
 
