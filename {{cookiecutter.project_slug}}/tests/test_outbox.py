@@ -35,7 +35,7 @@ from app.storage.postgres.database import PostgresDatabase
 from app.storage.mongodb.database import MongoDatabase
 {%- endif %}
 from tests.actions import ACTIONS
-from tests.conftest import Account, {% if cookiecutter.compliance_logging %}eventually, in_turn, {% endif %}new_item, unique
+from tests.conftest import Account, {% if cookiecutter.compliance_logging %}background_paused, eventually, in_turn, {% endif %}new_item, unique
 {%- if cookiecutter.compliance_logging %}
 
 # Published, but caused by no request: the audit sealer writes `audit.checkpoint` in the
@@ -143,8 +143,9 @@ async def test_each_action_writes_its_event_to_the_outbox(
 async def test_the_sealer_writes_its_checkpoint_to_the_outbox(
     services: Services, account: Account
 ) -> None:
-    """A sealer's first round that finds the chain's head publishes a checkpoint of it."""
-    await new_item(services, account)  # a record to seal, if the running sealer has not
+    """A sealer's first round that seals records publishes a checkpoint of the head it
+    made (a sealer signs only heads it sealed: the app's own is paused, so the record is
+    this one's to seal)."""
     sealer = AuditSealer(
         services.audit,
         database=services.database,
@@ -153,12 +154,15 @@ async def test_the_sealer_writes_its_checkpoint_to_the_outbox(
         key=services.sealer.key,
     )
     request_id = unique("checkpoint")
-    set_current_request(RequestContext(request_id=request_id))
-    try:
-        # None while another instance (the app's own sealer) holds the turn.
-        await eventually(lambda: in_turn(sealer.run_once))
-    finally:
-        set_current_request(None)
+    async with background_paused(services):
+        await new_item(services, account)
+        set_current_request(RequestContext(request_id=request_id))
+        try:
+            # None while another instance's sealer holds the turn.
+            round_ = await eventually(lambda: in_turn(sealer.run_once))
+        finally:
+            set_current_request(None)
+    assert round_.sealed >= 1
     written = await outbox(services, "correlation_id", request_id)
     assert [event.event_type for event in written] == [AuditCheckpointed.event_type]
     (event,) = written
