@@ -18,7 +18,7 @@ import pytest
 from pymongo import MongoClient
 from pytest_cookies.plugin import Cookies
 
-from tests.combinations import ALL, FULL_IN_COMMAND_2, Combination
+from tests.combinations import ALL, FULL_IN_COMMAND_2, MYPY_IN_COMMAND_2, Combination
 from tests.services import create_postgres_database, mongodb_database_url
 
 TEMPLATE = Path(__file__).resolve().parent.parent
@@ -36,11 +36,19 @@ def params(combinations: list[Combination], *marks: pytest.MarkDecorator) -> lis
 
 EVERY = params(ALL)
 REST_POSTGRES = params([c for c in ALL if c.database == "postgres" and c.api == "rest"])
-# Every combination: the pairwise covering five in command 2, the other eleven marked
-# slow, so command 3 checks them (as it runs their full suites).
-PAIRWISE_NOW_THE_REST_SLOW = params([c for c in ALL if c.id in FULL_IN_COMMAND_2]) + params(
-    [c for c in ALL if c.id not in FULL_IN_COMMAND_2], pytest.mark.slow
-)
+
+
+def now_the_rest_slow(now: tuple[str, ...]) -> list[Any]:
+    """Every combination: those named in command 2, the others marked slow, so that
+    command 3 checks them."""
+    return params([c for c in ALL if c.id in now]) + params(
+        [c for c in ALL if c.id not in now], pytest.mark.slow
+    )
+
+
+# The pairwise covering five in command 2 (command 3 runs the others' full suites).
+PAIRWISE_NOW_THE_REST_SLOW = now_the_rest_slow(FULL_IN_COMMAND_2)
+OPPOSITES_NOW_THE_REST_SLOW = now_the_rest_slow(MYPY_IN_COMMAND_2)
 
 
 def capture(

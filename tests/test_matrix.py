@@ -17,6 +17,7 @@ from scripts.bump_pins import PYPROJECT, normalize, pins
 from tests.combinations import (
     ALL,
     FULL_IN_COMMAND_2,
+    MYPY_IN_COMMAND_2,
     OPTIONS,
     TRACES,
     Combination,
@@ -24,7 +25,7 @@ from tests.combinations import (
 )
 from tests.rendering import (
     EVERY,
-    PAIRWISE_NOW_THE_REST_SLOW,
+    OPPOSITES_NOW_THE_REST_SLOW,
     clean_env,
     mypy_env,
     params,
@@ -134,9 +135,8 @@ def test_ruff(combination: Combination, project: Path) -> None:
     )
 
 
-# The pairwise five here, the other eleven in command 3: a type check of each render's
-# own modules is 7 s of CPU after another combination's, 20 s with a cold cache.
-@pytest.mark.parametrize("combination", PAIRWISE_NOW_THE_REST_SLOW)
+# Two opposite in every option here, the other fourteen in command 3 (MYPY_IN_COMMAND_2).
+@pytest.mark.parametrize("combination", OPPOSITES_NOW_THE_REST_SLOW)
 def test_mypy_strict(
     combination: Combination, project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -218,6 +218,13 @@ def test_the_full_suites_in_command_2_pair_every_two_option_values() -> None:
             assert any((c.answers()[first], c.answers()[second]) == pair for c in full), (
                 f"no full suite in command 2 has {first}={pair[0]} with {second}={pair[1]}"
             )
+
+
+def test_the_type_checks_in_command_2_take_every_value_of_every_option() -> None:
+    checked = [c for c in ALL if c.id in MYPY_IN_COMMAND_2]
+    assert len(checked) == len(MYPY_IN_COMMAND_2)
+    for option, values in OPTIONS:
+        assert {c.answers()[option] for c in checked} == set(values), option
 
 
 # The rendered tests/test_instances.py starts three uvicorn instances and kills two:
