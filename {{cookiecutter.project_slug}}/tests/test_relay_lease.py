@@ -15,9 +15,11 @@ import pytest
 from sqlalchemy import func, update
 {%- endif %}
 
+from app.core.breakers import BreakerState, CircuitBreaker
 from app.core.lease import LeaseLostError
-from app.events.outbox import RELAY_LEASE, Outbox
+from app.events.outbox import RELAY_LEASE, Outbox, OutboxRelay
 from app.services import Services
+from app.settings import Settings
 {%- if cookiecutter.database == "postgres" %}
 from app.storage.postgres.database import PostgresDatabase
 from app.storage.postgres.models import LeaseRow
@@ -121,3 +123,23 @@ async def test_a_relay_whose_lease_lapsed_cannot_mark_sent(
                 assert current is not None
                 assert set(ours) <= {message.sequence for message in current.messages}
             await successor.release()
+
+
+async def test_a_relay_standing_by_finds_the_broker_back(
+    services: Services, settings: Settings, relay_stopped: None
+) -> None:
+    """An instance whose relay has not the lease publishes nothing, so no publish could
+    close its broker breaker once the broker was back: opened in an outage, it stayed
+    open for good. A ping is its probe."""
+    holder = another_relay(services)
+    breaker = CircuitBreaker("broker", settings.breaker)
+    standby = OutboxRelay(another_relay(services), services.bus, settings.events, breaker)
+    for _ in range(breaker.threshold):
+        breaker.failed()
+    assert breaker.rejects()  # open
+    breaker.opened_at -= breaker.reset_seconds  # the outage is over: a probe is due
+    async with holder.claim(1, lease_seconds=LEASE_SECONDS) as held:
+        assert held is not None
+        assert await standby.run_once() == 0  # not its turn
+    await holder.release()
+    assert breaker.state is BreakerState.CLOSED

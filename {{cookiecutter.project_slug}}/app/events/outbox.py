@@ -27,7 +27,7 @@ from typing import Protocol
 import structlog
 from prometheus_client import Counter, Gauge
 
-from app.core.breakers import CircuitBreaker
+from app.core.breakers import BreakerState, CircuitBreaker
 from app.core.lease import LeaseLostError
 from app.events.bus import EventBus
 from app.events.schemas import PERSONAL_FIELDS, Envelope
@@ -144,6 +144,7 @@ class OutboxRelay:
         async with claim as batch:
             RELAY_LEADER.set(batch is not None)
             if batch is None:
+                await self._probe_while_standing_by()
                 return 0
             sent: list[int] = []
             for message in batch.messages:
@@ -161,6 +162,16 @@ class OutboxRelay:
             RELAY_FAILURES.inc()
             raise failure
         return len(sent)
+
+    async def _probe_while_standing_by(self) -> None:
+        """Another instance relays, so no publish of this one's tells its breaker whether
+        the broker is back: opened in an outage, it stayed open (and its metric said so)
+        for good. Once a probe is due, a ping is the probe."""
+        if self.breaker.state is BreakerState.CLOSED or not self.breaker.probe_due:
+            return
+        async with self.breaker.guard(publish_failed):
+            if not await self.bus.ping():
+                raise ConnectionError("the broker did not answer a ping")
 
     async def purge(self, *, now: datetime | None = None) -> int:
         """Delete the events sent more than the retention ago, in bounded batches."""
