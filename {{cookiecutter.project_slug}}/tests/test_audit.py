@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY
 {%- if cookiecutter.database == "postgres" %}
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 {%- endif %}
 
 from app.audit import service as audit_service
@@ -1098,24 +1098,30 @@ def _engine(services: Services) -> AsyncEngine:
 
 
 @asynccontextmanager
+async def triggers_off(services: Services) -> AsyncIterator[AsyncConnection]:
+    """A transaction with the table's guards off, as the database's superuser can run one."""
+    async with _engine(services).begin() as connection:
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        yield connection
+
+
+@asynccontextmanager
 async def records_removed(services: Services, sequences: list[int] | None) -> AsyncIterator[None]:
     """Records deleted behind the service's back (all when `sequences` is None), as the
     database's superuser can with triggers off; put back afterwards."""
     backup = f"audit_backup_{uuid4().hex[:8]}"
     where = "TRUE" if sequences is None else "sequence = ANY(:sequences)"
     params = {} if sequences is None else {"sequences": sequences}
-    async with _engine(services).begin() as connection:
+    async with triggers_off(services) as connection:
         await connection.execute(
             text(f"CREATE TABLE {backup} AS SELECT * FROM audit_log WHERE {where}"),  # noqa: S608
             params,
         )
-        await connection.execute(text("SET LOCAL session_replication_role = replica"))
         await connection.execute(text(f"DELETE FROM audit_log WHERE {where}"), params)  # noqa: S608
     try:
         yield
     finally:
-        async with _engine(services).begin() as connection:
-            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        async with triggers_off(services) as connection:
             await connection.execute(
                 text(f"INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM {backup}")  # noqa: S608
             )
@@ -1138,14 +1144,12 @@ async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
     """A copy of the newest record put after it as the next in the chain, with a seal the
     key did not make, as the database's superuser can with triggers off; taken away
     afterwards."""
-    async with _engine(services).begin() as connection:
-        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+    async with triggers_off(services) as connection:
         sequence = await connection.scalar(text(_FORGED), {"seal": seal})
     try:
         yield
     finally:
-        async with _engine(services).begin() as connection:
-            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        async with triggers_off(services) as connection:
             await connection.execute(
                 text("DELETE FROM audit_log WHERE sequence = :sequence"), {"sequence": sequence}
             )
@@ -1171,8 +1175,7 @@ NOT_A_RECORDS = {"outcome": "'tampered'", "detail": "'[1]'::jsonb"}
 async def record_altered(services: Services, sequence: int, field: str) -> AsyncIterator[None]:
     """One field of a record given a value no record has, as the database's superuser can
     with triggers off; put back afterwards."""
-    async with _engine(services).begin() as connection:
-        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+    async with triggers_off(services) as connection:
         kept = await connection.scalar(
             text(f"SELECT CAST({field} AS text) FROM audit_log WHERE sequence = :s"),  # noqa: S608
             {"s": sequence},
@@ -1185,8 +1188,7 @@ async def record_altered(services: Services, sequence: int, field: str) -> Async
         yield
     finally:
         cast_to = "jsonb" if field == "detail" else "text"
-        async with _engine(services).begin() as connection:
-            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        async with triggers_off(services) as connection:
             await connection.execute(
                 text(f"UPDATE audit_log SET {field} = CAST(:v AS {cast_to}) WHERE sequence = :s"),  # noqa: S608
                 {"v": kept, "s": sequence},
