@@ -1,11 +1,10 @@
 """Data-subject rights and the audit query over GraphQL, against the real services."""
 
-from uuid import uuid4
-
 import pytest
 from httpx import AsyncClient
 
 from app.services import Services
+from tests import actions
 from tests.conftest import Account, new_account, unique
 from tests.test_graphql_api import (
     CREATE,
@@ -183,7 +182,7 @@ async def test_every_refused_field_is_recorded_when_one_nulls_the_response(
         "query($x: ID!, $y: ID!) { a: item(id: $x) { id } b: item(id: $y) { id } "
         "u: users(first: 1) { edges { cursor } } c: node(id: $x) { id } }"
     )
-    request_id = f"refusals-{uuid4().hex}"
+    request_id = actions.new_request_id("refusals")
     headers = {"Authorization": f"Bearer {account.tokens.access_token}", "X-Request-ID": request_id}
     response = await client.post(
         "/graphql", json={"query": document, "variables": {"x": x, "y": y}}, headers=headers
