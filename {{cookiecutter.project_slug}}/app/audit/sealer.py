@@ -118,7 +118,11 @@ class AuditSealer:
                 break
         SEALED.inc(sealed)
         HEAD.set(round_.head.position)
-        if not sealed and self._unannounced != round_.head:
+        # What a checkpoint may vouch for: the head this instance made (a round that
+        # sealed nothing after a full batch reads the head back, which may by then be
+        # another's), or the table's head when it is still one this instance made.
+        head = self.head if sealed and self.head is not None else round_.head
+        if not sealed and self._unannounced != head:
             # Sealed past it since (another instance, which announces its own), or gone.
             self._unannounced = None
         if sealed or self._unannounced is not None:
@@ -126,13 +130,11 @@ class AuditSealer:
             now = asyncio.get_running_loop().time()
             due = now - self._broadcast_at >= self.settings.checkpoint_seconds
             if sealed or due:
-                checkpoint = Checkpoint.issue(
-                    self.key, round_.head, purged_through=round_.purged_through
-                )
+                checkpoint = Checkpoint.issue(self.key, head, purged_through=round_.purged_through)
                 await publish_checkpoint(
                     checkpoint, database=self.database, cache=self.cache, broker=due
                 )
-            self._unannounced = None if due else round_.head
+            self._unannounced = None if due else head
             if due:
                 self._broadcast_at = now
         return SealRound(sealed=sealed, head=round_.head, purged_through=round_.purged_through)
