@@ -20,13 +20,14 @@ TEMPLATE_DIR = r"""{{ template_dir() }}"""
 
 # (option, value) -> paths that exist only when that option has another value.
 PRUNE: dict[tuple[str, Any], list[str]] = {
-    ("database", "postgres"): ["app/storage/mongodb"],
+    ("database", "postgres"): ["app/storage/mongodb", "tests/tamper_mongodb.py"],
     ("database", "mongodb"): [
         "app/storage/postgres",
         "migrations",
         "alembic.ini",
         "deploy/base/migrate.yaml",
         "tests/test_migrations.py",
+        "tests/tamper_postgres.py",
     ],
     ("api", "rest"): [
         "app/api/graphql",
@@ -60,6 +61,8 @@ PRUNE: dict[tuple[str, Any], list[str]] = {
         "tests/test_audited_actions.py",
         "tests/test_audit_metrics.py",
         "tests/test_erasure.py",
+        "tests/tamper_postgres.py",
+        "tests/tamper_mongodb.py",
         "observability/prometheus/rules/audit.yml",
         "observability/grafana/dashboards/audit.json",
         "deploy/base/audit-purge.yaml",

@@ -26,7 +26,6 @@ from prometheus_client import REGISTRY
 {%- if cookiecutter.database == "postgres" %}
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 {%- endif %}
 
 from app.audit import service as audit_service
@@ -70,11 +69,9 @@ from app.services import Services
 from app.settings import Settings
 from app.storage.cache import Cache
 {%- if cookiecutter.database == "postgres" %}
-from app.storage.postgres.audit import SEALER_LOCK, PostgresAuditLog
+from app.storage.postgres.audit import PostgresAuditLog
 from app.storage.postgres.database import PostgresDatabase
 {%- else %}
-from app.storage.mongodb.audit import LEASE_ID
-from app.storage.mongodb.database import MongoDatabase
 from app.storage.mongodb.lease import MongoLease
 {%- endif %}
 from app.storage.unit_of_work import UnitOfWork
@@ -97,6 +94,16 @@ from tests.conftest import (
     unreachable,
 )
 from tests.cursors import captured_logs
+from tests.tamper_{{ cookiecutter.database }} import (
+    NOT_A_RECORDS,
+    record_altered,
+    record_forged,
+    records_removed,
+    sealers_turn_held,
+)
+{%- if cookiecutter.database == "postgres" %}
+from tests.tamper_postgres import engine as _engine
+{%- endif %}
 from tests.test_auth import login
 
 
@@ -1089,185 +1096,6 @@ async def test_export_with_a_stuck_item_cursor_fails_with_a_name_not_a_hang(
         stuck = cast(UnitOfWork, SimpleNamespace(items=CursorIgnored(uow.items)))
         with pytest.raises(PagingStuckError, match="did not advance"):
             await audit_service._owned_items(stuck, account.user.id)
-{%- if cookiecutter.database == "postgres" %}
-
-
-def _engine(services: Services) -> AsyncEngine:
-    assert isinstance(services.database, PostgresDatabase)
-    return services.database.engine
-
-
-@asynccontextmanager
-async def triggers_off(services: Services) -> AsyncIterator[AsyncConnection]:
-    """A transaction with the table's guards off, as the database's superuser can run one."""
-    async with _engine(services).begin() as connection:
-        await connection.execute(text("SET LOCAL session_replication_role = replica"))
-        yield connection
-
-
-@asynccontextmanager
-async def records_removed(services: Services, sequences: list[int] | None) -> AsyncIterator[None]:
-    """Records deleted behind the service's back (all when `sequences` is None), as the
-    database's superuser can with triggers off; put back afterwards."""
-    backup = f"audit_backup_{uuid4().hex[:8]}"
-    where = "TRUE" if sequences is None else "sequence = ANY(:sequences)"
-    params = {} if sequences is None else {"sequences": sequences}
-    async with triggers_off(services) as connection:
-        await connection.execute(
-            text(f"CREATE TABLE {backup} AS SELECT * FROM audit_log WHERE {where}"),  # noqa: S608
-            params,
-        )
-        await connection.execute(text(f"DELETE FROM audit_log WHERE {where}"), params)  # noqa: S608
-    try:
-        yield
-    finally:
-        async with triggers_off(services) as connection:
-            await connection.execute(
-                text(f"INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM {backup}")  # noqa: S608
-            )
-            await connection.execute(text(f"DROP TABLE {backup}"))
-
-
-# Every column of a record but its sequence, which the table numbers.
-_FORGED = """
-INSERT INTO audit_log (occurred_at, actor, action, resource_type, resource_id, outcome,
-    client_ip, user_agent, request_id, detail, position, previous, seal)
-SELECT occurred_at, actor, action, resource_type, resource_id, outcome, client_ip,
-    user_agent, request_id, detail, position + 1, seal, :seal
-FROM audit_log WHERE position = (SELECT max(position) FROM audit_log)
-RETURNING sequence
-"""
-
-
-@asynccontextmanager
-async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
-    """A copy of the newest record put after it as the next in the chain, with a seal the
-    key did not make, as the database's superuser can with triggers off; taken away
-    afterwards."""
-    async with triggers_off(services) as connection:
-        sequence = await connection.scalar(text(_FORGED), {"seal": seal})
-    try:
-        yield
-    finally:
-        async with triggers_off(services) as connection:
-            await connection.execute(
-                text("DELETE FROM audit_log WHERE sequence = :sequence"), {"sequence": sequence}
-            )
-
-
-@asynccontextmanager
-async def sealers_turn_held(services: Services) -> AsyncIterator[None]:
-    """The sealer's advisory lock held by another session, as any role that can connect
-    can hold it."""
-    async with _engine(services).connect() as connection:
-        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SEALER_LOCK})
-        try:
-            yield
-        finally:
-            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SEALER_LOCK})
-
-
-# Values no record has, as the database's types let them be written.
-NOT_A_RECORDS = {"outcome": "'tampered'", "detail": "'[1]'::jsonb"}
-
-
-@asynccontextmanager
-async def record_altered(services: Services, sequence: int, field: str) -> AsyncIterator[None]:
-    """One field of a record given a value no record has, as the database's superuser can
-    with triggers off; put back afterwards."""
-    async with triggers_off(services) as connection:
-        kept = await connection.scalar(
-            text(f"SELECT CAST({field} AS text) FROM audit_log WHERE sequence = :s"),  # noqa: S608
-            {"s": sequence},
-        )
-        await connection.execute(
-            text(f"UPDATE audit_log SET {field} = {NOT_A_RECORDS[field]} WHERE sequence = :s"),  # noqa: S608
-            {"s": sequence},
-        )
-    try:
-        yield
-    finally:
-        cast_to = "jsonb" if field == "detail" else "text"
-        async with triggers_off(services) as connection:
-            await connection.execute(
-                text(f"UPDATE audit_log SET {field} = CAST(:v AS {cast_to}) WHERE sequence = :s"),  # noqa: S608
-                {"v": kept, "s": sequence},
-            )
-{%- else %}
-
-
-@asynccontextmanager
-async def records_removed(services: Services, sequences: list[int] | None) -> AsyncIterator[None]:
-    """Records deleted behind the service's back (all when `sequences` is None), as any
-    user with write access to the collection can; put back afterwards."""
-    assert isinstance(services.database, MongoDatabase)
-    collection = services.database.db["audit_log"]
-    where: dict[str, object] = {} if sequences is None else {"sequence": {"$in": sequences}}
-    documents = await collection.find(where).to_list()
-    await collection.delete_many(where)
-    try:
-        yield
-    finally:
-        if documents:
-            await collection.insert_many(documents)
-
-
-@asynccontextmanager
-async def record_forged(services: Services, seal: str) -> AsyncIterator[None]:
-    """A copy of the newest record put after it as the next in the chain, with a seal the
-    key did not make, as any user with write access to the collection can; taken away
-    afterwards."""
-    assert isinstance(services.database, MongoDatabase)
-    collection = services.database.db["audit_log"]
-    newest = await collection.find_one({"sealed": True}, sort=[("position", -1)])
-    last = await collection.find_one({}, sort=[("sequence", -1)])
-    assert newest is not None
-    assert last is not None
-    newest.pop("_id")
-    forged = newest | {
-        "sequence": last["sequence"] + 1000,
-        "position": newest["position"] + 1,
-        "previous": newest["seal"],
-        "seal": seal,
-    }
-    await collection.insert_one(forged)
-    try:
-        yield
-    finally:
-        await collection.delete_one({"sequence": forged["sequence"]})
-
-
-@asynccontextmanager
-async def sealers_turn_held(services: Services) -> AsyncIterator[None]:
-    """The sealer's lease taken by another owner, as any user with write access to the
-    collection can."""
-    assert isinstance(services.database, MongoDatabase)
-    lease = MongoLease(services.database.db, LEASE_ID)
-    assert await eventually(lambda: lease.take(3600)) is not None
-    try:
-        yield
-    finally:
-        await lease.release()
-
-
-# Values no record has.
-NOT_A_RECORDS: dict[str, object] = {"outcome": "tampered", "detail": [1], "position": "6"}
-
-
-@asynccontextmanager
-async def record_altered(services: Services, sequence: int, field: str) -> AsyncIterator[None]:
-    """One field of a record given a value no record has, as any user with write access
-    to the collection can; put back afterwards."""
-    assert isinstance(services.database, MongoDatabase)
-    collection = services.database.db["audit_log"]
-    document = await collection.find_one({"sequence": sequence})
-    assert document is not None
-    await collection.update_one({"sequence": sequence}, {"$set": {field: NOT_A_RECORDS[field]}})
-    try:
-        yield
-    finally:
-        await collection.update_one({"sequence": sequence}, {"$set": {field: document[field]}})
-{%- endif %}
 
 
 async def sealed_chain(services: Services) -> list[SealedEntry]:
