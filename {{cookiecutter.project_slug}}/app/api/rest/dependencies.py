@@ -11,16 +11,20 @@ from app.items.schemas import ItemPublic
 from app.users import service as users
 from app.users.errors import admins_only
 
-# Declares the OAuth2 password flow in the OpenAPI document ("Authorize" in /docs).
-oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+class BearerPrincipal(OAuth2PasswordBearer):
+    """The caller of a route that needs one, from its bearer token. As FastAPI's
+    OAuth2PasswordBearer, whose scheme name it keeps, it declares the password flow in
+    the OpenAPI document ("Authorize" in /docs). One dependency, not that one and another
+    that authenticates: each one FastAPI solves costs a request about 20 µs."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        return await authenticate(request, request.app.state.services)
 
 
-async def current_principal(
-    request: Request, services: ServicesDep, _: Annotated[str | None, Depends(oauth2)]
-) -> Principal:
-    return await authenticate(request, services)
-
-
+current_principal = BearerPrincipal(
+    tokenUrl="/api/v1/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False
+)
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
