@@ -236,6 +236,22 @@ async def test_bad_tokens_are_refused(
         pytest.fail(f"a token with {name} was accepted")
 
 
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    services: Services, settings: Settings, account: Account
+) -> None:
+    """Verified access tokens are kept, not checked again (app/auth/tokens.py): a kept
+    one is still refused from the second it expires."""
+    key = settings.auth.secret_key.get_secret_value()
+    claims = services.tokens.decode(account.tokens.access_token, kind="access")
+    expires = int(time.time()) + 1
+    token = _forged({**claims, "exp": expires}, key, "HS256")
+    for _ in range(2):  # checked, then kept
+        assert await services.tokens.authenticate(token) == account.principal
+    await asyncio.sleep(expires - time.time() + 0.01)
+    with pytest.raises(UnauthorizedError):
+        await services.tokens.authenticate(token)
+
+
 # Tokens that are not ASCII: a lone surrogate (JSON's escapes carry one) made PyJWT fail
 # to encode the token, a server error on the refresh.
 NOT_ASCII = {
