@@ -204,6 +204,9 @@ def _service_env(target: Target, urls: ServiceUrls, run_id: str, log_level: str)
         env["DATABASE_URL"] = url.replace("postgresql://", "postgresql+asyncpg://", 1)
     else:
         env["MONGODB_URL"] = mongodb_database_url(urls.mongodb, db_name)
+        # The suite's MongoDB stand-in is a standalone server, which production refuses
+        # unless told (a change and its events are separate writes there).
+        env["MONGODB_ALLOW_STANDALONE"] = "true"
     env.update(
         REDIS_URL=urls.redis + "/0",
         REDIS_KEY_PREFIX=f"bench-{run_id}-{target.name}:",

@@ -61,7 +61,10 @@ class Services:
         await self.database.connect()
 {%- if cookiecutter.database == "mongodb" %}
         if isinstance(self.database, MongoDatabase):
-            self.database.say_if_standalone()
+            self.database.check_transactions(
+                production=self.settings.app.environment == "production",
+                allow_standalone=self.settings.mongodb.allow_standalone,
+            )
 {%- endif %}
         await self.bus.start()
         self.relay.start()

@@ -86,6 +86,10 @@ class MongodbSettings(BaseModel):
     # a failure for the breaker). A server that hangs mid-conversation fails its driver's
     # heartbeat in that time too, and the driver then drops the connections in use.
     timeout_ms: int = Field(default=5000, ge=100)
+    # A standalone server has no transactions: a change and the events and records it
+    # writes are separate writes there. Production refuses to start on one unless this
+    # says that is accepted.
+    allow_standalone: bool = False
 {% endif %}
 
 class RedisSettings(BaseModel):

@@ -18,7 +18,7 @@ from app.services import build_services, command_services
 {%- endif %}
 from app.settings import Settings
 {%- if cookiecutter.database == "mongodb" %}
-from app.storage.mongodb.database import MongoDatabase
+from app.storage.mongodb.database import MongoDatabase, StandaloneServerError
 {%- endif %}
 from tests.conftest import closed_port, override
 {%- if cookiecutter.database == "mongodb" %}
@@ -164,4 +164,29 @@ async def test_a_server_without_transactions_is_named_at_every_start(settings: S
         async with command_services(settings):
             pass
     assert "mongodb_without_transactions" not in logs.getvalue()
+
+
+async def test_production_starts_on_a_server_without_transactions_only_if_told_to(
+    settings: Settings,
+) -> None:
+    """Production refused nothing: a create that failed between its writes on a
+    standalone server was kept without its event and record. (The suite's server is a
+    standalone one, so here it refuses; on a replica set it starts either way.)"""
+    production = override(settings, "app", environment="production")
+    for allowed in (False, True):
+        services = build_services(override(production, "mongodb", allow_standalone=allowed))
+        try:
+            with captured_logs() as logs:
+                await services.start()
+        except StandaloneServerError:
+            refused = True
+        else:
+            refused = False
+        finally:
+            await services.stop()
+        assert isinstance(services.database, MongoDatabase)
+        standalone = not services.database.transactions
+        assert refused == (standalone and not allowed)
+        if allowed:
+            assert ("mongodb_without_transactions" in logs.getvalue()) == standalone
 {%- endif %}

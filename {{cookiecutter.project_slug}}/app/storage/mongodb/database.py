@@ -119,6 +119,16 @@ class _PoolCounter(monitoring.ConnectionPoolListener):
         pass
 
 
+class StandaloneServerError(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(
+            "refusing to start in production on a standalone MongoDB server: without "
+            "transactions a change and the events (and records) it writes are separate "
+            "writes, and a crash or a timeout between them loses the latter. Run a replica "
+            "set, even of one node, or set MONGODB_ALLOW_STANDALONE=true to accept that."
+        )
+
+
 class MongoDatabase:
     def __init__(self, settings: MongodbSettings) -> None:
         self._commands = _CommandCounter()
@@ -158,15 +168,19 @@ class MongoDatabase:
         hello: dict[str, Any] = await self.db.command("hello")
         self.transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
 
-    def say_if_standalone(self) -> None:
-        """Said at every start of the service (not of a command, whose output is its
-        answer): without transactions a change and the events (and records) it writes
-        are separate writes, and a crash between them loses the latter."""
-        if not self.transactions:
-            log.warning(
-                "mongodb_without_transactions",
-                reason="a standalone server: run a replica set, even of one node",
-            )
+    def check_transactions(self, *, production: bool, allow_standalone: bool) -> None:
+        """At every start of the service (not of a command, whose output is its answer):
+        without transactions a change and the events (and records) it writes are separate
+        writes, and a crash or a timeout between them loses the latter. Production
+        refuses that unless `MONGODB_ALLOW_STANDALONE` accepts it; otherwise it is said."""
+        if self.transactions:
+            return
+        if production and not allow_standalone:
+            raise StandaloneServerError
+        log.warning(
+            "mongodb_without_transactions",
+            reason="a standalone server: run a replica set, even of one node",
+        )
 
     async def close(self) -> None:
         await self.client.close()
