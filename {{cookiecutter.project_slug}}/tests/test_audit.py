@@ -27,6 +27,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 {%- endif %}
+{%- if cookiecutter.api == "graphql" %}
+from strawberry.relay import GlobalID
+{%- endif %}
 
 from app.audit import service as audit_service
 from app.audit.__main__ import main as audit_command
@@ -949,6 +952,43 @@ async def test_an_admins_reads_of_other_users_items_are_recorded_per_owner(
     )
     exported = [(r.action, r.resource_id) for r in export.audit_trail]
     assert exported.count(("admin.read_items", owner_id)) == 2
+
+
+{%- if cookiecutter.api == "graphql" %}
+
+
+async def test_an_admins_reads_of_other_users_accounts_by_node_are_recorded(
+    client: AsyncClient, services: Services
+) -> None:
+    """`node` and `nodes` on User ids gave an administrator other users' emails, and
+    nothing was recorded; now as `users` is (how many); nobody's own account is."""
+    admin = await new_account(services, admin=True)
+    others = [await new_account(services) for _ in range(2)]
+    query = "query N($ids: [ID!]!) { nodes(ids: $ids) { ... on User { email } } }"
+
+    async def read(account: Account, *users: Account) -> tuple[set[tuple[str, str]], int]:
+        """What the request's records say: which actions by whom, and how many accounts
+        they count (the request's loads may come in more than one batch)."""
+        request_id = actions.new_request_id()
+        ids = [str(GlobalID("User", str(user.user.id))) for user in users]
+        response = await client.post(
+            "/graphql",
+            json={"query": query, "variables": {"ids": ids}},
+            headers=account.headers | {"X-Request-ID": request_id},
+        )
+        assert [node["email"] for node in response.json()["data"]["nodes"]] == [
+            user.email for user in users
+        ]
+        found = [r.entry for r in await services.audit.recent(limit=100)]
+        mine = [entry for entry in found if entry.request_id == request_id]
+        return {(e.action, e.actor) for e in mine}, sum(e.detail["count"] for e in mine)
+
+    admin_id = str(admin.user.id)
+    assert await read(admin, others[0]) == ({("user.list", admin_id)}, 1)
+    assert await read(admin, *others, admin) == ({("user.list", admin_id)}, 2)
+    assert await read(admin, admin) == (set(), 0)
+    assert await read(others[0], others[0]) == (set(), 0)
+{%- endif %}
 
 
 async def test_a_token_of_an_ended_session_is_recorded_against_its_account(

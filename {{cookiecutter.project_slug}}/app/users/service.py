@@ -1,11 +1,12 @@
 """Accounts: registration, passwords, roles."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import structlog
 
 from app.auth.passwords import PasswordHasher
-from app.auth.tokens import Tokens
+from app.auth.tokens import Principal, Tokens
 from app.core.errors import with_event
 from app.core.pagination import PAGE_MAX, Slice, Window, slice_window
 from app.events.schemas import (
@@ -68,6 +69,21 @@ async def get_user(*, database: Database, user_id: UUID) -> UserPublic:
     if user is None:
         raise UserNotFoundError
     return user.public()
+
+
+async def users_by_ids(
+    *, database: Database, user_ids: Sequence[UUID], principal: Principal
+) -> list[UserPublic]:
+    """The accounts of these ids that exist, in no order. Reading another user's is an
+    administrator's (the caller checks): such reads are recorded, as a list of users is."""
+    async with database.unit_of_work(read_only=True) as uow:
+        users = [user.public() for user in await uow.users.by_ids(user_ids)]
+    others = sum(user.id != principal.user_id for user in users)
+    if others:
+        async with database.unit_of_work() as uow:
+            # Reading other people's personal data is itself recorded.
+            uow.emit(UsersListed(count=others))
+    return users
 
 
 async def change_password(
